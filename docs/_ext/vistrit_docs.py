@@ -1,0 +1,124 @@
+"""Sphinx directives that put the code's own output into the docs at build time.
+
+* ``.. vistrit-frame:: NAME`` - the example of message NAME (vistrit.protocol.examples),
+  encoded by the real encoder, as a byte table made by the real annotator.
+* ``.. vistrit-decode::`` with hex as content - the byte table of those frame bytes.
+* ``.. vistrit-fields:: NAME`` - the declared fields of a message or type, in wire order.
+* ``.. vistrit-help:: COMMAND`` - the ``--help`` text of a CLI command.
+
+Nothing is pasted by hand, so the docs cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import textwrap
+from contextlib import redirect_stdout
+
+from docutils import nodes
+from docutils.parsers.rst import Directive, directives
+from sphinx.application import Sphinx
+
+from vistrit import cli
+from vistrit.protocol import annotate_frame, encode_frame
+from vistrit.protocol import types as shared_types
+from vistrit.protocol.catalogue import V1
+from vistrit.protocol.examples import all_examples
+from vistrit.protocol.schema import wire_type_for
+from vistrit.protocol.wire import Span
+
+
+def _table(spans: list[Span], frame: bytes) -> list[nodes.Node]:
+    header = ["offset", "len", "bytes", "field", "wire type", "value"]
+    rows = []
+    for span in spans:
+        chunk = frame[span.offset : span.offset + min(span.length, 8)]
+        shown = chunk.hex(" ") + (" …" if span.length > 8 else "")
+        rows.append(
+            [str(span.offset), str(span.length), shown, span.field, span.wire_type, span.value]
+        )
+    return [_build_table(header, rows, widths=[6, 4, 22, 30, 12, 30])]
+
+
+def _build_table(header: list[str], rows: list[list[str]], widths: list[int]) -> nodes.table:
+    table = nodes.table(classes=["vistrit-bytes"])
+    group = nodes.tgroup(cols=len(header))
+    table += group
+    for width in widths:
+        group += nodes.colspec(colwidth=width)
+    head = nodes.thead()
+    group += head
+    head += _row(header)
+    body = nodes.tbody()
+    group += body
+    for row in rows:
+        body += _row(row, literal_columns={2})
+    return table
+
+
+def _row(cells: list[str], literal_columns: set[int] = frozenset()) -> nodes.row:  # type: ignore[assignment]
+    row = nodes.row()
+    for index, text in enumerate(cells):
+        entry = nodes.entry()
+        paragraph = nodes.paragraph()
+        paragraph += nodes.literal(text, text) if index in literal_columns else nodes.Text(text)
+        entry += paragraph
+        row += entry
+    return row
+
+
+class FrameDirective(Directive):
+    required_arguments = 1
+
+    def run(self) -> list[nodes.Node]:
+        message = all_examples()[self.arguments[0]]
+        frame = encode_frame(message)
+        intro = nodes.paragraph(
+            text=f"Example: {len(frame)} bytes on the wire "
+            f"(header 10, payload {len(frame) - 14}, checksum 4)."
+        )
+        hex_block = nodes.literal_block(text="\n".join(textwrap.wrap(frame.hex(" "), 48)))
+        return [intro, hex_block, *_table(annotate_frame(frame), frame)]
+
+
+class DecodeDirective(Directive):
+    has_content = True
+
+    def run(self) -> list[nodes.Node]:
+        frame = bytes.fromhex("".join(self.content))
+        return _table(annotate_frame(frame), frame)
+
+
+class FieldsDirective(Directive):
+    required_arguments = 1
+
+    def run(self) -> list[nodes.Node]:
+        name = self.arguments[0]
+        by_name = {cls.WIRE_NAME: cls for cls in V1.messages}
+        cls = by_name.get(name) or getattr(shared_types, name)
+        codec = wire_type_for(cls) if name not in by_name else cls.__wire__
+        rows = [[field, wt.name] for field, wt in codec.fields]
+        if not rows:
+            return [nodes.paragraph(text="No fields.")]
+        return [_build_table(["field", "wire type"], rows, widths=[30, 30])]
+
+
+class HelpDirective(Directive):
+    required_arguments = 0
+    optional_arguments = 1
+
+    def run(self) -> list[nodes.Node]:
+        buffer = io.StringIO()
+        args = [*self.arguments, "--help"]
+        with redirect_stdout(buffer), contextlib.suppress(SystemExit):
+            cli.main(args)
+        return [nodes.literal_block(text=buffer.getvalue().rstrip())]
+
+
+def setup(app: Sphinx) -> dict[str, object]:
+    directives.register_directive("vistrit-frame", FrameDirective)
+    directives.register_directive("vistrit-decode", DecodeDirective)
+    directives.register_directive("vistrit-fields", FieldsDirective)
+    directives.register_directive("vistrit-help", HelpDirective)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

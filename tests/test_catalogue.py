@@ -1,0 +1,73 @@
+"""Versions: the header's version byte selects a catalogue; later versions only append."""
+
+from __future__ import annotations
+
+import pytest
+
+from vistrit.protocol import (
+    CATALOGUES,
+    NEWEST_VERSION,
+    V1,
+    agree_version,
+    decode_frame,
+    encode_frame,
+)
+from vistrit.protocol.catalogue import Catalogue
+from vistrit.protocol.errors import UnknownMessageType
+from vistrit.protocol.examples import all_examples
+from vistrit.protocol.messages import Message, wire_message
+from vistrit.protocol.schema import u64
+
+FAMILIES = {
+    "connection": (0x01, 0x0F),
+    "task": (0x10, 0x1F),
+    "cluster": (0x20, 0x2F),
+    "election": (0x30, 0x3F),
+    "error": (0xE0, 0xE0),
+}
+
+
+def test_v1_is_the_reference_catalogue() -> None:
+    assert CATALOGUES[1] is V1 and NEWEST_VERSION == 1
+    assert [m.VARIANT for m in V1.messages] == list(range(22))
+    assert [hex(m.TYPE_BYTE) for m in V1.messages] == [
+        "0x1", "0x2", "0x3", "0x4", "0x5", "0x10", "0x11", "0x12", "0x13", "0x14", "0x15",
+        "0x16", "0x17", "0x18", "0x20", "0x21", "0x22", "0x23", "0x30", "0x31", "0x32", "0xe0",
+    ]  # fmt: skip
+
+
+def test_every_type_byte_is_in_its_family_range() -> None:
+    for message in V1.messages:
+        assert any(low <= message.TYPE_BYTE <= high for low, high in FAMILIES.values())
+
+
+def test_a_later_version_appends_without_changing_v1() -> None:
+    @wire_message(22, 0x40)
+    class ReplicateRecord(Message):  # an example v2 message (replication family)
+        sequence: u64
+
+    try:
+        v2 = V1.extended(2, [ReplicateRecord])
+        assert v2.messages[:22] == V1.messages
+        assert v2.message_for_type(0x40) is ReplicateRecord
+        with pytest.raises(UnknownMessageType):
+            V1.message_for_type(0x40)
+    finally:
+        del Message._variants[22]  # keep the real catalogue as it was
+
+
+def test_duplicate_type_bytes_are_refused() -> None:
+    with pytest.raises(ValueError, match="unique"):
+        Catalogue(9, (V1.messages[0], V1.messages[0]))
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs", "agreed"), [(1, 1, 1), (2, 1, 1), (1, 2, 1), (1, 0, None), (5, 9, None)]
+)
+def test_agree_version(ours: int, theirs: int, agreed: int | None) -> None:
+    assert agree_version(ours, theirs) == agreed
+
+
+def test_frames_carry_their_version() -> None:
+    frame = encode_frame(all_examples()["Heartbeat"], version=1)
+    assert frame[4] == 1 and decode_frame(frame).version == 1

@@ -1,0 +1,108 @@
+"""The command line, run as a learner runs it: ``python -m vistrit ...`` in a real process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import vector
+
+HEARTBEAT = vector("Heartbeat")
+
+
+def vistrit(*args: str, stdin: str = "", cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "vistrit", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+    )
+
+
+def test_decode_prints_the_byte_table(tmp_path: Path) -> None:
+    run = vistrit("decode", HEARTBEAT.hex(), cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0].split() == ["offset", "len", "bytes", "field", "type", "value"]
+    assert "0x03 = Heartbeat" in run.stdout
+    row = next(line for line in lines if " state " in line)
+    assert row.split()[:2] == ["50", "4"] and row.endswith("1 = Ready")
+    assert lines[-1].split()[-1] == "(ok)"
+    assert len(lines) == 1 + 13  # a header line and one line per span
+
+
+def test_decode_reads_spaced_hex_with_several_frames_from_stdin(tmp_path: Path) -> None:
+    spaced = " ".join(f"{b:02x}" for b in HEARTBEAT + vector("HeartbeatAck"))
+    run = vistrit("decode", stdin=spaced + "\n", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "frame 1" in run.stdout and "frame 2" in run.stdout
+    assert "0x04 = HeartbeatAck" in run.stdout
+
+
+def test_decode_json_uses_the_protocol_field_names(tmp_path: Path) -> None:
+    run = vistrit("decode", "--json", vector("TaskResult").hex(), cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    document = json.loads(run.stdout)
+    assert document["message"] == "TaskResult" and document["type"] == "0x15"
+    assert list(document["fields"]["result"]) == [
+        "task_id", "success", "data", "error", "exit_code", "duration_ms", "worker_id",
+        "stdout", "stderr",
+    ]  # fmt: skip
+    assert document["fields"]["result"]["data"] == "3134"  # b"14" as hex
+
+
+def test_decode_of_a_bad_frame_says_what_is_wrong_and_exits_1(tmp_path: Path) -> None:
+    bad = HEARTBEAT[:-1] + b"\x00"
+    run = vistrit("decode", bad.hex(), cwd=tmp_path)
+    assert run.returncode == 1
+    assert run.stderr.strip().count("\n") == 0, "one line, no traceback"
+    assert "ChecksumMismatch (Protocol): Checksum mismatch: expected 0x4664bf00" in run.stderr
+    assert "MISMATCH" in run.stdout  # the table shows how far the frame made sense
+    json_run = vistrit("decode", "--json", bad.hex(), cwd=tmp_path)
+    assert json_run.returncode == 1 and json_run.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("5649zz", "not hex: 'z'"), ("564", "odd number of hex digits (3)"), ("   ", "no hex given")],
+)
+def test_decode_of_bad_hex_is_a_usage_error(tmp_path: Path, text: str, message: str) -> None:
+    run = vistrit("decode", stdin=text, cwd=tmp_path)
+    assert run.returncode == 2
+    assert run.stderr.strip() == f"error: {message}"
+
+
+def test_demo_round_trips_every_message(tmp_path: Path) -> None:
+    run = vistrit("demo", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "22 messages, all equal to what was sent" in run.stdout
+    assert "task.payload.function" in run.stdout
+
+
+def test_bench_codec_prints_one_json_line_per_message(tmp_path: Path) -> None:
+    run = vistrit("bench", "codec", "--seconds", "0.01", "--repeats", "1", "--json", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    rows = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [row["workload"] for row in rows] == ["small", "medium", "1MiB"]
+    assert rows[2]["frame_bytes"] > 1 << 20
+    for row in rows:
+        assert row["round_trip_per_s"] > 0 and row["baseline_round_trip_per_s"] > 0
+
+
+def test_bench_table_and_bad_options(tmp_path: Path) -> None:
+    run = vistrit("bench", "--seconds", "0.01", "--repeats", "1", cwd=tmp_path)
+    assert run.returncode == 0 and "round trips/s" in run.stdout
+    bad = vistrit("bench", "--repeats", "0", cwd=tmp_path)
+    assert bad.returncode == 2 and "must be positive" in bad.stderr
+
+
+def test_usage_errors_exit_2(tmp_path: Path) -> None:
+    assert vistrit(cwd=tmp_path).returncode == 2
+    assert vistrit("frobnicate", cwd=tmp_path).returncode == 2
+    version = vistrit("--version", cwd=tmp_path)
+    assert version.returncode == 0 and version.stdout.startswith("vistrit ")

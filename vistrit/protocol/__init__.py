@@ -1,0 +1,50 @@
+"""VistritProtocol as a pure library: bytes in, messages out, and back (sans-I/O).
+
+Nothing in this package touches sockets, threads, clocks or logging; the node layer does
+that and calls in here. Reading order, lowest first:
+
+1. :mod:`~vistrit.protocol.errors` - what can go wrong, and whose fault it is;
+2. :mod:`~vistrit.protocol.wire` - the payload's primitive types (PROTOCOL-v1.md §2);
+3. :mod:`~vistrit.protocol.schema` - declaring a message once, as an annotated dataclass;
+4. :mod:`~vistrit.protocol.types` and :mod:`~vistrit.protocol.messages` - the declarations;
+5. :mod:`~vistrit.protocol.catalogue` - versions and how peers agree on one;
+6. :mod:`~vistrit.protocol.frame` - header, checksum, the incremental decoder;
+7. :mod:`~vistrit.protocol.annotate` and :mod:`~vistrit.protocol.jsonform` - the byte
+   table and the JSON form of a frame.
+"""
+
+from vistrit.protocol.annotate import annotate_frame, format_table
+from vistrit.protocol.catalogue import CATALOGUES, NEWEST_VERSION, V1, Catalogue, agree_version
+from vistrit.protocol.errors import EncodeError, ErrorCode, ProtocolError
+from vistrit.protocol.frame import (
+    MAX_PAYLOAD,
+    Frame,
+    FrameDecoder,
+    decode_frame,
+    encode_frame,
+)
+from vistrit.protocol.jsonform import frame_to_json, to_json_value
+from vistrit.protocol.messages import Message
+from vistrit.protocol.wire import Span
+
+__all__ = [
+    "CATALOGUES",
+    "MAX_PAYLOAD",
+    "NEWEST_VERSION",
+    "V1",
+    "Catalogue",
+    "EncodeError",
+    "ErrorCode",
+    "Frame",
+    "FrameDecoder",
+    "Message",
+    "ProtocolError",
+    "Span",
+    "agree_version",
+    "annotate_frame",
+    "decode_frame",
+    "encode_frame",
+    "format_table",
+    "frame_to_json",
+    "to_json_value",
+]

@@ -1,0 +1,233 @@
+"""Frames: the header, the checksum, and an incremental decoder (PROTOCOL-v1.md §1).
+
+Byte map of one frame (the header is big-endian, network order)::
+
+    offset  size    field      encoding
+    0       4       magic      56 49 53 54  ("VIST", u32 BE 0x56495354)
+    4       1       version    u8, selects the catalogue (1 for v1)
+    5       1       type       u8, the message's type byte (must agree with the payload)
+    6       4       length     u32 BE, payload bytes, at most MAX_PAYLOAD (16 MiB)
+    10      length  payload    the ``Message`` enum, little-endian (see schema.py)
+    10+len  4       checksum   u32 BE, CRC-32 (zlib.crc32) of frame[4 : 10+length]
+
+The checksum covers the version, type and length bytes and the payload: everything but the
+magic and itself. ``HEADER`` below is the one struct that packs and unpacks bytes 0-9.
+
+:class:`FrameDecoder` is sans-I/O: feed it whatever bytes arrived, in chunks of any size,
+and ask for complete frames. It refuses an oversized length as soon as the header is in,
+before it buffers any of the payload, and garbage as soon as the magic is wrong.
+
+This module never touches sockets, clocks or logging. Read next:
+:mod:`vistrit.protocol.annotate`.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from typing import NamedTuple
+
+from vistrit.protocol.catalogue import CATALOGUES, Catalogue
+from vistrit.protocol.errors import (
+    BadMagic,
+    ChecksumMismatch,
+    EncodeError,
+    FrameTooLarge,
+    ProtocolError,
+    TrailingBytes,
+    TruncatedPayload,
+    TypeByteMismatch,
+    UnsupportedVersion,
+)
+from vistrit.protocol.messages import Message
+from vistrit.protocol.schema import EnumType
+from vistrit.protocol.wire import Annotator
+
+MAGIC = 0x56495354
+MAGIC_BYTES = b"VIST"
+HEADER = struct.Struct(">IBBI")  # magic, version, type byte, payload length
+HEADER_SIZE = HEADER.size  # 10
+CHECKSUM = struct.Struct(">I")
+CHECKSUM_SIZE = CHECKSUM.size  # 4
+#: The largest payload a frame may carry: 16 MiB.
+MAX_PAYLOAD = 16 * 1024 * 1024
+
+_MESSAGE = EnumType(Message)
+
+
+class Frame(NamedTuple):
+    """A decoded frame: its protocol version, its message, and its size on the wire."""
+
+    version: int
+    message: Message
+    size: int
+
+
+def encode_frame(message: Message, version: int = 1) -> bytes:
+    """The whole frame for *message*: header, payload, checksum.
+
+    Raises :class:`EncodeError` if the message cannot be encoded, is not part of *version*,
+    or its payload is over :data:`MAX_PAYLOAD`.
+    """
+    catalogue = CATALOGUES.get(version)
+    cls = type(message)
+    if catalogue is None or cls not in catalogue.classes:
+        raise EncodeError(f"{cls.__name__} is no message of protocol v{version}")
+    out = bytearray(HEADER_SIZE)
+    codec = cls.__wire__
+    out += codec.prefix
+    try:
+        codec.encode(message, out)
+    except (TypeError, AttributeError, UnicodeError, OverflowError) as exc:
+        raise EncodeError(f"{cls.WIRE_NAME}: {exc}") from None
+    length = len(out) - HEADER_SIZE
+    if length > MAX_PAYLOAD:
+        raise EncodeError(f"{cls.WIRE_NAME} payload is {length} bytes, over the {MAX_PAYLOAD} cap")
+    HEADER.pack_into(out, 0, MAGIC, version, cls.TYPE_BYTE, length)
+    out += CHECKSUM.pack(zlib.crc32(memoryview(out)[4:]))
+    return bytes(out)
+
+
+def parse_header(header: bytes, max_payload: int = MAX_PAYLOAD) -> tuple[Catalogue, int, int]:
+    """Check the 10 header bytes; return (catalogue, type byte, payload length)."""
+    magic, version, type_byte, length = HEADER.unpack_from(header)
+    if magic != MAGIC:
+        raise BadMagic(f"bad magic {header[:4].hex(' ')}, expected 56 49 53 54 ('VIST')", offset=0)
+    catalogue = CATALOGUES.get(version)
+    if catalogue is None:
+        known = ", ".join(str(v) for v in sorted(CATALOGUES))
+        raise UnsupportedVersion(f"protocol version {version} is not supported ({known})", offset=4)
+    catalogue.message_for_type(type_byte)
+    if length > max_payload:
+        raise FrameTooLarge(f"payload length {length} is over the {max_payload}-byte cap", offset=6)
+    return catalogue, type_byte, length
+
+
+def header_error(header: bytes, max_payload: int = MAX_PAYLOAD) -> ProtocolError:
+    """The precise error of a header known to be bad (the decoder's fast check failed)."""
+    try:
+        parse_header(header, max_payload)
+    except ProtocolError as exc:
+        return exc
+    raise AssertionError(f"header {header.hex()} is fine")
+
+
+def check_crc(header: bytes, payload: bytes, trailer: bytes) -> None:
+    """Compare the trailer's CRC-32 with the one of version..payload."""
+    (expected,) = CHECKSUM.unpack(trailer)
+    actual = zlib.crc32(payload, zlib.crc32(header[4:HEADER_SIZE]))
+    if expected != actual:
+        raise ChecksumMismatch(expected, actual, offset=HEADER_SIZE + len(payload))
+
+
+def decode_payload(payload: bytes, catalogue: Catalogue, type_byte: int, start: int = 0) -> Message:
+    """Decode a checked payload: exactly one message, agreeing with the header's type byte.
+
+    The payload is ``payload[start:]`` (the decoder passes the checksummed bytes whole, to
+    save a copy). On an error the payload is walked again by the annotator, so that the
+    error names the field it happened in.
+    """
+    message: Message
+    try:
+        message, end = _MESSAGE.decode(payload, start)
+    except (ProtocolError, struct.error):
+        # The fast path keeps no field paths; the slow annotating walk meets the same
+        # error and raises it with the field's name.
+        _MESSAGE.annotate(Annotator(payload[start:]), 0, "")
+        raise  # not reached: the walk above raises
+    cls = type(message)
+    if catalogue.by_variant.get(cls.VARIANT) is not cls:
+        raise TypeByteMismatch(f"{cls.WIRE_NAME} is no message of v{catalogue.version}")
+    expected = catalogue.by_type_byte[type_byte]
+    if cls is not expected:
+        raise TypeByteMismatch(
+            f"type byte 0x{type_byte:02x} says {expected.WIRE_NAME}, "
+            f"payload variant {cls.VARIANT} is {cls.WIRE_NAME}",
+            offset=5,
+        )
+    if end != len(payload):
+        size = len(payload) - start
+        raise TrailingBytes(
+            f"{len(payload) - end} byte(s) left over after {cls.WIRE_NAME} "
+            f"(message ends at payload offset {end - start} of {size})",
+            offset=HEADER_SIZE + end - start,
+        )
+    return message
+
+
+def decode_frame(data: bytes, max_payload: int = MAX_PAYLOAD) -> Frame:
+    """Decode *data*, which must be exactly one whole frame."""
+    decoder = FrameDecoder(max_payload)
+    decoder.feed(data)
+    frame = decoder.next_frame()
+    if frame is None:
+        raise TruncatedPayload(f"{len(data)} bytes are not a whole frame", offset=len(data))
+    if decoder.buffered:
+        raise TrailingBytes(f"{decoder.buffered} byte(s) after the frame", offset=frame.size)
+    return frame
+
+
+class FrameDecoder:
+    """Turns a byte stream into frames, whatever the chunking of the stream.
+
+    Use: ``feed(data)`` with each chunk received, then call ``next_frame()`` until it returns
+    ``None`` (it needs more bytes). A :class:`ProtocolError` is final: the stream cannot be
+    resynchronised, so every later call raises the same error; close the connection.
+    """
+
+    def __init__(self, max_payload: int = MAX_PAYLOAD) -> None:
+        self.max_payload = max_payload
+        self._buffer = bytearray()
+        self._error: ProtocolError | None = None
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet returned as a frame."""
+        return len(self._buffer)
+
+    def feed(self, data: bytes) -> None:
+        self._buffer += data
+
+    def next_frame(self) -> Frame | None:
+        """The next complete frame, or ``None`` if more bytes are needed."""
+        if self._error is not None:
+            raise self._error
+        try:
+            return self._next_frame()
+        except ProtocolError as exc:
+            self._error = exc
+            raise
+
+    def next_message(self) -> Message | None:
+        frame = self.next_frame()
+        return None if frame is None else frame.message
+
+    def _next_frame(self) -> Frame | None:
+        buffer = self._buffer
+        if len(buffer) < HEADER_SIZE:
+            if not MAGIC_BYTES.startswith(buffer[:4]):  # refuse garbage without waiting
+                raise header_error(bytes(buffer[:4]).ljust(HEADER_SIZE, b"\0"))
+            return None
+        magic, version, type_byte, length = HEADER.unpack_from(buffer)
+        catalogue = CATALOGUES.get(version)
+        if (
+            magic != MAGIC
+            or catalogue is None
+            or type_byte not in catalogue.by_type_byte
+            or length > self.max_payload
+        ):
+            raise header_error(bytes(buffer[:HEADER_SIZE]), self.max_payload)
+        end = HEADER_SIZE + length
+        if len(buffer) < end + CHECKSUM_SIZE:
+            return None
+        # Version, type, length and payload: what the CRC covers, copied out once. (Slicing
+        # the bytearray and then calling bytes() would copy twice; a large frame notices.)
+        with memoryview(buffer) as view:
+            checked = bytes(view[4:end])
+        (expected,) = CHECKSUM.unpack_from(buffer, end)
+        del buffer[: end + CHECKSUM_SIZE]  # cheap: bytearray drops a prefix without copying
+        actual = zlib.crc32(checked)
+        if actual != expected:
+            raise ChecksumMismatch(expected, actual, offset=end)
+        message = decode_payload(checked, catalogue, type_byte, start=6)
+        return Frame(version, message, end + CHECKSUM_SIZE)

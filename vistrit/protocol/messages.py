@@ -1,0 +1,253 @@
+"""The messages of VistritProtocol v1 (PROTOCOL-v1.md §4), each declared once.
+
+Every frame's payload is the enum ``Message``: a u32 LE variant index, then the fields of
+that variant. Each class below says its variant index and the header type byte the sender
+writes for it; :mod:`vistrit.protocol.catalogue` collects them per protocol version.
+
+The bully algorithm of the literature (Garcia-Molina, 1982) has three messages; v1 names
+them after what they carry:
+
+* *Election* ("I am a candidate, is anyone above me alive?") is :class:`ElectionStart`;
+* *Answer* ("I am alive and above you; stand down") is :class:`ElectionVote`;
+* *Coordinator* ("I won; I lead from now on") is :class:`LeaderAnnounce`.
+
+One name clash: the message that carries a :class:`~vistrit.protocol.types.TaskResult` is
+also called ``TaskResult`` in the protocol; here it is :class:`TaskResultMessage`, with
+``WIRE_NAME = "TaskResult"``.
+
+This module never touches sockets, clocks or logging. Read next:
+:mod:`vistrit.protocol.catalogue`.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Callable
+from typing import ClassVar, TypeVar
+
+from vistrit.protocol.errors import ErrorCode
+from vistrit.protocol.schema import (
+    NodeId,
+    TaskId,
+    Timestamp,
+    Uuid,
+    WireEnum,
+    u8,
+    u32,
+    u64,
+    wire_variant,
+)
+from vistrit.protocol.types import (
+    NodeInfo,
+    NodeState,
+    SocketAddr,
+    Task,
+    TaskResult,
+    TaskState,
+)
+
+M = TypeVar("M", bound="Message")
+
+
+class Message(WireEnum):
+    """Base of every message. ``VARIANT`` is the payload's index, ``TYPE_BYTE`` the header's."""
+
+    __slots__ = ()
+    WIRE_NAME = "Message"
+    TYPE_BYTE: ClassVar[int]
+
+
+@typing.dataclass_transform(frozen_default=True, kw_only_default=True)
+def wire_message(
+    variant: int, type_byte: int, *, wire_name: str | None = None
+) -> Callable[[type[M]], type[M]]:
+    """Declare a message with its ``Message`` variant index and its header type byte."""
+
+    def declare(cls: type[M]) -> type[M]:
+        data_cls = wire_variant(variant, wire_name=wire_name)(cls)
+        data_cls.TYPE_BYTE = type_byte
+        return data_cls
+
+    return declare
+
+
+# -- connection (type bytes 0x01-0x0F) ----------------------------------------------------
+
+
+@wire_message(0, 0x01)
+class Handshake(Message):
+    """First frame on every connection: who I am, and the newest protocol version I speak."""
+
+    node_info: NodeInfo
+    protocol_version: u8
+
+
+@wire_message(1, 0x02)
+class HandshakeAck(Message):
+    accepted: bool
+    node_id: NodeId
+    coordinator_info: NodeInfo | None
+    reason: str | None
+
+
+@wire_message(2, 0x03)
+class Heartbeat(Message):
+    node_id: NodeId
+    timestamp: Timestamp
+    running_tasks: u32
+    state: NodeState
+    cpu_usage: u8 | None
+    memory_usage: u8 | None
+
+
+@wire_message(3, 0x04)
+class HeartbeatAck(Message):
+    coordinator_id: NodeId
+    echo_timestamp: Timestamp
+    coordinator_timestamp: Timestamp
+
+
+@wire_message(4, 0x05)
+class Disconnect(Message):
+    node_id: NodeId
+    reason: str
+    graceful: bool
+
+
+# -- tasks (type bytes 0x10-0x1F) ---------------------------------------------------------
+
+
+@wire_message(5, 0x10)
+class TaskSubmit(Message):
+    task: Task
+    request_id: Uuid
+
+
+@wire_message(6, 0x11)
+class TaskSubmitAck(Message):
+    request_id: Uuid
+    accepted: bool
+    task_id: TaskId | None
+    reason: str | None
+
+
+@wire_message(7, 0x12)
+class TaskAssign(Message):
+    task: Task
+
+
+@wire_message(8, 0x13)
+class TaskAssignAck(Message):
+    task_id: TaskId
+    accepted: bool
+    worker_id: NodeId
+    reason: str | None
+
+
+@wire_message(9, 0x14)
+class TaskStatus(Message):
+    task_id: TaskId
+    worker_id: NodeId
+    state: TaskState
+    progress: u8 | None
+    message: str | None
+
+
+@wire_message(10, 0x15, wire_name="TaskResult")
+class TaskResultMessage(Message):
+    result: TaskResult
+
+
+@wire_message(11, 0x16)
+class TaskCancel(Message):
+    task_id: TaskId
+    requested_by: NodeId
+    reason: str | None
+
+
+@wire_message(12, 0x17)
+class TaskQuery(Message):
+    task_id: TaskId
+
+
+@wire_message(13, 0x18)
+class TaskQueryResponse(Message):
+    task_id: TaskId
+    found: bool
+    task: Task | None
+    result: TaskResult | None
+
+
+# -- cluster (type bytes 0x20-0x2F) -------------------------------------------------------
+
+
+@wire_message(14, 0x20)
+class ClusterStatusRequest(Message):
+    request_id: Uuid
+
+
+@wire_message(15, 0x21)
+class ClusterStatusResponse(Message):
+    request_id: Uuid
+    leader_id: NodeId | None
+    total_nodes: u32
+    online_workers: u32
+    pending_tasks: u32
+    running_tasks: u32
+    completed_tasks: u64
+    failed_tasks: u64
+    uptime_seconds: u64
+
+
+@wire_message(16, 0x22)
+class WorkerListRequest(Message):
+    request_id: Uuid
+
+
+@wire_message(17, 0x23)
+class WorkerListResponse(Message):
+    request_id: Uuid
+    workers: tuple[NodeInfo, ...]
+
+
+# -- election (type bytes 0x30-0x3F): the bully algorithm's three messages ----------------
+
+
+@wire_message(18, 0x30)
+class ElectionStart(Message):
+    """The bully algorithm's *Election*: a candidate challenges the coordinators above it."""
+
+    term: u64
+    candidate_id: NodeId
+    priority: u32
+
+
+@wire_message(19, 0x31)
+class ElectionVote(Message):
+    """The bully algorithm's *Answer*: a higher-ranked coordinator is alive and takes over."""
+
+    term: u64
+    voter_id: NodeId
+    vote_for: NodeId
+
+
+@wire_message(20, 0x32)
+class LeaderAnnounce(Message):
+    """The bully algorithm's *Coordinator*: the winner tells everyone it leads this term."""
+
+    term: u64
+    leader_id: NodeId
+    leader_address: SocketAddr
+
+
+# -- errors (type byte 0xE0) --------------------------------------------------------------
+
+
+@wire_message(21, 0xE0)
+class Error(Message):
+    """A refusal or failure; after a protocol error the sender closes the connection."""
+
+    code: ErrorCode
+    message: str
+    entity_id: str | None = None
+    details: str | None = None

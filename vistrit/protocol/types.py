@@ -1,0 +1,228 @@
+"""The shared types of VistritProtocol v1 (PROTOCOL-v1.md §3), each declared once.
+
+Field order is wire order. Unit enums are ``IntEnum`` s whose values are the variant
+indexes (not the reference's explicit Rust discriminants, which bincode ignores). Enums
+with fields (``TaskState``, ``TaskPayload``) are a ``WireEnum`` base plus one class per
+variant; each variant is also reachable as an attribute of its enum, as in Rust:
+``TaskState.Running(worker_id=..., started_at=..., progress=None)``.
+
+Vectors are tuples, so every value is immutable and hashable where its fields are.
+
+This module never touches sockets, clocks or logging. Read next:
+:mod:`vistrit.protocol.messages`.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING, ClassVar
+
+from vistrit.protocol.errors import ErrorCode
+from vistrit.protocol.schema import (
+    NodeId,
+    TaskId,
+    Timestamp,
+    WireEnum,
+    WireValue,
+    i32,
+    u8,
+    u32,
+    u64,
+    wire_struct,
+    wire_variant,
+)
+from vistrit.protocol.wire import SocketAddr
+
+__all__ = [
+    "ErrorCode",
+    "NodeCapabilities",
+    "NodeInfo",
+    "NodeState",
+    "NodeType",
+    "SocketAddr",
+    "Task",
+    "TaskPayload",
+    "TaskPriority",
+    "TaskResult",
+    "TaskState",
+]
+
+
+class NodeType(enum.IntEnum):
+    """What a node is. Version 2 will append a ``Client`` kind (see :mod:`.catalogue`)."""
+
+    Coordinator = 0
+    Worker = 1
+
+
+class NodeState(enum.IntEnum):
+    Starting = 0
+    Ready = 1
+    Busy = 2
+    Draining = 3
+    Offline = 4
+
+
+class TaskPriority(enum.IntEnum):
+    """Wire order Low..Critical; a larger value is more urgent."""
+
+    Low = 0
+    Normal = 1
+    High = 2
+    Critical = 3
+
+
+@wire_struct
+class NodeCapabilities(WireValue):
+    max_concurrent_tasks: u32
+    available_memory_bytes: u64
+    cpu_cores: u32
+    tags: tuple[str, ...] = ()
+
+
+@wire_struct
+class NodeInfo(WireValue):
+    id: NodeId
+    node_type: NodeType
+    address: SocketAddr
+    capabilities: NodeCapabilities
+    state: NodeState
+    running_tasks: u32
+    name: str | None
+    started_at: Timestamp
+    last_heartbeat: Timestamp
+
+
+# -- TaskState ----------------------------------------------------------------------------
+
+
+class TaskState(WireEnum):
+    """Where a task is in its life: Pending, Scheduled, Running, then one final state."""
+
+    __slots__ = ()
+    WIRE_NAME = "TaskState"
+    if TYPE_CHECKING:  # set at the end of this module; spelled out for type checkers
+        Pending: ClassVar[type[Pending]]
+        Scheduled: ClassVar[type[Scheduled]]
+        Running: ClassVar[type[Running]]
+        Completed: ClassVar[type[Completed]]
+        Failed: ClassVar[type[Failed]]
+        Cancelled: ClassVar[type[Cancelled]]
+
+
+@wire_variant(0)
+class Pending(TaskState):
+    pass
+
+
+@wire_variant(1)
+class Scheduled(TaskState):
+    worker_id: NodeId
+
+
+@wire_variant(2)
+class Running(TaskState):
+    worker_id: NodeId
+    started_at: Timestamp
+    progress: u8 | None
+
+
+@wire_variant(3)
+class Completed(TaskState):
+    worker_id: NodeId
+    completed_at: Timestamp
+    duration_ms: u64
+
+
+@wire_variant(4)
+class Failed(TaskState):
+    worker_id: NodeId | None
+    error: str
+    failed_at: Timestamp
+    retries: u32
+
+
+@wire_variant(5)
+class Cancelled(TaskState):
+    cancelled_at: Timestamp
+
+
+# -- TaskPayload --------------------------------------------------------------------------
+
+
+class TaskPayload(WireEnum):
+    """What a task does: a shell command, a named function on bytes, arithmetic, map, reduce."""
+
+    __slots__ = ()
+    WIRE_NAME = "TaskPayload"
+    if TYPE_CHECKING:  # set at the end of this module; spelled out for type checkers
+        Command: ClassVar[type[Command]]
+        Data: ClassVar[type[Data]]
+        Compute: ClassVar[type[Compute]]
+        Map: ClassVar[type[Map]]
+        Reduce: ClassVar[type[Reduce]]
+
+
+@wire_variant(0)
+class Command(TaskPayload):
+    command: str
+    args: tuple[str, ...] = ()
+
+
+@wire_variant(1)
+class Data(TaskPayload):
+    function: str
+    data: bytes
+
+
+@wire_variant(2)
+class Compute(TaskPayload):
+    expression: str
+
+
+@wire_variant(3)
+class Map(TaskPayload):
+    function: str
+    input_chunks: tuple[bytes, ...]
+
+
+@wire_variant(4)
+class Reduce(TaskPayload):
+    function: str
+    intermediate_results: tuple[bytes, ...]
+
+
+for _enum in (TaskState, TaskPayload):
+    for _variant in _enum._variants.values():
+        setattr(_enum, _variant.__name__, _variant)
+
+
+# -- Task and TaskResult ------------------------------------------------------------------
+
+
+@wire_struct
+class Task(WireValue):
+    id: TaskId
+    name: str
+    payload: TaskPayload
+    state: TaskState
+    priority: TaskPriority
+    max_retries: u32
+    timeout_seconds: u64
+    tags: tuple[str, ...]
+    created_at: Timestamp
+    submitted_by: NodeId | None
+    dependencies: tuple[TaskId, ...]
+
+
+@wire_struct
+class TaskResult(WireValue):
+    task_id: TaskId
+    success: bool
+    data: bytes | None
+    error: str | None
+    exit_code: i32 | None
+    duration_ms: u64
+    worker_id: NodeId
+    stdout: str | None
+    stderr: str | None
