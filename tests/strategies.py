@@ -65,4 +65,4 @@ def messages_of(cls: type[Message]) -> st.SearchStrategy[Message]:
     return values_for(cls.__wire__)
 
 
-ANY_MESSAGE = st.one_of(*(messages_of(cls) for cls in V1.messages))
+ANY_MESSAGE = st.one_of(*(messages_of(cls) for cls in V1.messages))  # v1 frames only

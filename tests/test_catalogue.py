@@ -12,11 +12,12 @@ from vistrit.protocol import (
     decode_frame,
     encode_frame,
 )
-from vistrit.protocol.catalogue import Catalogue
+from vistrit.protocol.catalogue import V2, Catalogue
 from vistrit.protocol.errors import UnknownMessageType
 from vistrit.protocol.examples import all_examples
 from vistrit.protocol.messages import Message, wire_message
 from vistrit.protocol.schema import u64
+from vistrit.protocol.types import NodeType
 
 FAMILIES = {
     "connection": (0x01, 0x0F),
@@ -28,7 +29,7 @@ FAMILIES = {
 
 
 def test_v1_is_the_reference_catalogue() -> None:
-    assert CATALOGUES[1] is V1 and NEWEST_VERSION == 1
+    assert CATALOGUES[1] is V1 and NEWEST_VERSION == 2
     assert [m.VARIANT for m in V1.messages] == list(range(22))
     assert [hex(m.TYPE_BYTE) for m in V1.messages] == [
         "0x1", "0x2", "0x3", "0x4", "0x5", "0x10", "0x11", "0x12", "0x13", "0x14", "0x15",
@@ -42,18 +43,30 @@ def test_every_type_byte_is_in_its_family_range() -> None:
 
 
 def test_a_later_version_appends_without_changing_v1() -> None:
-    @wire_message(22, 0x40)
-    class ReplicateRecord(Message):  # an example v2 message (replication family)
+    @wire_message(99, 0x40)
+    class ReplicateRecord(Message):  # an example later message (replication family)
         sequence: u64
 
     try:
-        v2 = V1.extended(2, [ReplicateRecord])
-        assert v2.messages[:22] == V1.messages
-        assert v2.message_for_type(0x40) is ReplicateRecord
+        v3 = V2.extended(3, [ReplicateRecord])
+        assert v3.messages[:22] == V1.messages and v3.messages[:25] == V2.messages
+        assert v3.message_for_type(0x40) is ReplicateRecord
         with pytest.raises(UnknownMessageType):
-            V1.message_for_type(0x40)
+            V2.message_for_type(0x40)
     finally:
-        del Message._variants[22]  # keep the real catalogue as it was
+        del Message._variants[99]  # keep the real catalogue as it was
+
+
+def test_v2_appends_three_messages_and_the_client_node_kind() -> None:
+    added = V2.messages[22:]
+    assert [(m.WIRE_NAME, m.VARIANT, m.TYPE_BYTE) for m in added] == [
+        ("TaskCancelAck", 22, 0x19),
+        ("TaskListRequest", 23, 0x1A),
+        ("TaskListResponse", 24, 0x1B),
+    ]
+    assert NodeType.Client == 2 and list(NodeType)[:2] == [NodeType.Coordinator, NodeType.Worker]
+    with pytest.raises(UnknownMessageType):
+        V1.message_for_type(0x19)
 
 
 def test_duplicate_type_bytes_are_refused() -> None:

@@ -77,8 +77,8 @@ def test_decode_of_bad_hex_is_a_usage_error(tmp_path: Path, text: str, message: 
     assert run.stderr.strip() == f"error: {message}"
 
 
-def test_demo_round_trips_every_message(tmp_path: Path) -> None:
-    run = vistrit("demo", cwd=tmp_path)
+def test_wire_demo_round_trips_every_message(tmp_path: Path) -> None:
+    run = vistrit("demo", "--wire", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert "22 messages, all equal to what was sent" in run.stdout
     assert "task.payload.function" in run.stdout

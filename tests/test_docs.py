@@ -1,81 +1,148 @@
 """The docs cannot rot: the commands and Python sessions they show are run here.
 
-Every ``$ python3 -m vistrit ...`` line in the tutorials and the quick start is run in a
-real process; it must succeed, unless the block shows an ``error:`` line after it, in
-which case it must fail with exit code 1. Commands of subcommands that do not exist yet
-(the quick start's "where this is going") are skipped by name, and listed by a test so the
-list cannot silently grow. The ``>>>`` sessions run as doctests.
+Each page's ``$ python -m vistrit ...`` lines run in order, as one session against a live
+cluster, in real processes:
+
+* ``coordinator``, ``worker`` and ``trace`` commands start in the background (their first
+  line says they are ready) and are stopped when the page is done;
+* every address of port 7878 becomes 127.0.0.1 on a free port, so the tests never touch a
+  real 7878 nor leave loopback;
+* ``NAME=$(python -m vistrit ...)`` keeps the output for ``$NAME`` in later commands;
+* the output a page shows under a command must appear in the command's output (lines
+  with ``...`` are placeholders); a command whose shown output starts with ``error:``
+  must fail with exit code 1 (or the code the page names), any other must succeed.
+
+The ``>>>`` sessions run as doctests.
 """
 
 from __future__ import annotations
 
+import contextlib
 import doctest
+import os
 import re
 import shlex
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from vistrit.cli import build_parser
-
 DOCS = Path(__file__).resolve().parent.parent / "docs"
-PAGES = [*sorted(DOCS.glob("tutorials/*.rst")), DOCS / "quickstart.rst", DOCS / "testing.rst"]
-PROMPT = re.compile(r"^\s+\$ (python3? -m vistrit .*?)(?:\s+#.*)?$")
+PAGES = sorted(
+    [*DOCS.glob("*.rst"), *DOCS.glob("tutorials/*.rst")],
+    key=lambda p: str(p),
+)
+PROMPT = re.compile(r"^\s+\$ (?:(\w+)=\$\()?(python3? -m vistrit [^#]*?)\)?\s*(?:#.*)?$")
+BACKGROUND = {"coordinator", "worker", "trace"}
+EXIT_CODE = re.compile(r"exit code (\d)")
+ADDRESS = re.compile(r"(?:0\.0\.0\.0|localhost|127\.0\.0\.1):(787[89])")
 
 
-def known_commands() -> set[str]:
-    parser = build_parser()
-    (subparsers,) = [a for a in parser._actions if a.dest == "command"]
-    return set(subparsers.choices)  # type: ignore[arg-type]
+@dataclass
+class Step:
+    command: str
+    variable: str | None
+    shown: list[str] = field(default_factory=list)
 
 
-def shown_commands() -> list[tuple[str, str, bool]]:
-    """(page, command, expects failure) for every vistrit command the docs show."""
-    found = []
-    for page in PAGES:
-        lines = page.read_text().splitlines()
-        for index, line in enumerate(lines):
-            match = PROMPT.match(line)
-            if not match:
+def steps_of(page: Path) -> list[Step]:
+    steps: list[Step] = []
+    in_console = False
+    for line in page.read_text().splitlines():
+        if line.strip().startswith(".. code-block::"):
+            in_console = line.strip().endswith("console")
+            continue
+        if not in_console:
+            continue
+        match = PROMPT.match(line)
+        if match:
+            steps.append(Step(match.group(2).strip(), match.group(1)))
+        elif steps and line.startswith("   ") and line.strip() and not line.strip().startswith("$"):
+            steps[-1].shown.append(line.strip())
+        elif line.strip() and not line.startswith(" "):
+            in_console = False
+    return steps
+
+
+SESSIONS = [(page, steps) for page in PAGES if (steps := steps_of(page))]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def background() -> Iterator[list[subprocess.Popen[str]]]:
+    processes: list[subprocess.Popen[str]] = []
+    try:
+        yield processes
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            assert process.stdout is not None
+            process.stdout.close()
+
+
+def test_every_console_page_is_found() -> None:
+    names = {page.name for page, _ in SESSIONS}
+    assert {"quickstart.rst", "reading-the-wire.rst", "first-cluster.rst"} <= names
+
+
+@pytest.mark.parametrize(("page", "steps"), SESSIONS, ids=[p.name for p, _ in SESSIONS])
+def test_page_commands_run_as_shown(page: Path, steps: list[Step], tmp_path: Path) -> None:
+    port, trace_port = free_port(), free_port()
+    env = {**os.environ, "VISTRIT_COORDINATOR": f"127.0.0.1:{port}"}
+    variables: dict[str, str] = {}
+    with background() as processes:
+        for step in steps:
+            text = ADDRESS.sub(lambda a: f"127.0.0.1:{port if a[1] == '7878' else trace_port}", step.command)
+            for name, value in variables.items():
+                text = text.replace(f"${name}", value)
+            args = shlex.split(text)[3:]
+            if args[0] == "bench":
+                args += ["--seconds", "0.01", "--repeats", "1"]  # the same code, in less time
+            command = [sys.executable, "-m", "vistrit", *args]
+            if args[0] in BACKGROUND:
+                process = subprocess.Popen(
+                    command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                    cwd=tmp_path, env=env,
+                )
+                processes.append(process)
+                assert process.stdout is not None
+                ready = process.stdout.readline()
+                assert ready.startswith("vistrit "), f"{page.name}: {text}: {ready!r}"
                 continue
-            following = []
-            for after in lines[index + 1 :]:
-                if not after.startswith("   ") or PROMPT.match(after):
-                    break
-                following.append(after)
-            fails = any(text.strip().startswith("error:") for text in following)
-            found.append((page.name, match.group(1), fails))
-    return found
-
-
-COMMANDS = shown_commands()
-RUNNABLE = [c for c in COMMANDS if shlex.split(c[1])[3] in known_commands()]
-
-
-def test_docs_show_commands_and_only_the_quick_start_target_is_not_built_yet() -> None:
-    assert len(RUNNABLE) >= 5
-    pending = {shlex.split(c[1])[3] for c in COMMANDS if c not in RUNNABLE}
-    assert pending <= {"coordinator", "worker", "submit"}
-
-
-@pytest.mark.parametrize(("page", "command", "fails"), RUNNABLE, ids=[c[1][:60] for c in RUNNABLE])
-def test_shown_command_runs(page: str, command: str, fails: bool, tmp_path: Path) -> None:
-    args = shlex.split(command)[3:]
-    if args[:1] == ["bench"]:
-        args += ["--seconds", "0.01", "--repeats", "1"]  # the same code, in less time
-    run = subprocess.run(
-        [sys.executable, "-m", "vistrit", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-    )
-    assert run.returncode == (1 if fails else 0), f"{page}: {command}\n{run.stderr}"
+            run = subprocess.run(
+                command, capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env
+            )
+            printed = [line.strip() for line in (run.stdout + run.stderr).splitlines()]
+            failing = [line for line in step.shown if line.startswith("error:")]
+            expected = 0
+            if failing:
+                code = EXIT_CODE.search(" ".join(step.shown))
+                expected = int(code.group(1)) if code else 1
+            assert run.returncode == expected, f"{page.name}: {text}\n{run.stdout}{run.stderr}"
+            for line in step.shown:
+                if "..." in line or "…" in line or EXIT_CODE.search(line):
+                    continue
+                assert line in printed, f"{page.name}: {text}: {line!r} not in {printed}"
+            if step.variable:
+                variables[step.variable] = run.stdout.strip()
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
-def test_python_sessions_in_the_docs(page: str) -> None:
+def test_python_sessions_in_the_docs(page: Path) -> None:
     result = doctest.testfile(str(page), module_relative=False, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0

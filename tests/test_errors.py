@@ -33,7 +33,7 @@ from vistrit.protocol.errors import (
 )
 from vistrit.protocol.examples import all_examples
 from vistrit.protocol.frame import MAX_PAYLOAD
-from vistrit.protocol.messages import Heartbeat
+from vistrit.protocol.messages import Heartbeat, TaskCancelAck
 
 HEARTBEAT = vector("Heartbeat")  # 46-byte payload: see PROTOCOL-v1.md §4
 HANDSHAKE = vector("Handshake")  # worker-a's Handshake
@@ -211,8 +211,10 @@ def test_encoding_an_impossible_value_is_a_local_error(
 
 
 def test_encoding_other_local_misuse() -> None:
-    with pytest.raises(EncodeError, match="no message of protocol v2"):
-        encode_frame(beat(), version=2)
+    with pytest.raises(EncodeError, match="no message of protocol v9"):
+        encode_frame(beat(), version=9)
+    with pytest.raises(EncodeError, match="TaskCancelAck is no message of protocol v1"):
+        encode_frame(TaskCancelAck(task_id=beat().node_id, accepted=True))
     with pytest.raises(EncodeError, match="no message"):
         encode_frame("hello")  # type: ignore[arg-type]
     big = all_examples()["TaskSubmit"]

@@ -18,12 +18,15 @@ PACKAGE = Path(vistrit.__file__).parent
 # Lowest first. A module may import vistrit modules of its own layer or below.
 LAYERS = {
     "vistrit.protocol": 0,  # sans-I/O core
+    "vistrit.defaults": 0,  # the tunables: plain data
     "vistrit.logic": 1,  # pure logic: scheduling, task and election state machines
     "vistrit.transport": 2,  # all socket code
     "vistrit.coordinator": 3,
     "vistrit.worker": 3,
     "vistrit.client": 3,
+    "vistrit.tracer": 3,
     "vistrit.bench": 4,
+    "vistrit.demo": 4,
     "vistrit.cli": 5,
     "vistrit.__main__": 5,
     "vistrit": 5,  # the package's own __init__
@@ -56,7 +59,10 @@ def imports_of(path: Path) -> list[str]:
         if isinstance(node, ast.Import):
             names += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.append(node.module)
+            if node.module == "vistrit":  # from vistrit import defaults: the submodule
+                names += [f"vistrit.{alias.name}" for alias in node.names]
+            else:
+                names.append(node.module)
     return names
 
 

@@ -1,11 +1,22 @@
 """Vistrit: an educational distributed computing platform.
 
+For script authors, two names: :class:`VistritClient` (submit work, get results) and
+:func:`task` (make a function runnable by workers started with ``--tasks``).
+
 Layers, lowest first (a layer imports only from layers below it; ``tests/test_layers.py``
 checks this):
 
 * :mod:`vistrit.protocol` - VistritProtocol as a pure library (sans-I/O);
-* :mod:`vistrit.bench` - measurements, returned as data;
+* :mod:`vistrit.logic` and :mod:`vistrit.defaults` - pure decisions and tunables;
+* :mod:`vistrit.transport` - all socket code;
+* :mod:`vistrit.coordinator`, :mod:`vistrit.worker`, :mod:`vistrit.client` - the nodes;
+* :mod:`vistrit.bench`, :mod:`vistrit.demo` - measurements and the demo;
 * :mod:`vistrit.cli` and ``__main__`` - argument parsing, logging set-up and printing.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+
+from vistrit.client import VistritClient
+from vistrit.worker.functions import task
+
+__all__ = ["VistritClient", "__version__", "task"]

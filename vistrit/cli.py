@@ -1,31 +1,46 @@
 """The command line: ``python -m vistrit COMMAND`` (also installed as ``vistrit``).
 
 This is the only module that parses arguments, configures logging or prints; everything
-it shows comes from the layers below as data. Exit codes: 0 success, 1 the work failed
-(a bad frame, a failed task...), 2 bad usage.
+it shows comes from the layers below. Errors are one line on stderr, never a traceback.
 
-Commands:
+Exit codes: 0 success; 1 the work failed (a failed or cancelled task, a refused request,
+a bad frame); 2 bad usage; 3 no such task; 4 no coordinator reachable; 130 interrupted.
 
-* ``decode [HEX ...]`` - print the byte table of frames given as hex (or read from stdin);
-  ``--json`` prints each decoded message as JSON instead.
-* ``bench [codec]`` - measure the codec (frames/s and MB/s, beside the bare limit).
-* ``demo`` - the frames of one task's life: encoded, traced and decoded back.
+Commands: ``coordinator``, ``worker`` (nodes); ``submit``, ``status``, ``result``,
+``cancel``, ``cluster``, ``workers``, ``tasks`` (a client, built on
+:class:`~vistrit.client.VistritClient`); ``trace`` (the wire tracer); ``decode``,
+``bench``, ``demo``.
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
+import contextlib
+import importlib
 import json
+import logging
 import os
+import signal
 import string
 import sys
+import threading
+import uuid
 from collections.abc import Sequence
-from typing import TextIO
+from typing import Any, TextIO
 
-from vistrit import __version__
+from vistrit import __version__, defaults
 from vistrit.bench import codec as codec_bench
+from vistrit.client import (
+    CoordinatorUnavailable,
+    TaskError,
+    TaskInfo,
+    TaskNotFound,
+    TaskRejected,
+    VistritClient,
+)
+from vistrit.logic.scheduler import STRATEGIES
 from vistrit.protocol import (
-    MAX_PAYLOAD,
     FrameDecoder,
     ProtocolError,
     annotate_frame,
@@ -34,13 +49,19 @@ from vistrit.protocol import (
     frame_to_json,
 )
 from vistrit.protocol.examples import all_examples
-from vistrit.protocol.frame import HEADER_SIZE, decode_frame
+from vistrit.protocol.frame import decode_frame, split_frames
+from vistrit.transport import parse_address
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_UNAVAILABLE = 0, 1, 2, 3, 4
+
+log = logging.getLogger("vistrit")
 
 
 class UsageError(Exception):
     """Bad input on the command line: shown in one line, exit code 2."""
+
+
+# -- the parser -----------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,7 +70,162 @@ def build_parser() -> argparse.ArgumentParser:
         description="Vistrit: an educational distributed computing platform.",
     )
     parser.add_argument("--version", action="version", version=f"vistrit {__version__}")
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="how much the nodes log to stderr (default INFO; DEBUG shows every frame)",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_node_commands(commands)
+    _add_client_commands(commands)
+    _add_tool_commands(commands)
+    return parser
+
+
+def _add_node_commands(commands: Any) -> None:
+    coordinator = commands.add_parser(
+        "coordinator",
+        help="run a coordinator",
+        description="Run a coordinator until interrupted (Ctrl-C or SIGTERM). It prints one "
+        "line, 'vistrit coordinator listening on HOST:PORT', once it accepts connections.",
+    )
+    coordinator.add_argument(
+        "--bind",
+        default=f"{defaults.HOST}:{defaults.PORT}",
+        metavar="HOST:PORT",
+        help="where to listen (default %(default)s; 0.0.0.0:7878 for other machines; port 0 "
+        "picks a free port)",
+    )
+    coordinator.add_argument(
+        "--strategy", default="least-loaded", choices=STRATEGIES, help="how to pick a worker"
+    )
+    coordinator.add_argument(
+        "--retention",
+        type=_positive_float,
+        default=defaults.RESULT_RETENTION,
+        metavar="SECONDS",
+        help="how long finished tasks stay queryable (default %(default)g)",
+    )
+    coordinator.add_argument("--name", default="coordinator", help="the name in logs")
+    coordinator.set_defaults(run=run_coordinator)
+
+    worker = commands.add_parser(
+        "worker",
+        help="run a worker",
+        description="Run a worker until interrupted, or until its coordinator goes away "
+        "(exit 1). It prints one line, 'vistrit worker NAME joined HOST:PORT', once joined.",
+    )
+    _add_coordinator_option(worker)
+    worker.add_argument(
+        "--slots",
+        type=_positive_int,
+        default=defaults.WORKER_SLOTS,
+        help="tasks run at once (default %(default)s)",
+    )
+    worker.add_argument(
+        "--tag", action="append", default=[], help="offer this tag (repeat for several)"
+    )
+    worker.add_argument("--name", help="the worker's name (default: host and process id)")
+    worker.add_argument(
+        "--heartbeat",
+        type=_positive_float,
+        default=defaults.HEARTBEAT_INTERVAL,
+        metavar="SECONDS",
+        help="seconds between heartbeats (default %(default)g)",
+    )
+    worker.add_argument(
+        "--tasks",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE, registering its @task functions (repeat for several)",
+    )
+    worker.add_argument(
+        "--allow-commands",
+        action="store_true",
+        help="run Command tasks (programs, without a shell); refused unless given",
+    )
+    worker.set_defaults(run=run_worker)
+
+
+def _add_client_commands(commands: Any) -> None:
+    submit = commands.add_parser(
+        "submit",
+        help="submit a task and print its result",
+        description="Submit one task, wait for it and print its output (exit 0), or its "
+        "error (exit 1). With --no-wait, print the task's id at once.",
+    )
+    what = submit.add_mutually_exclusive_group()
+    what.add_argument("--task", metavar="TEXT", help="the data, for --function (default echo)")
+    what.add_argument(
+        "--command",
+        metavar="CMD",
+        help="a program to run (needs a worker started with --allow-commands)",
+    )
+    what.add_argument("--expression", metavar="EXPR", help="arithmetic to compute, e.g. 2+3*4")
+    submit.add_argument("--function", default="echo", help="the function to run on --task")
+    submit.add_argument("--name", help="a name for the task")
+    submit.add_argument(
+        "--priority", default="normal", choices=["low", "normal", "high", "critical"]
+    )
+    submit.add_argument("--retries", type=_non_negative_int, default=0, help="further attempts")
+    submit.add_argument(
+        "--timeout",
+        type=_non_negative_int,
+        default=0,
+        metavar="SECONDS",
+        help="seconds an attempt may take (0: no limit)",
+    )
+    submit.add_argument("--tag", action="append", default=[], help="require a worker tag")
+    submit.add_argument(
+        "--after", action="append", default=[], metavar="ID", help="run after this task"
+    )
+    submit.add_argument("--no-wait", action="store_true", help="print the task id and return")
+    submit.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    _add_coordinator_option(submit)
+    submit.set_defaults(run=run_submit)
+
+    for name, helptext, runner in (
+        ("status", "show a task's state", run_status),
+        ("result", "wait for a task and print its output", run_result),
+        ("cancel", "cancel a task", run_cancel),
+    ):
+        command = commands.add_parser(name, help=helptext, description=helptext + ".")
+        command.add_argument("task_id", metavar="ID", help="the task's id")
+        command.add_argument("--json", action="store_true", help="print JSON")
+        _add_coordinator_option(command)
+        command.set_defaults(run=runner)
+
+    for name, helptext, runner in (
+        ("cluster", "show the cluster's status", run_cluster),
+        ("workers", "list the workers", run_workers),
+        ("tasks", "list the newest tasks", run_tasks),
+    ):
+        command = commands.add_parser(name, help=helptext, description=helptext + ".")
+        command.add_argument("--json", action="store_true", help="print JSON")
+        if name == "tasks":
+            command.add_argument("--limit", type=_positive_int, default=20, help="how many")
+        _add_coordinator_option(command)
+        command.set_defaults(run=runner)
+
+
+def _add_tool_commands(commands: Any) -> None:
+    trace = commands.add_parser(
+        "trace",
+        help="relay connections to a coordinator, printing every frame",
+        description="Listen on --listen, relay each connection to --upstream, and print "
+        "every frame in both directions, annotated field by field. Point a worker or a "
+        "client at --listen to watch its conversation.",
+    )
+    trace.add_argument("--listen", required=True, metavar="HOST:PORT", help="where to listen")
+    trace.add_argument(
+        "--upstream",
+        default=defaults.COORDINATOR,
+        metavar="HOST:PORT",
+        help="the coordinator (default %(default)s)",
+    )
+    trace.set_defaults(run=run_trace)
 
     decode = commands.add_parser(
         "decode",
@@ -82,30 +258,383 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
-        help="show the frames of one task's life, encoded, traced and decoded",
-        description="Encode one example of every message, in the order of a task's life, "
-        "show the TaskSubmit frame byte by byte, then decode the whole stream fed one "
-        "byte at a time and check every message comes back unchanged.",
+        help="run a local cluster doing real work, then stop it",
+        description="Start a coordinator and workers on this machine, run a word count "
+        "over a text that ships with Vistrit as map/reduce (plus a few other tasks), check "
+        "every answer, and stop everything. --wire shows the protocol instead: the frames "
+        "of a task's life, one byte by byte.",
     )
+    demo.add_argument("--workers", type=_positive_int, default=2, help="how many (default 2)")
+    demo.add_argument("--wire", action="store_true", help="show the frames instead")
     demo.set_defaults(run=run_demo)
-    return parser
+
+
+def _add_coordinator_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--coordinator",
+        default=os.environ.get("VISTRIT_COORDINATOR", defaults.COORDINATOR),
+        metavar="HOST:PORT[,HOST:PORT...]",
+        help=f"the coordinator(s) (default: $VISTRIT_COORDINATOR or {defaults.COORDINATOR})",
+    )
 
 
 def _positive_float(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be positive: {text}")
     return value
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    value = _non_negative_int(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be positive: {text}")
     return value
 
 
-# -- decode -------------------------------------------------------------------------------
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"cannot be negative: {text}")
+    return value
+
+
+def _address(text: str) -> tuple[str, int]:
+    try:
+        return parse_address(text)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+# -- nodes ----------------------------------------------------------------------------------
+
+
+def _until_signalled() -> threading.Event:
+    """An event set by SIGINT or SIGTERM, so nodes stop cleanly."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def run_coordinator(args: argparse.Namespace, out: TextIO) -> int:
+    from vistrit.coordinator import Coordinator
+
+    stop = _until_signalled()
+    coordinator = Coordinator(
+        _address(args.bind), strategy=args.strategy, retention=args.retention, name=args.name
+    )
+    try:
+        coordinator.start()
+    except OSError as exc:
+        print(f"error: cannot listen on {args.bind}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILED
+    host, port = coordinator.address
+    print(f"vistrit coordinator listening on {host}:{port}", file=out, flush=True)
+    stop.wait()
+    coordinator.stop()
+    return EXIT_OK
+
+
+def run_worker(args: argparse.Namespace, out: TextIO) -> int:
+    from vistrit.worker import HandshakeRefused, Worker
+
+    for module in args.tasks:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise UsageError(f"cannot import --tasks {module}: {exc}") from None
+    address = _address(args.coordinator.split(",")[0])
+    worker = Worker(
+        address,
+        slots=args.slots,
+        tags=args.tag,
+        name=args.name,
+        heartbeat_interval=args.heartbeat,
+        allow_commands=args.allow_commands,
+    )
+    stop = _until_signalled()
+    try:
+        worker.start()
+    except (OSError, HandshakeRefused) as exc:
+        print(f"error: cannot join {address[0]}:{address[1]}: {_reason(exc)}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    print(f"vistrit worker {worker.name} joined {address[0]}:{address[1]}", file=out, flush=True)
+
+    def stop_when_lost() -> None:
+        worker.wait()
+        stop.set()
+
+    threading.Thread(target=stop_when_lost, name="worker watch", daemon=True).start()
+    stop.wait()
+    worker.stop()
+    if worker.error:
+        print(f"error: {worker.error}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+# -- client commands ------------------------------------------------------------------------
+
+
+def _client(args: argparse.Namespace) -> VistritClient:
+    try:
+        return VistritClient(args.coordinator)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def run_submit(args: argparse.Namespace, out: TextIO) -> int:
+    options: dict[str, Any] = {
+        "retries": args.retries,
+        "timeout": args.timeout,
+        "priority": args.priority,
+        "tags": args.tag,
+        "after": [_task_id(text) for text in args.after],
+    }
+    if args.name:
+        options["name"] = args.name
+    with _client(args) as client:
+        if args.command is not None:
+            future = client.submit_command(args.command, **options)
+        elif args.expression is not None:
+            future = client.submit_compute(args.expression, **options)
+        else:
+            future = client.submit(args.function, args.task or "", **options)
+        if args.no_wait:
+            # The answer to this query comes after the submission's: once it is here, a
+            # refusal has been seen.
+            with contextlib.suppress(TaskNotFound):
+                client.status(future.task_id)
+        else:
+            concurrent.futures.wait([future])
+        if future.done() and not future.cancelled():
+            error = future.exception()
+            if error is not None and not isinstance(error, TaskError):
+                raise error
+        if args.no_wait:
+            print(future.task_id, file=out)
+            return EXIT_OK
+        return _print_outcome(client.status(future.task_id), args.json, out)
+
+
+def _print_outcome(info: TaskInfo, as_json: bool, out: TextIO) -> int:
+    if as_json:
+        print(json.dumps(_info_json(info)), file=out)
+    elif info.state == "Completed":
+        output = info.output or b""
+        text = output.decode("utf-8", "replace")
+        print(text, file=out, end="" if text.endswith("\n") else "\n")
+    elif info.state == "Failed":
+        print(f"error: task {info.id} failed: {info.error}", file=sys.stderr)
+    elif info.state == "Cancelled":
+        print(f"error: task {info.id} was cancelled", file=sys.stderr)
+    return EXIT_OK if info.state == "Completed" else EXIT_FAILED
+
+
+def run_status(args: argparse.Namespace, out: TextIO) -> int:
+    with _client(args) as client:
+        info = client.status(_task_id(args.task_id))
+    if args.json:
+        print(json.dumps(_info_json(info)), file=out)
+        return EXIT_OK
+    lines = [
+        ("task", str(info.id)),
+        ("name", info.name),
+        ("state", info.state + (f" ({info.progress}%)" if info.progress is not None else "")),
+        ("priority", info.priority),
+    ]
+    if info.worker:
+        lines.append(("worker", str(info.worker)))
+    if info.error:
+        lines.append(("error", info.error))
+    if info.output is not None:
+        lines.append(("output", _shorten(info.output.decode("utf-8", "replace"))))
+    for label, value in lines:
+        print(f"{label + ':':<10}{value}", file=out)
+    return EXIT_OK
+
+
+def run_result(args: argparse.Namespace, out: TextIO) -> int:
+    with _client(args) as client:
+        info = client.wait(_task_id(args.task_id))
+    return _print_outcome(info, args.json, out)
+
+
+def run_cancel(args: argparse.Namespace, out: TextIO) -> int:
+    with _client(args) as client:
+        task_id = _task_id(args.task_id)
+        accepted = client.cancel(task_id)
+        state = client.status(task_id).state
+    if args.json:
+        print(json.dumps({"task": str(task_id), "cancelled": accepted, "state": state}), file=out)
+    elif accepted:
+        print(f"cancelled {task_id}", file=out)
+    else:
+        print(f"error: cannot cancel {task_id}: it is {state}", file=sys.stderr)
+    return EXIT_OK if accepted else EXIT_FAILED
+
+
+def run_cluster(args: argparse.Namespace, out: TextIO) -> int:
+    with _client(args) as client:
+        status = client.cluster_status()
+    fields = {
+        "leader": str(status.leader_id),
+        "nodes": status.total_nodes,
+        "workers": status.online_workers,
+        "pending": status.pending_tasks,
+        "running": status.running_tasks,
+        "completed": status.completed_tasks,
+        "failed": status.failed_tasks,
+        "uptime": status.uptime_seconds,
+    }
+    if args.json:
+        print(json.dumps(fields), file=out)
+    else:
+        for label, value in fields.items():
+            print(f"{label + ':':<11}{value}{' s' if label == 'uptime' else ''}", file=out)
+    return EXIT_OK
+
+
+def run_workers(args: argparse.Namespace, out: TextIO) -> int:
+    with _client(args) as client:
+        workers = client.workers()
+    rows: list[dict[str, Any]] = [
+        {
+            "id": str(w.id),
+            "name": w.name,
+            "address": str(w.address),
+            "state": w.state.name,
+            "running": w.running_tasks,
+            "slots": w.capabilities.max_concurrent_tasks,
+            "tags": list(w.capabilities.tags),
+        }
+        for w in workers
+    ]
+    if args.json:
+        print(json.dumps(rows), file=out)
+        return EXIT_OK
+    _table(
+        out,
+        ["name", "state", "running", "slots", "tags", "address", "id"],
+        [
+            [
+                r["name"] or "",
+                r["state"],
+                f"{r['running']}",
+                f"{r['slots']}",
+                ",".join(r["tags"]),
+                r["address"],
+                r["id"],
+            ]
+            for r in rows
+        ],
+    )
+    return EXIT_OK
+
+
+def run_tasks(args: argparse.Namespace, out: TextIO) -> int:
+    with _client(args) as client:
+        tasks = client.tasks(args.limit)
+    if args.json:
+        print(json.dumps([_info_json(info) for info in tasks]), file=out)
+        return EXIT_OK
+    _table(
+        out,
+        ["id", "state", "priority", "name"],
+        [[str(t.id), t.state, t.priority, t.name] for t in tasks],
+    )
+    return EXIT_OK
+
+
+def _table(out: TextIO, header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print(
+            "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip(), file=out
+        )
+
+
+def _info_json(info: TaskInfo) -> dict[str, Any]:
+    output: dict[str, Any] = {"output": None}
+    if info.output is not None:
+        try:
+            output = {"output": info.output.decode("utf-8")}
+        except UnicodeDecodeError:
+            output = {"output": None, "output_hex": info.output.hex()}
+    return {
+        "id": str(info.id),
+        "name": info.name,
+        "state": info.state,
+        "priority": info.priority,
+        "worker": str(info.worker) if info.worker else None,
+        "progress": info.progress,
+        "error": info.error,
+        **output,
+    }
+
+
+def _task_id(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise UsageError(f"not a task id: {text!r}") from None
+
+
+def _shorten(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _reason(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or str(exc)
+
+
+# -- tools ----------------------------------------------------------------------------------
+
+
+def run_trace(args: argparse.Namespace, out: TextIO) -> int:
+    from vistrit.tracer import TracedFrame, TraceRelay
+
+    lock = threading.Lock()
+
+    def show(frame: TracedFrame) -> None:
+        arrow = "client -> coordinator" if frame.direction == "->" else "coordinator -> client"
+        with lock:
+            print(
+                f"\n#{frame.connection} {arrow}: {frame.message} ({len(frame.data)} bytes)",
+                file=out,
+            )
+            if frame.spans:
+                print(format_table(frame.spans, frame.data), file=out)
+            if frame.error is not None:
+                print(f"!! {type(frame.error).__name__}: {frame.error}", file=out)
+            out.flush()
+
+    relay = TraceRelay(_address(args.listen), _address(args.upstream), show)
+    stop = _until_signalled()
+    try:
+        relay.start()
+    except OSError as exc:
+        print(f"error: cannot listen on {args.listen}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILED
+    host, port = relay.address
+    print(
+        f"vistrit trace listening on {host}:{port}, relaying to {args.upstream}",
+        file=out,
+        flush=True,
+    )
+    stop.wait()
+    relay.stop()
+    return EXIT_OK
+
+
+# -- decode, bench, demo ---------------------------------------------------------------------
 
 
 def parse_hex(text: str) -> bytes:
@@ -121,23 +650,11 @@ def parse_hex(text: str) -> bytes:
     return bytes.fromhex(cleaned)
 
 
-def split_frames(data: bytes) -> list[bytes]:
-    """Cut a byte string into frames by their length fields (the last may be short)."""
-    frames = []
-    pos = 0
-    while pos < len(data):
-        length = int.from_bytes(data[pos + 6 : pos + HEADER_SIZE], "big")
-        size = HEADER_SIZE + length + 4
-        if len(data) - pos < HEADER_SIZE or length > MAX_PAYLOAD:
-            size = len(data) - pos
-        frames.append(data[pos : pos + size])
-        pos += size
-    return frames
-
-
 def run_decode(args: argparse.Namespace, out: TextIO) -> int:
     text = " ".join(args.hex) if args.hex and args.hex != ["-"] else sys.stdin.read()
-    frames = split_frames(parse_hex(text))
+    frames, rest = split_frames(parse_hex(text))
+    if rest:
+        frames.append(rest)  # a short last frame: the annotator says what is missing
     for number, frame in enumerate(frames, 1):
         try:
             if args.json:
@@ -156,9 +673,6 @@ def run_decode(args: argparse.Namespace, out: TextIO) -> int:
             print(f"frame {number}", file=out)
         print(format_table(spans, frame), file=out)
     return EXIT_OK
-
-
-# -- bench --------------------------------------------------------------------------------
 
 
 def run_bench(args: argparse.Namespace, out: TextIO) -> int:
@@ -188,8 +702,6 @@ def run_bench(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-# -- demo ---------------------------------------------------------------------------------
-
 _SENDERS = {
     "Handshake": "worker → coordinator",
     "HandshakeAck": "coordinator → worker",
@@ -216,7 +728,7 @@ _SENDERS = {
 }
 
 
-def run_demo(args: argparse.Namespace, out: TextIO) -> int:
+def run_wire_demo(out: TextIO) -> int:
     examples = all_examples()
     frames = {name: encode_frame(message) for name, message in examples.items()}
     print(
@@ -251,15 +763,40 @@ def run_demo(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK if same else EXIT_FAILED
 
 
+def run_demo(args: argparse.Namespace, out: TextIO) -> int:
+    if args.wire:
+        return run_wire_demo(out)
+    from vistrit import demo
+
+    print(f"Vistrit demo: a coordinator and {args.workers} workers on this machine", file=out)
+    ok = demo.run(args.workers, report=lambda line: print(line, file=out, flush=True))
+    print("all answers correct" if ok else "SOME ANSWERS WERE WRONG", file=out)
+    return EXIT_OK if ok else EXIT_FAILED
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Run one command; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level),
+        format="%(asctime)s %(levelname)-7s %(message)s",
+        stream=sys.stderr,
+    )
     try:
         return int(args.run(args, out or sys.stdout))
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except TaskRejected as exc:
+        print(f"error: the coordinator refused the task: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except TaskNotFound as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    except (CoordinatorUnavailable, TimeoutError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

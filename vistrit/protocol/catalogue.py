@@ -14,6 +14,9 @@ How a later version is added, without changing v1:
 2. ``V2 = V1.extended(2, [NewMessage, ...])`` and ``CATALOGUES[2] = V2``. Every v1 message
    keeps its shape, variant index and type byte in v2.
 
+Version 2 (``V2`` below) appends ``TaskCancelAck`` (22, 0x19), ``TaskListRequest`` (23, 0x1A),
+``TaskListResponse`` (24, 0x1B) and the node kind ``NodeType.Client``.
+
 How two peers agree on a version (the handshake):
 
 * The connecting node sends its ``Handshake`` in a **v1 frame** (every node can read one),
@@ -98,8 +101,12 @@ V1 = Catalogue(
     ),
 )
 
+#: Version 2: v1 plus the messages Vistrit's own nodes use (``NodeType.Client`` is appended
+#: too). A v2 peer still reads and writes every v1 message exactly as v1 does.
+V2 = V1.extended(2, [messages.TaskCancelAck, messages.TaskListRequest, messages.TaskListResponse])
+
 #: Every version this implementation speaks, by header version byte.
-CATALOGUES: dict[int, Catalogue] = {1: V1}
+CATALOGUES: dict[int, Catalogue] = {1: V1, 2: V2}
 
 #: The newest version this implementation speaks.
 NEWEST_VERSION = max(CATALOGUES)

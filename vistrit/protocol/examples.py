@@ -157,3 +157,13 @@ def all_examples() -> dict[str, m.Message]:
         ),
     ]
     return {type(message).WIRE_NAME: message for message in examples}
+
+
+def v2_examples() -> dict[str, m.Message]:
+    """One example of each message version 2 adds, by wire name."""
+    examples: list[m.Message] = [
+        m.TaskCancelAck(task_id=TASK_ID, accepted=True, reason="cancelled before it ran"),
+        m.TaskListRequest(request_id=REQUEST_ID, limit=20),
+        m.TaskListResponse(request_id=REQUEST_ID, tasks=(word_count_task(b""),)),
+    ]
+    return {type(message).WIRE_NAME: message for message in examples}

@@ -155,6 +155,29 @@ def decode_payload(payload: bytes, catalogue: Catalogue, type_byte: int, start: 
     return message
 
 
+def split_frames(data: bytes, max_payload: int = MAX_PAYLOAD) -> tuple[list[bytes], bytes]:
+    """Cut whole frames off the front of *data* by their length fields, without decoding.
+
+    Returns ``(frames, rest)``: *rest* is an incomplete frame still waiting for bytes. If
+    the bytes at a frame boundary cannot start a frame (bad magic, a length over the cap),
+    everything from there is returned as one last "frame", so that the annotator reports
+    why. Used by the wire tracer and ``vistrit decode``.
+    """
+    frames = []
+    pos = 0
+    while len(data) - pos >= HEADER_SIZE:
+        magic, _, _, length = HEADER.unpack_from(data, pos)
+        if magic != MAGIC or length > max_payload:
+            frames.append(data[pos:])
+            return frames, b""
+        end = pos + HEADER_SIZE + length + CHECKSUM_SIZE
+        if end > len(data):
+            break
+        frames.append(data[pos:end])
+        pos = end
+    return frames, data[pos:]
+
+
 def decode_frame(data: bytes, max_payload: int = MAX_PAYLOAD) -> Frame:
     """Decode *data*, which must be exactly one whole frame."""
     decoder = FrameDecoder(max_payload)

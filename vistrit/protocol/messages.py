@@ -11,6 +11,9 @@ them after what they carry:
 * *Answer* ("I am alive and above you; stand down") is :class:`ElectionVote`;
 * *Coordinator* ("I won; I lead from now on") is :class:`LeaderAnnounce`.
 
+Messages 22 and up belong to version 2, which only appends to v1 (see
+:mod:`vistrit.protocol.catalogue`).
+
 One name clash: the message that carries a :class:`~vistrit.protocol.types.TaskResult` is
 also called ``TaskResult`` in the protocol; here it is :class:`TaskResultMessage`, with
 ``WIRE_NAME = "TaskResult"``.
@@ -251,3 +254,32 @@ class Error(Message):
     message: str
     entity_id: str | None = None
     details: str | None = None
+
+
+# -- version 2: appended, never changing v1 -----------------------------------------------
+
+
+@wire_message(22, 0x19)
+class TaskCancelAck(Message):
+    """v2. The answer to ``TaskCancel``: ``accepted`` if the task was cancelled (pending) or
+    its worker was told to stop it (running); otherwise ``reason`` says why not."""
+
+    task_id: TaskId
+    accepted: bool
+    reason: str | None = None
+
+
+@wire_message(23, 0x1A)
+class TaskListRequest(Message):
+    """v2. Ask for the newest tasks the coordinator knows, at most ``limit`` of them."""
+
+    request_id: Uuid
+    limit: u32
+
+
+@wire_message(24, 0x1B)
+class TaskListResponse(Message):
+    """v2. Tasks, newest first, each with its current state."""
+
+    request_id: Uuid
+    tasks: tuple[Task, ...]

@@ -49,10 +49,15 @@ __all__ = [
 
 
 class NodeType(enum.IntEnum):
-    """What a node is. Version 2 will append a ``Client`` kind (see :mod:`.catalogue`)."""
+    """What a node is. ``Client`` is appended by version 2 (see :mod:`.catalogue`).
+
+    A v1 peer knows only Coordinator and Worker; Vistrit nodes announce ``Client`` only to
+    a coordinator they offer version 2 to.
+    """
 
     Coordinator = 0
     Worker = 1
+    Client = 2  # v2
 
 
 class NodeState(enum.IntEnum):

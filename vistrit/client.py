@@ -1,0 +1,638 @@
+"""``VistritClient``: the SDK, one synchronous class. The CLI is a thin layer over it.
+
+::
+
+    from vistrit import VistritClient
+
+    with VistritClient("localhost:7878") as client:
+        future = client.submit("uppercase", "hello", retries=3, timeout=30, priority="high")
+        print(future.result())                      # HELLO
+        counts = client.map("word_count", ["a b", "c d e"])
+        print(client.gather(counts))                # ['2', '3']
+        total = client.map_reduce("word_count", ["a b", "c d e"], "sum")
+        print(total.result())                       # 5
+
+How it works:
+
+* The client connects to the first coordinator of its list that answers, and handshakes
+  as a ``Client`` (protocol v2): it is never given tasks and never listed as a worker.
+* Every request carries an id, so many can be in flight on the one connection
+  (pipelining): ``submit`` returns at once with a :class:`TaskFuture`; one reader thread
+  matches each answer to its request by request id or task id.
+* The coordinator sends the outcome of each task the client submitted as soon as it is
+  final; the future then resolves: its result is the task's output (``str`` if the data
+  was given as ``str``, else ``bytes``), or :class:`TaskError`, or it is cancelled.
+
+Failures are typed: :class:`TaskError` (the task failed; ``.error`` is its error text),
+:class:`TaskRejected` (the coordinator refused the submission), :class:`TaskNotFound`,
+:class:`CoordinatorUnavailable` (no coordinator answers, or the connection was lost),
+``concurrent.futures.CancelledError`` from ``result()`` of a cancelled task, and
+``TimeoutError`` when a wait runs out.
+
+Read next: :mod:`vistrit.cli`.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from vistrit import defaults
+from vistrit.protocol import ProtocolError
+from vistrit.protocol import messages as m
+from vistrit.protocol.catalogue import NEWEST_VERSION
+from vistrit.protocol.types import (
+    NodeCapabilities,
+    NodeInfo,
+    NodeState,
+    NodeType,
+    SocketAddr,
+    Task,
+    TaskPayload,
+    TaskPriority,
+    TaskResult,
+    TaskState,
+)
+from vistrit.transport import Connection, ConnectionClosed, PeerTimeout, connect, parse_address
+
+log = logging.getLogger(__name__)
+
+PRIORITIES = {p.name.lower(): p for p in TaskPriority}
+
+
+class VistritError(Exception):
+    """Base of the client's errors."""
+
+
+class CoordinatorUnavailable(VistritError, ConnectionError):
+    """No coordinator could be reached, or the connection to it was lost."""
+
+
+class TaskRejected(VistritError):
+    """The coordinator refused the submission (an unknown dependency, for example)."""
+
+
+class TaskNotFound(VistritError, LookupError):
+    """The coordinator does not know this task (never submitted, or past retention)."""
+
+
+class TaskError(VistritError):
+    """The task failed. ``error`` is its error text (every attempt's, when retried)."""
+
+    def __init__(self, task_id: uuid.UUID, error: str, result: TaskResult | None = None) -> None:
+        super().__init__(f"task {task_id} failed: {error}")
+        self.task_id = task_id
+        self.error = error
+        self.result = result
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """A task as the coordinator reports it."""
+
+    id: uuid.UUID
+    name: str
+    state: str  # Pending, Scheduled, Running, Completed, Failed or Cancelled
+    priority: str
+    worker: uuid.UUID | None
+    progress: int | None
+    error: str | None
+    output: bytes | None
+    task: Task
+    result: TaskResult | None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("Completed", "Failed", "Cancelled")
+
+    @classmethod
+    def of(cls, task: Task, result: TaskResult | None) -> TaskInfo:
+        state = task.state
+        return cls(
+            id=task.id,
+            name=task.name,
+            state=state.WIRE_NAME,
+            priority=task.priority.name,
+            worker=getattr(state, "worker_id", None),
+            progress=getattr(state, "progress", None),
+            error=getattr(state, "error", None)
+            or (result.error if result and not result.success else None),
+            output=result.data if result is not None else None,
+            task=task,
+            result=result,
+        )
+
+
+@dataclass(frozen=True)
+class ClusterStatus:
+    leader_id: uuid.UUID | None
+    total_nodes: int
+    online_workers: int
+    pending_tasks: int
+    running_tasks: int
+    completed_tasks: int
+    failed_tasks: int
+    uptime_seconds: int
+
+
+class TaskFuture(concurrent.futures.Future[Any]):
+    """The outcome of one task. ``cancel()`` asks the coordinator to cancel the task."""
+
+    def __init__(self, client: VistritClient, task_id: uuid.UUID, text: bool) -> None:
+        super().__init__()
+        self.client = client
+        self.task_id = task_id
+        self.text = text
+
+    def cancel(self) -> bool:
+        """Cancel the task (pending: at once; running: its worker is told to stop it).
+
+        Returns True if the coordinator accepted; blocks for its answer, so do not call it
+        from a done-callback.
+        """
+        if self.done():
+            return super().cancelled()
+        if not self.client.cancel(self.task_id):
+            return False
+        return self._mark_cancelled()
+
+    def _mark_cancelled(self) -> bool:
+        return super().cancel()
+
+    def _settle(self, task: Task, result: TaskResult | None) -> None:
+        """Resolve from a final TaskQueryResponse (called by the reader thread)."""
+        if self.done():
+            return
+        state = task.state
+        if isinstance(state, TaskState.Completed):
+            data = result.data if result is not None and result.data is not None else b""
+            self.set_result(data.decode("utf-8", "replace") if self.text else data)
+        elif isinstance(state, TaskState.Failed):
+            self.set_exception(TaskError(task.id, state.error, result))
+        elif isinstance(state, TaskState.Cancelled):
+            self._mark_cancelled()
+
+
+class VistritClient:
+    """A connection to a Vistrit cluster (see the module docstring). Thread-safe."""
+
+    def __init__(
+        self,
+        coordinators: str | Sequence[str] = defaults.COORDINATOR,
+        *,
+        name: str | None = None,
+        request_timeout: float = defaults.REQUEST_TIMEOUT,
+        connect_timeout: float = defaults.CONNECT_TIMEOUT,
+    ) -> None:
+        texts = coordinators.split(",") if isinstance(coordinators, str) else list(coordinators)
+        try:
+            self.addresses = [parse_address(text) for text in texts if text.strip()]
+        except ValueError as exc:
+            raise ValueError(f"bad coordinator address: {exc}") from None
+        if not self.addresses:
+            raise ValueError("no coordinator address given")
+        self.id = uuid.uuid4()
+        self.name = name or f"client-{os.getpid()}"
+        self.request_timeout = request_timeout
+        self._lock = threading.Lock()
+        self._replies: dict[uuid.UUID, concurrent.futures.Future[m.Message]] = {}
+        self._by_task: dict[uuid.UUID, list[concurrent.futures.Future[m.Message]]] = {}
+        self._tasks: dict[uuid.UUID, TaskFuture] = {}
+        self._closed = False
+        self._conn = self._connect(connect_timeout)
+        self._reader = threading.Thread(
+            target=self._read_loop, name=f"{self.name} reader", daemon=True
+        )
+        self._reader.start()
+
+    def _connect(self, timeout: float) -> Connection:
+        errors = []
+        for address in self.addresses:
+            try:
+                conn = connect(address, timeout=timeout, name=self.name)
+            except OSError as exc:
+                errors.append(f"{address[0]}:{address[1]}: {exc.strerror or exc}")
+                continue
+            try:
+                conn.send(
+                    m.Handshake(node_info=self._node_info(conn), protocol_version=NEWEST_VERSION)
+                )
+                ack = conn.receive(time.monotonic() + timeout)
+            except (OSError, ProtocolError, PeerTimeout) as exc:
+                conn.close()
+                errors.append(f"{address[0]}:{address[1]}: handshake failed: {exc}")
+                continue
+            if not isinstance(ack, m.HandshakeAck) or not ack.accepted:
+                conn.close()
+                reason = ack.reason if isinstance(ack, m.HandshakeAck) else f"got {ack!r}"
+                errors.append(f"{address[0]}:{address[1]}: refused: {reason}")
+                continue
+            conn.version = NEWEST_VERSION
+            return conn
+        raise CoordinatorUnavailable("no coordinator answered: " + "; ".join(errors))
+
+    def _node_info(self, conn: Connection) -> NodeInfo:
+        now = int(time.time())
+        return NodeInfo(
+            id=self.id,
+            node_type=NodeType.Client,
+            address=SocketAddr(*conn.local),
+            capabilities=NodeCapabilities(
+                max_concurrent_tasks=0, available_memory_bytes=0, cpu_cores=0
+            ),
+            state=NodeState.Ready,
+            running_tasks=0,
+            name=self.name,
+            started_at=now,
+            last_heartbeat=now,
+        )
+
+    def close(self) -> None:
+        """Close the connection; unfinished futures fail with CoordinatorUnavailable."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._conn.send(m.Disconnect(node_id=self.id, reason="client closing", graceful=True))
+        except ConnectionClosed:
+            pass
+        self._conn.close()
+        if self._reader is not threading.current_thread():
+            self._reader.join(defaults.SEND_TIMEOUT)
+        self._fail_all(CoordinatorUnavailable("the client was closed"))
+
+    def __enter__(self) -> VistritClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- submitting -------------------------------------------------------------------------
+
+    def submit(
+        self,
+        function: str,
+        data: str | bytes = b"",
+        *,
+        retries: int = 0,
+        timeout: int = 0,
+        priority: str | TaskPriority = "normal",
+        tags: Iterable[str] = (),
+        after: Iterable[uuid.UUID | TaskFuture | str] = (),
+        name: str | None = None,
+        task_id: uuid.UUID | None = None,
+    ) -> TaskFuture:
+        """Run the named function on *data*; returns at once with the task's future.
+
+        *retries*: further attempts after a failure. *timeout*: seconds an attempt may take
+        (0: no limit). *priority*: low, normal, high or critical. *tags*: the worker must have
+        them all. *after*: tasks (ids or futures) that must complete first. *task_id*: choose
+        the id, so that submitting again is idempotent.
+        """
+        payload = TaskPayload.Data(function=function, data=_to_bytes(data))
+        return self._submit(
+            payload,
+            isinstance(data, str),
+            name or function,
+            retries,
+            timeout,
+            priority,
+            tags,
+            after,
+            task_id,
+        )
+
+    def submit_compute(self, expression: str, **options: Any) -> TaskFuture:
+        """Evaluate arithmetic (``"2+3*4"``) on a worker; the result is its text (``"14"``)."""
+        return self._submit(
+            TaskPayload.Compute(expression=expression),
+            True,
+            options.pop("name", expression[:40]),
+            **_opts(options),
+        )
+
+    def submit_command(self, command: str, args: Sequence[str] = (), **options: Any) -> TaskFuture:
+        """Run a program on a worker started with ``--allow-commands``; the result is its stdout."""
+        payload = TaskPayload.Command(command=command, args=tuple(args))
+        return self._submit(payload, True, options.pop("name", command[:40]), **_opts(options))
+
+    def submit_map(
+        self, function: str, chunks: Sequence[str | bytes], **options: Any
+    ) -> TaskFuture:
+        """One task applying *function* to each chunk; the outputs joined with newlines."""
+        payload = TaskPayload.Map(
+            function=function, input_chunks=tuple(_to_bytes(c) for c in chunks)
+        )
+        text = all(isinstance(c, str) for c in chunks)
+        return self._submit(payload, text, options.pop("name", f"map {function}"), **_opts(options))
+
+    def submit_reduce(
+        self, function: str, inputs: Sequence[str | bytes] = (), **options: Any
+    ) -> TaskFuture:
+        """Reduce *inputs* (or, if none and ``after=`` is given, those tasks' results)."""
+        payload = TaskPayload.Reduce(
+            function=function, intermediate_results=tuple(_to_bytes(i) for i in inputs)
+        )
+        return self._submit(
+            payload, True, options.pop("name", f"reduce {function}"), **_opts(options)
+        )
+
+    def _submit(
+        self,
+        payload: TaskPayload,
+        text: bool,
+        name: str,
+        retries: int = 0,
+        timeout: int = 0,
+        priority: str | TaskPriority = "normal",
+        tags: Iterable[str] = (),
+        after: Iterable[uuid.UUID | TaskFuture | str] = (),
+        task_id: uuid.UUID | None = None,
+    ) -> TaskFuture:
+        if retries < 0 or timeout < 0:
+            raise ValueError("retries and timeout cannot be negative")
+        task = Task(
+            id=task_id or uuid.uuid4(),
+            name=name,
+            payload=payload,
+            state=TaskState.Pending(),
+            priority=_priority(priority),
+            max_retries=retries,
+            timeout_seconds=timeout,
+            tags=tuple(tags),
+            created_at=int(time.time()),
+            submitted_by=self.id,
+            dependencies=tuple(_task_id(item) for item in after),
+        )
+        future = TaskFuture(self, task.id, text)
+        request_id = uuid.uuid4()
+        ack: concurrent.futures.Future[m.Message] = concurrent.futures.Future()
+        ack.add_done_callback(lambda done: self._on_submit_ack(future, done))
+        with self._lock:
+            self._check_open()
+            self._tasks[task.id] = future
+            self._replies[request_id] = ack
+        self._send(m.TaskSubmit(task=task, request_id=request_id))
+        return future
+
+    def _on_submit_ack(
+        self, future: TaskFuture, done: concurrent.futures.Future[m.Message]
+    ) -> None:
+        error = done.exception()
+        if error is not None:
+            if not future.done():
+                future.set_exception(error)
+            return
+        ack = done.result()
+        if isinstance(ack, m.TaskSubmitAck) and not ack.accepted and not future.done():
+            with self._lock:
+                self._tasks.pop(future.task_id, None)
+            future.set_exception(TaskRejected(ack.reason or "the coordinator refused the task"))
+
+    # -- many tasks -------------------------------------------------------------------------
+
+    def map(self, function: str, items: Iterable[str | bytes], **options: Any) -> list[TaskFuture]:
+        """One task per item; returns their futures, in order."""
+        return [self.submit(function, item, **options) for item in items]
+
+    def gather(
+        self, futures: Iterable[concurrent.futures.Future[Any]], timeout: float | None = None
+    ) -> list[Any]:
+        """The results of *futures*, in order; raises the first failure."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        results = []
+        for future in futures:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            results.append(future.result(left))
+        return results
+
+    @staticmethod
+    def as_completed(
+        futures: Iterable[concurrent.futures.Future[Any]], timeout: float | None = None
+    ) -> Iterator[concurrent.futures.Future[Any]]:
+        """Yield futures as they finish (``concurrent.futures.as_completed``)."""
+        return concurrent.futures.as_completed(list(futures), timeout)
+
+    def map_reduce(
+        self, map_function: str, chunks: Iterable[str | bytes], reduce_function: str, **options: Any
+    ) -> TaskFuture:
+        """A task per chunk, plus a reduce task that runs after them all, fed their results."""
+        maps = self.map(map_function, chunks, **options)
+        options = {k: v for k, v in options.items() if k not in ("name", "task_id")}
+        return self.submit_reduce(
+            reduce_function, (), after=maps, name=f"reduce {reduce_function}", **options
+        )
+
+    # -- asking -----------------------------------------------------------------------------
+
+    def status(self, task_id: uuid.UUID | str) -> TaskInfo:
+        """The task's current state (and result, once it has one)."""
+        key = _task_id(task_id)
+        reply = self._ask_about(key, m.TaskQuery(task_id=key))
+        assert isinstance(reply, m.TaskQueryResponse)
+        if not reply.found or reply.task is None:
+            raise TaskNotFound(f"no task {key}")
+        return TaskInfo.of(reply.task, reply.result)
+
+    def wait(
+        self, task_id: uuid.UUID | str, timeout: float | None = None, poll: float = 0.05
+    ) -> TaskInfo:
+        """Wait until a task (submitted by anyone) is finished; returns its final TaskInfo."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            info = self.status(task_id)
+            if info.finished:
+                return info
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"task {info.id} is still {info.state}")
+            time.sleep(poll)  # polling a task this client did not submit: no push for it
+
+    def cancel(self, task_id: uuid.UUID | str) -> bool:
+        """Cancel a task: True if it was cancelled (or its worker told to stop it)."""
+        key = _task_id(task_id)
+        reply = self._ask_about(
+            key,
+            m.TaskCancel(task_id=key, requested_by=self.id, reason="cancelled by client"),
+            cancel=True,
+        )
+        assert isinstance(reply, m.TaskCancelAck)
+        return reply.accepted
+
+    def cluster_status(self) -> ClusterStatus:
+        reply = self._ask(lambda rid: m.ClusterStatusRequest(request_id=rid))
+        assert isinstance(reply, m.ClusterStatusResponse)
+        return ClusterStatus(
+            leader_id=reply.leader_id,
+            total_nodes=reply.total_nodes,
+            online_workers=reply.online_workers,
+            pending_tasks=reply.pending_tasks,
+            running_tasks=reply.running_tasks,
+            completed_tasks=reply.completed_tasks,
+            failed_tasks=reply.failed_tasks,
+            uptime_seconds=reply.uptime_seconds,
+        )
+
+    def workers(self) -> list[NodeInfo]:
+        reply = self._ask(lambda rid: m.WorkerListRequest(request_id=rid))
+        assert isinstance(reply, m.WorkerListResponse)
+        return list(reply.workers)
+
+    def tasks(self, limit: int = 100) -> list[TaskInfo]:
+        """The newest tasks the coordinator remembers (payload bytes left out)."""
+        reply = self._ask(lambda rid: m.TaskListRequest(request_id=rid, limit=limit))
+        assert isinstance(reply, m.TaskListResponse)
+        return [TaskInfo.of(task, None) for task in reply.tasks]
+
+    def _ask(self, build: Callable[[uuid.UUID], m.Message]) -> m.Message:
+        request_id = uuid.uuid4()
+        reply: concurrent.futures.Future[m.Message] = concurrent.futures.Future()
+        with self._lock:
+            self._check_open()
+            self._replies[request_id] = reply
+        self._send(build(request_id))
+        return self._wait(reply)
+
+    def _ask_about(self, task_id: uuid.UUID, message: m.Message, cancel: bool = False) -> m.Message:
+        reply: concurrent.futures.Future[m.Message] = concurrent.futures.Future()
+        key = _cancel_key(task_id) if cancel else task_id
+        with self._lock:
+            self._check_open()
+            self._by_task.setdefault(key, []).append(reply)
+        self._send(message)
+        return self._wait(reply)
+
+    def _wait(self, reply: concurrent.futures.Future[m.Message]) -> m.Message:
+        try:
+            return reply.result(self.request_timeout)
+        except concurrent.futures.TimeoutError:
+            raise TimeoutError(
+                f"no answer from the coordinator within {self.request_timeout:g} s"
+            ) from None
+
+    def _send(self, message: m.Message) -> None:
+        try:
+            self._conn.send(message)
+        except ConnectionClosed as exc:
+            raise CoordinatorUnavailable(f"lost the coordinator: {exc}") from exc
+
+    def _check_open(self) -> None:
+        if self._closed or self._conn.closed:
+            raise CoordinatorUnavailable("the client is closed or lost its coordinator")
+
+    # -- the reader -------------------------------------------------------------------------
+
+    def _read_loop(self) -> None:
+        reason = "the coordinator closed the connection"
+        try:
+            while True:
+                message = self._conn.receive()
+                if message is None:
+                    break
+                self._dispatch(message)
+        except (ProtocolError, ConnectionClosed, PeerTimeout) as exc:
+            reason = f"connection to the coordinator failed: {exc}"
+        except Exception:  # a thread boundary: log, then fail what is waiting
+            log.exception("%s: reader failed", self.name)
+            reason = "internal error in the client's reader"
+        if not self._closed:
+            log.warning("%s: %s", self.name, reason)
+        self._conn.close()
+        self._fail_all(CoordinatorUnavailable(reason))
+
+    def _dispatch(self, message: m.Message) -> None:
+        request_id = getattr(message, "request_id", None)
+        if request_id is not None and not isinstance(message, m.TaskSubmit):
+            with self._lock:
+                waiter = self._replies.pop(request_id, None)
+            if waiter is not None:
+                waiter.set_result(message)
+            return
+        if isinstance(message, m.TaskQueryResponse):
+            with self._lock:
+                waiters = self._by_task.pop(message.task_id, [])
+                future = self._tasks.get(message.task_id)
+                final = message.task is not None and message.task.state.WIRE_NAME in (
+                    "Completed",
+                    "Failed",
+                    "Cancelled",
+                )
+                if future is not None and (final or not message.found):
+                    del self._tasks[message.task_id]
+            for waiter in waiters:
+                waiter.set_result(message)
+            if future is not None and message.task is not None and final:
+                future._settle(message.task, message.result)
+            elif future is not None and not message.found:
+                future.set_exception(TaskNotFound(f"no task {message.task_id}"))
+        elif isinstance(message, m.TaskCancelAck):
+            with self._lock:
+                waiters = self._by_task.pop(_cancel_key(message.task_id), [])
+            for waiter in waiters:
+                waiter.set_result(message)
+        elif isinstance(message, m.Error):
+            log.warning(
+                "%s: coordinator error %s: %s", self.name, message.code.name, message.message
+            )
+
+    def _fail_all(self, error: Exception) -> None:
+        with self._lock:
+            waiting: list[concurrent.futures.Future[Any]] = list(self._replies.values())
+            for group in self._by_task.values():
+                waiting += group
+            waiting += self._tasks.values()
+            self._replies.clear()
+            self._by_task.clear()
+            self._tasks.clear()
+        for future in waiting:
+            if not future.done():
+                future.set_exception(error)
+
+
+def _cancel_key(task_id: uuid.UUID) -> uuid.UUID:
+    """Cancel answers are kept apart from query answers for the same task."""
+    return uuid.UUID(int=task_id.int ^ (1 << 127))
+
+
+def _to_bytes(data: str | bytes) -> bytes:
+    if isinstance(data, str):
+        return data.encode("utf-8")
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
+    raise TypeError(f"task data must be str or bytes, not {type(data).__name__}")
+
+
+def _priority(value: str | TaskPriority) -> TaskPriority:
+    if isinstance(value, TaskPriority):
+        return value
+    try:
+        return PRIORITIES[str(value).lower()]
+    except KeyError:
+        raise ValueError(
+            f"unknown priority {value!r}; choose from {', '.join(PRIORITIES)}"
+        ) from None
+
+
+def _task_id(value: uuid.UUID | TaskFuture | str) -> uuid.UUID:
+    if isinstance(value, TaskFuture):
+        return value.task_id
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise ValueError(f"not a task id: {value!r}") from None
+
+
+def _opts(options: dict[str, Any]) -> dict[str, Any]:
+    allowed = {"retries", "timeout", "priority", "tags", "after", "task_id"}
+    unknown = set(options) - allowed
+    if unknown:
+        raise TypeError(f"unexpected option(s): {', '.join(sorted(unknown))}")
+    return options

@@ -1,0 +1,405 @@
+"""What the coordinator decides: one message in, the messages to send out.
+
+:class:`CoordinatorCore` holds the task store, the worker registry and the scheduler, and
+has one handler per message kind, found through :data:`HANDLERS` (a table, not a chain of
+ifs). Each handler takes the sending peer, the message and ``now`` (Unix seconds) and
+returns an *outbox*: ``[(node_id, message), ...]``. It never touches a socket, a thread or
+a clock; :mod:`vistrit.coordinator.server` calls it under one lock and delivers the outbox.
+
+What happens to a task (see :mod:`vistrit.logic.tasks` for the state table):
+
+1. ``TaskSubmit`` records it (idempotently: a known id is acknowledged again), queues it
+   or makes it wait for its dependencies, and acknowledges it.
+2. Scheduling gives ready tasks to workers with free slots (``TaskAssign``). A ``Reduce``
+   with dependencies and no inputs of its own is fed their results, in order.
+3. The worker's ``TaskAssignAck`` and ``TaskStatus`` mark it Running; a refusal puts it
+   back in the queue for another worker.
+4. ``TaskResult`` completes it, or retries it while ``max_retries`` allows, or fails it with
+   the error of every attempt. The submitting client (a v2 ``Client``) is sent the outcome
+   as a ``TaskQueryResponse``; results stay queryable for the retention time.
+5. A worker that goes away gives its tasks back to the queue (at-least-once execution);
+   a late or duplicate report is ignored, so each task has exactly one outcome.
+
+Read next: :mod:`vistrit.coordinator.server`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from vistrit.logic.registry import Registry
+from vistrit.logic.scheduler import Chooser, Scheduler
+from vistrit.logic.tasks import (
+    PENDING,
+    RUNNING,
+    SCHEDULED,
+    IllegalTransition,
+    TaskRecord,
+    TaskStore,
+)
+from vistrit.protocol import messages as m
+from vistrit.protocol.catalogue import NEWEST_VERSION, agree_version
+from vistrit.protocol.errors import ErrorCode
+from vistrit.protocol.types import NodeInfo, NodeType, TaskPayload, TaskResult, TaskState
+
+Outbox = list[tuple[uuid.UUID, m.Message]]
+
+#: How long a worker that refused a task is not offered that task again. Heartbeats
+#: retry scheduling, so a refusal for a passing reason (a full worker) costs about this.
+REFUSAL_PAUSE = 1.0
+
+#: The most tasks one TaskListResponse carries.
+TASK_LIST_LIMIT = 1000
+
+
+@dataclass
+class Peer:
+    """One handshaken connection: who it is, what it is, and the version agreed with it."""
+
+    id: uuid.UUID
+    kind: NodeType
+    version: int
+    name: str | None
+
+
+class CoordinatorCore:
+    """The coordinator's state and decisions (see the module docstring)."""
+
+    def __init__(
+        self,
+        info: NodeInfo,
+        *,
+        started_at: float,
+        strategy: str = "least-loaded",
+        rng: Chooser | None = None,
+        retention: float = 3600.0,
+    ) -> None:
+        self.info = info
+        self.started_at = started_at
+        self.retention = retention
+        self.store = TaskStore()
+        self.registry = Registry()
+        self.scheduler = Scheduler(strategy, rng)
+        self.peers: dict[uuid.UUID, Peer] = {}
+
+    @property
+    def id(self) -> uuid.UUID:
+        return self.info.id
+
+    # -- joining and leaving ----------------------------------------------------------------
+
+    def join(self, hello: m.Handshake, now: float) -> tuple[m.HandshakeAck, Peer | None]:
+        """Answer a Handshake: accept the node (returning its Peer) or refuse it with a reason."""
+        node = hello.node_info
+        version = agree_version(NEWEST_VERSION, hello.protocol_version)
+        reason = None
+        if version is None:
+            reason = f"protocol version {hello.protocol_version} is not supported"
+        elif node.node_type == NodeType.Client and version < 2:
+            reason = "clients need protocol version 2"
+        elif node.node_type == NodeType.Coordinator:
+            reason = "this coordinator does not accept coordinator peers"
+        elif node.id in self.peers:
+            reason = f"node {node.id} is already connected"
+        if reason is not None or version is None:
+            return self._handshake_ack(node.id, reason), None
+        peer = Peer(node.id, node.node_type, version, node.name)
+        self.peers[node.id] = peer
+        if node.node_type == NodeType.Worker:
+            self.registry.add(node, now)
+        return self._handshake_ack(node.id, None), peer
+
+    def _handshake_ack(self, node_id: uuid.UUID, reason: str | None) -> m.HandshakeAck:
+        return m.HandshakeAck(
+            accepted=reason is None, node_id=node_id, coordinator_info=self.info, reason=reason
+        )
+
+    def leave(self, peer_id: uuid.UUID, now: float) -> Outbox:
+        """A connection ended: forget the peer; a worker's unfinished tasks are queued again."""
+        self.peers.pop(peer_id, None)
+        entry = self.registry.remove(peer_id)
+        if entry is None:
+            return []
+        for task_id in sorted(entry.running, key=str):
+            record = self.store.get(task_id)
+            if record is not None and record.worker == peer_id and not record.finished:
+                record.apply("lose", TaskState.Pending(), now)
+                self.scheduler.requeue(record)
+        return self.schedule(now)
+
+    # -- the dispatch table -----------------------------------------------------------------
+
+    def handle(self, peer: Peer, message: m.Message, now: float) -> Outbox:
+        """Apply one message from *peer*; returns what to send, and to whom."""
+        handler = HANDLERS.get(type(message))
+        if handler is None:
+            error = m.Error(code=ErrorCode.InvalidRequest, message="Unhandled message type")
+            return [(peer.id, error)]
+        return handler(self, peer, message, now)
+
+    def on_heartbeat(self, peer: Peer, beat: m.Heartbeat, now: float) -> Outbox:
+        ack = m.HeartbeatAck(
+            coordinator_id=self.id, echo_timestamp=beat.timestamp, coordinator_timestamp=int(now)
+        )
+        outbox: Outbox = [(peer.id, ack)]
+        if self.registry.heartbeat(peer.id, beat.state, now) is not None:
+            outbox += self.schedule(now)  # cheap when nothing is ready or nothing is free
+        return outbox
+
+    def on_submit(self, peer: Peer, submit: m.TaskSubmit, now: float) -> Outbox:
+        task = submit.task
+        existing = self.store.get(task.id)
+        if existing is None:
+            missing = [d for d in task.dependencies if self.store.get(d) is None]
+            if missing:
+                reason = f"unknown dependency {missing[0]}"
+                return [(peer.id, _submit_ack(submit, False, reason))]
+            task = dataclasses.replace(task, state=TaskState.Pending())
+            client = peer.id if peer.kind == NodeType.Client else None
+            record = self.store.add(task, now, client)
+            outbox: Outbox = [(peer.id, _submit_ack(submit, True, None))]
+            failure = self.scheduler.add(record, self.store.get)
+            if failure is not None:
+                return outbox + self._fail(record, failure, None, now)
+            return outbox + self.schedule(now)
+        outbox = [(peer.id, _submit_ack(submit, True, None))]  # idempotent resubmission
+        if existing.finished and peer.kind == NodeType.Client:
+            outbox.append((peer.id, self._query_response(existing.id)))
+        return outbox
+
+    def on_assign_ack(self, peer: Peer, ack: m.TaskAssignAck, now: float) -> Outbox:
+        record = self._held_by(peer, ack.task_id)
+        if record is None:
+            return []
+        if ack.accepted:
+            if record.status == SCHEDULED:
+                running = TaskState.Running(worker_id=peer.id, started_at=int(now), progress=None)
+                record.apply("start", running, now)
+            return []
+        entry = self.registry.get(peer.id)
+        if entry is not None:
+            entry.running.discard(record.id)
+        record.excluded[peer.id] = now + REFUSAL_PAUSE
+        record.attempts -= 1  # a refusal is not an attempt
+        record.apply("reject", TaskState.Pending(), now)
+        self.scheduler.requeue(record)
+        return self.schedule(now)
+
+    def on_status(self, peer: Peer, status: m.TaskStatus, now: float) -> Outbox:
+        record = self._held_by(peer, status.task_id)
+        if record is not None and isinstance(status.state, TaskState.Running):
+            progress = status.progress if status.progress is not None else status.state.progress
+            started = status.state.started_at or int(now)
+            running = TaskState.Running(worker_id=peer.id, started_at=started, progress=progress)
+            record.apply("start", running, now)
+        return []
+
+    def on_result(self, peer: Peer, report: m.TaskResultMessage, now: float) -> Outbox:
+        result = report.result
+        entry = self.registry.get(peer.id)
+        if entry is not None:
+            entry.running.discard(result.task_id)  # the slot is free, whatever the task's fate
+        record = self._held_by(peer, result.task_id)
+        if record is None:  # unknown, reassigned, cancelled or already finished: ignored
+            return self.schedule(now)
+        if result.success:
+            done = TaskState.Completed(
+                worker_id=peer.id, completed_at=int(now), duration_ms=result.duration_ms
+            )
+            record.apply("complete", done, now)
+            record.result = result
+            return self._finished(record, now) + self.schedule(now)
+        record.errors.append(result.error or "failed without an error message")
+        if record.attempts <= record.task.max_retries:
+            record.apply("retry", TaskState.Pending(), now)
+            self.scheduler.requeue(record)
+            return self.schedule(now)
+        return self._fail(record, _attempt_errors(record), result, now) + self.schedule(now)
+
+    def on_cancel(self, peer: Peer, cancel: m.TaskCancel, now: float) -> Outbox:
+        record = self.store.get(cancel.task_id)
+        if record is None or record.finished:
+            why = "task not found" if record is None else f"task already {record.status.lower()}"
+            if peer.version >= 2:
+                refusal: m.Message = m.TaskCancelAck(
+                    task_id=cancel.task_id, accepted=False, reason=why
+                )
+            else:  # what the reference coordinator answers
+                refusal = m.Error(
+                    code=ErrorCode.TaskNotFound,
+                    message="Task not found or already completed",
+                    entity_id=str(cancel.task_id),
+                )
+            return [(peer.id, refusal)]
+        outbox: Outbox = []
+        worker = record.worker
+        if record.status == PENDING:
+            self.scheduler.remove(record)
+            how = "cancelled before it ran"
+        else:
+            how = "cancelled; its worker was told to stop it"
+            if worker is not None:
+                stop = m.TaskCancel(task_id=record.id, requested_by=peer.id, reason=cancel.reason)
+                outbox.append((worker, stop))
+        record.apply("cancel", TaskState.Cancelled(cancelled_at=int(now)), now)
+        if peer.version >= 2:
+            outbox.append((peer.id, m.TaskCancelAck(task_id=record.id, accepted=True, reason=how)))
+        else:
+            outbox.append((peer.id, self._query_response(record.id)))
+        return outbox + self._finished(record, now)
+
+    def on_query(self, peer: Peer, query: m.TaskQuery, now: float) -> Outbox:
+        return [(peer.id, self._query_response(query.task_id))]
+
+    def on_cluster_status(self, peer: Peer, request: m.ClusterStatusRequest, now: float) -> Outbox:
+        online = len(self.registry.eligible())
+        response = m.ClusterStatusResponse(
+            request_id=request.request_id,
+            leader_id=self.id,
+            total_nodes=1 + online,
+            online_workers=online,
+            pending_tasks=self.store.count(PENDING),
+            running_tasks=self.store.count(SCHEDULED, RUNNING),
+            completed_tasks=self.store.completed_total,
+            failed_tasks=self.store.failed_total,
+            uptime_seconds=max(0, int(now - self.started_at)),
+        )
+        return [(peer.id, response)]
+
+    def on_worker_list(self, peer: Peer, request: m.WorkerListRequest, now: float) -> Outbox:
+        workers = tuple(w.node_info(int(w.last_seen)) for w in self.registry.eligible())
+        return [(peer.id, m.WorkerListResponse(request_id=request.request_id, workers=workers))]
+
+    def on_task_list(self, peer: Peer, request: m.TaskListRequest, now: float) -> Outbox:
+        limit = min(request.limit or TASK_LIST_LIMIT, TASK_LIST_LIMIT)
+        tasks = tuple(_summary(r) for r in self.store.newest(limit))
+        return [(peer.id, m.TaskListResponse(request_id=request.request_id, tasks=tasks))]
+
+    def on_disconnect(self, peer: Peer, bye: m.Disconnect, now: float) -> Outbox:
+        return []  # the server ends the session, and leave() does the rest
+
+    # -- scheduling and outcomes ------------------------------------------------------------
+
+    def schedule(self, now: float) -> Outbox:
+        """Give ready tasks to workers with free slots."""
+        outbox: Outbox = []
+        placed = self.scheduler.assign(self.registry.eligible(), self.store.get, now)
+        for task_id, worker_id in placed:
+            record = self.store.records[task_id]
+            entry = self.registry.workers[worker_id]
+            record.apply("assign", TaskState.Scheduled(worker_id=worker_id), now)
+            record.worker = worker_id
+            record.attempts += 1
+            entry.running.add(task_id)
+            task = dataclasses.replace(record.task, payload=self._inputs(record))
+            outbox.append((worker_id, m.TaskAssign(task=task)))
+        return outbox
+
+    def _inputs(self, record: TaskRecord) -> TaskPayload:
+        """A Reduce that depends on tasks and has no inputs is fed their results, in order."""
+        payload = record.task.payload
+        if not isinstance(payload, TaskPayload.Reduce) or payload.intermediate_results:
+            return payload
+        results = []
+        for dependency in record.task.dependencies:
+            other = self.store.get(dependency)
+            if other is not None and other.result is not None and other.result.data is not None:
+                results.append(other.result.data)
+        return TaskPayload.Reduce(function=payload.function, intermediate_results=tuple(results))
+
+    def _fail(
+        self, record: TaskRecord, error: str, result: TaskResult | None, now: float
+    ) -> Outbox:
+        failed = TaskState.Failed(
+            worker_id=record.worker,
+            error=error,
+            failed_at=int(now),
+            retries=max(0, record.attempts - 1),
+        )
+        if record.status == PENDING:
+            self.scheduler.remove(record)
+        record.apply("fail", failed, now)
+        record.result = result
+        return self._finished(record, now)
+
+    def _finished(self, record: TaskRecord, now: float) -> Outbox:
+        """A task reached its final state: count it, tell its client, settle its dependents."""
+        self.store.count_final(record)
+        outbox: Outbox = []
+        client = self.peers.get(record.client) if record.client else None
+        if client is not None:
+            outbox.append((client.id, self._query_response(record.id)))
+        for waiter_id, reason in self.scheduler.finished(record, self.store.get):
+            waiter = self.store.records[waiter_id]
+            outbox += self._fail(waiter, reason, None, now)
+        return outbox
+
+    def _held_by(self, peer: Peer, task_id: uuid.UUID) -> TaskRecord | None:
+        """The task, if *peer* is the worker it is assigned to and it is not finished."""
+        record = self.store.get(task_id)
+        if record is None or record.worker != peer.id or record.finished:
+            return None
+        return record
+
+    def _query_response(self, task_id: uuid.UUID) -> m.TaskQueryResponse:
+        record = self.store.get(task_id)
+        if record is None:
+            return m.TaskQueryResponse(task_id=task_id, found=False, task=None, result=None)
+        return m.TaskQueryResponse(
+            task_id=task_id, found=True, task=record.snapshot(), result=record.result
+        )
+
+    def purge(self, now: float) -> int:
+        """Forget finished tasks whose retention has ended; returns how many."""
+        return len(self.store.purge(now, self.retention))
+
+
+def _submit_ack(submit: m.TaskSubmit, accepted: bool, reason: str | None) -> m.TaskSubmitAck:
+    return m.TaskSubmitAck(
+        request_id=submit.request_id,
+        accepted=accepted,
+        task_id=submit.task.id if accepted else None,
+        reason=reason,
+    )
+
+
+def _attempt_errors(record: TaskRecord) -> str:
+    if len(record.errors) == 1:
+        return record.errors[0]
+    return "; ".join(f"attempt {n}: {error}" for n, error in enumerate(record.errors, 1))
+
+
+def _summary(record: TaskRecord) -> Any:
+    """A task for listing: its state, without its payload's bytes (they may be large)."""
+    payload = record.task.payload
+    if isinstance(payload, TaskPayload.Data):
+        payload = TaskPayload.Data(function=payload.function, data=b"")
+    elif isinstance(payload, TaskPayload.Map):
+        payload = TaskPayload.Map(function=payload.function, input_chunks=())
+    elif isinstance(payload, TaskPayload.Reduce):
+        payload = TaskPayload.Reduce(function=payload.function, intermediate_results=())
+    return record.with_payload(payload)
+
+
+Handler = Callable[[CoordinatorCore, Peer, Any, float], Outbox]
+
+#: Which handler answers which message. Anything else gets "Unhandled message type".
+HANDLERS: dict[type[m.Message], Handler] = {
+    m.Heartbeat: CoordinatorCore.on_heartbeat,
+    m.TaskSubmit: CoordinatorCore.on_submit,
+    m.TaskAssignAck: CoordinatorCore.on_assign_ack,
+    m.TaskStatus: CoordinatorCore.on_status,
+    m.TaskResultMessage: CoordinatorCore.on_result,
+    m.TaskCancel: CoordinatorCore.on_cancel,
+    m.TaskQuery: CoordinatorCore.on_query,
+    m.ClusterStatusRequest: CoordinatorCore.on_cluster_status,
+    m.WorkerListRequest: CoordinatorCore.on_worker_list,
+    m.TaskListRequest: CoordinatorCore.on_task_list,
+    m.Disconnect: CoordinatorCore.on_disconnect,
+}
+
+__all__ = ["HANDLERS", "CoordinatorCore", "IllegalTransition", "Outbox", "Peer"]

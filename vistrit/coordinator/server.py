@@ -1,0 +1,228 @@
+"""The coordinator's threads: a ``socketserver`` accept loop, one handler thread per
+connection, one writer thread per connection, and a purge timer.
+
+Each handler thread runs :meth:`Coordinator._serve` for its connection:
+
+1. wait (at most ``handshake_timeout``) for a ``Handshake``; anything else, or nothing,
+   gets an ``Error`` and the connection is closed;
+2. then, for each message: take the lock, let :class:`~vistrit.coordinator.core.CoordinatorCore`
+   decide, and queue its outbox on the addressed connections (still under the lock, so
+   every peer receives messages in the order they were decided); the writer threads do
+   the actual sends, so a slow peer never holds the lock;
+3. when the connection ends, for whatever reason, tell the core the peer left (a worker's
+   tasks go back to the queue).
+
+A bad frame gets an ``Error`` with the matching ``ErrorCode`` and ends that connection
+only; every other connection carries on.
+
+Read next: :mod:`vistrit.worker`.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+import uuid
+from collections import defaultdict
+
+from vistrit import defaults
+from vistrit.coordinator.core import CoordinatorCore, IllegalTransition, Outbox, Peer
+from vistrit.protocol import ProtocolError
+from vistrit.protocol import messages as m
+from vistrit.protocol.errors import ErrorCode
+from vistrit.protocol.types import NodeCapabilities, NodeInfo, NodeState, NodeType, SocketAddr
+from vistrit.transport import Connection, ConnectionClosed, FrameServer, PeerTimeout
+
+log = logging.getLogger(__name__)
+
+
+class Coordinator:
+    """A coordinator node. For callers: ``start()``, ``stop()``, ``address``; or ``with``.
+
+    ``bind`` is ``(host, port)``; port 0 picks a free port (read it from ``address``).
+    """
+
+    def __init__(
+        self,
+        bind: tuple[str, int] = (defaults.HOST, defaults.PORT),
+        *,
+        strategy: str = "least-loaded",
+        retention: float = defaults.RESULT_RETENTION,
+        handshake_timeout: float = defaults.HANDSHAKE_TIMEOUT,
+        purge_interval: float = defaults.PURGE_INTERVAL,
+        name: str = "coordinator",
+    ) -> None:
+        self.name = name
+        self.handshake_timeout = handshake_timeout
+        self.purge_interval = purge_interval
+        self._bind = bind
+        self._strategy = strategy
+        self._retention = retention
+        self._lock = threading.Lock()
+        self._connections: dict[uuid.UUID, Connection] = {}
+        self._server: FrameServer | None = None
+        self._timer: threading.Timer | None = None
+        self._running = False
+        self.core: CoordinatorCore | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        if self._server is None:
+            raise RuntimeError("the coordinator is not started")
+        return self._server.address
+
+    def start(self) -> None:
+        """Bind, and serve in background threads. Raises ``OSError`` if the port is taken."""
+        self._server = FrameServer(self._bind, self._serve)
+        host, port = self._server.address
+        now = time.time()
+        info = NodeInfo(
+            id=uuid.uuid4(),
+            node_type=NodeType.Coordinator,
+            address=SocketAddr(host if host != "0.0.0.0" else "127.0.0.1", port),
+            capabilities=NodeCapabilities(
+                max_concurrent_tasks=0, available_memory_bytes=0, cpu_cores=0
+            ),
+            state=NodeState.Ready,
+            running_tasks=0,
+            name=self.name,
+            started_at=int(now),
+            last_heartbeat=int(now),
+        )
+        self.core = CoordinatorCore(
+            info,
+            started_at=now,
+            strategy=self._strategy,
+            rng=random.Random(),
+            retention=self._retention,
+        )
+        self._running = True
+        self._server.start(name=f"{self.name} accept")
+        self._schedule_purge()
+        log.info("%s: listening on %s:%d (strategy %s)", self.name, host, port, self._strategy)
+
+    def stop(self) -> None:
+        """Close every connection and join every thread; prompt, and leaves no port behind."""
+        self._running = False
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+            log.info("%s: stopped", self.name)
+
+    def __enter__(self) -> Coordinator:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- one connection ---------------------------------------------------------------------
+
+    def _serve(self, conn: Connection) -> None:
+        peer = self._handshake(conn)
+        if peer is None:
+            return
+        conn.name = f"{peer.kind.name.lower()} {peer.name or str(peer.id)[:8]}"
+        log.info("%s: %s joined from %s (v%d)", self.name, conn.name, conn.peer, peer.version)
+        try:
+            while True:
+                message = conn.receive()
+                if message is None:
+                    break
+                log.debug("%s: %s -> %s", self.name, conn.name, message)
+                self._apply(peer, message)
+                if isinstance(message, m.Disconnect):
+                    break
+        except PeerTimeout as exc:
+            conn.refuse(str(exc), ErrorCode.Protocol)
+        except ProtocolError as exc:
+            log.warning("%s: %s sent a bad frame: %s", self.name, conn.name, exc)
+            conn.refuse(exc)
+        except ConnectionClosed:
+            pass
+        finally:
+            conn.close()
+            with self._lock:
+                if self._connections.get(peer.id) is conn:
+                    del self._connections[peer.id]
+                assert self.core is not None
+                self._post(self.core.leave(peer.id, time.time()))
+            conn.join_writer()
+            log.info("%s: %s left", self.name, conn.name)
+
+    def _handshake(self, conn: Connection) -> Peer | None:
+        deadline = time.monotonic() + self.handshake_timeout
+        try:
+            hello = conn.receive(deadline)
+        except PeerTimeout:
+            conn.refuse(f"no Handshake within {self.handshake_timeout:g} s", ErrorCode.Protocol)
+            return None
+        except ProtocolError as exc:
+            conn.refuse(exc)
+            return None
+        except ConnectionClosed:
+            return None
+        if hello is None:
+            return None
+        if not isinstance(hello, m.Handshake):
+            conn.refuse(f"expected Handshake, got {hello.WIRE_NAME}", ErrorCode.Protocol)
+            return None
+        conn.start_writer()  # before the peer is reachable from other threads' outboxes
+        with self._lock:
+            assert self.core is not None
+            ack, peer = self.core.join(hello, time.time())
+            if peer is not None:
+                conn.version = peer.version
+                self._connections[peer.id] = conn
+                conn.post([ack])  # first in the queue: nothing can overtake it
+        if peer is None:
+            log.info("%s: refused %s: %s", self.name, conn.peer, ack.reason)
+            try:
+                conn.send(ack)
+            except ConnectionClosed:
+                pass
+            conn.close()
+            conn.join_writer()
+        return peer
+
+    def _apply(self, peer: Peer, message: m.Message) -> None:
+        with self._lock:
+            assert self.core is not None
+            try:
+                outbox = self.core.handle(peer, message, time.time())
+            except IllegalTransition as exc:
+                log.debug("%s: ignored: %s", self.name, exc)
+                return
+            self._post(outbox)
+
+    def _post(self, outbox: Outbox) -> None:
+        """Queue each message on its addressee's connection, keeping order. Under the lock."""
+        grouped: dict[uuid.UUID, list[m.Message]] = defaultdict(list)
+        for node_id, message in outbox:
+            grouped[node_id].append(message)
+        for node_id, messages in grouped.items():
+            conn = self._connections.get(node_id)
+            if conn is not None:
+                conn.post(messages)
+
+    # -- housekeeping -----------------------------------------------------------------------
+
+    def _schedule_purge(self) -> None:
+        if not self._running:
+            return
+        self._timer = threading.Timer(self.purge_interval, self._purge)
+        self._timer.name = f"{self.name} purge"
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _purge(self) -> None:
+        with self._lock:
+            if self.core is not None:
+                forgotten = self.core.purge(time.time())
+                if forgotten:
+                    log.info("%s: forgot %d finished task(s) past retention", self.name, forgotten)
+        self._schedule_purge()

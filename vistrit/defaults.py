@@ -1,0 +1,53 @@
+"""Every tunable of Vistrit in one place, with the reason for its value.
+
+Nodes take these as defaults for their constructor arguments and the CLI shows them in
+``--help``; nothing else hard-codes a timeout or a size. All times are in seconds.
+
+This module is pure data: it never touches sockets, threads, clocks or logging. Read next:
+:mod:`vistrit.transport`.
+"""
+
+from __future__ import annotations
+
+#: Where a coordinator listens, and where clients and workers look for it. Loopback by
+#: default: a cluster that spans machines must say so with ``--bind 0.0.0.0:7878``.
+HOST = "127.0.0.1"
+PORT = 7878
+COORDINATOR = f"localhost:{PORT}"
+
+#: How often a worker tells the coordinator it is alive. One second keeps the worker list
+#: fresh on a laptop and costs a 61-byte frame per second per worker.
+HEARTBEAT_INTERVAL = 1.0
+
+#: How long a new connection may take to send its Handshake before it is dropped. Long
+#: enough for a slow machine, short enough that a port scanner does not hold a thread.
+HANDSHAKE_TIMEOUT = 10.0
+
+#: How long a peer may take to finish a frame it has started. A peer that stalls mid-frame
+#: is dropped after this, so it cannot pin a thread and a buffer forever.
+FRAME_TIMEOUT = 30.0
+
+#: How long one send may block on a peer that does not read (its socket buffer is full).
+SEND_TIMEOUT = 10.0
+
+#: How long to wait for a TCP connection to be accepted.
+CONNECT_TIMEOUT = 5.0
+
+#: How long a client waits for the coordinator's answer to a request (not for a task to
+#: finish: that is the caller's ``timeout``).
+REQUEST_TIMEOUT = 30.0
+
+#: How long a finished task and its result stay queryable on the coordinator.
+RESULT_RETENTION = 3600.0
+
+#: How often the coordinator forgets tasks whose retention has ended.
+PURGE_INTERVAL = 10.0
+
+#: How many tasks a worker runs at once: the reference worker's default.
+WORKER_SLOTS = 4
+
+#: The largest number of bytes asked of one ``recv()``. Many frames arrive in one call.
+RECV_SIZE = 256 * 1024
+
+#: How many times the client library looks for a coordinator before giving up on a call.
+CONNECT_ATTEMPTS = 3

@@ -1,0 +1,164 @@
+"""``python -m vistrit demo``: a real cluster on this machine doing real work, then gone.
+
+It starts a coordinator and workers as separate processes (``python -m vistrit
+coordinator`` and ``python -m vistrit worker``, exactly as you would by hand), connects a
+:class:`~vistrit.client.VistritClient`, and runs a small workload over a text that ships
+with Vistrit: a word count and a line count as map/reduce (one map task per paragraph, a
+reduce task that depends on them all), the SHA-256 of the whole text, and some arithmetic.
+It reports progress as tasks finish and which worker ran what, checks every answer
+against one computed locally, and finally stops every process it started.
+
+Nothing here prints: progress goes to the ``report`` callback the CLI passes in.
+
+Read next: :mod:`vistrit.cli`.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import queue
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from importlib import resources
+
+from vistrit.client import TaskFuture, VistritClient
+
+#: How long each process may take to start, and to stop, before it is killed.
+START_TIMEOUT = 15.0
+STOP_TIMEOUT = 10.0
+
+
+def sample_text() -> str:
+    return resources.files("vistrit").joinpath("data/notes-on-distribution.txt").read_text("utf-8")
+
+
+class ProcessGroup:
+    """Processes started by the demo, each stopped (and if need be killed) at the end."""
+
+    def __init__(self) -> None:
+        self.processes: list[subprocess.Popen[str]] = []
+
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "vistrit", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        self.processes.append(process)
+        return process
+
+    def first_line(
+        self, process: subprocess.Popen[str], what: str, timeout: float = START_TIMEOUT
+    ) -> str:
+        """The first line the process prints, within *timeout* seconds."""
+        lines: queue.Queue[str] = queue.Queue()
+        assert process.stdout is not None
+        reader = threading.Thread(target=lambda: lines.put(process.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+        reader.start()
+        try:
+            line = lines.get(timeout=timeout)
+        except queue.Empty:
+            raise RuntimeError(f"the {what} did not start within {timeout:g} s") from None
+        if not line:
+            raise RuntimeError(f"the {what} exited with code {process.wait(STOP_TIMEOUT)}")
+        return line.strip()
+
+    def stop_all(self) -> None:
+        for process in reversed(self.processes):  # workers first, the coordinator last
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            if process.stdout is not None:
+                process.stdout.close()
+
+
+def run(workers: int = 2, report: Callable[[str], None] = lambda line: None) -> bool:
+    """Run the demo; returns True if every answer matched the local computation."""
+    text = sample_text()
+    paragraphs = [p for p in text.split("\n\n") if p.strip()]
+    group = ProcessGroup()
+    try:
+        coordinator = group.start("coordinator", "--bind", "127.0.0.1:0")
+        address = group.first_line(coordinator, "coordinator").rsplit(" ", 1)[-1]
+        report(f"coordinator listening on {address}")
+        for number in range(1, workers + 1):
+            worker = group.start(
+                "worker",
+                "--coordinator",
+                address,
+                "--slots",
+                "1",
+                "--name",
+                f"demo-worker-{number}",
+            )
+            group.first_line(worker, f"worker {number}")
+        with VistritClient(address) as client:
+            _wait_for_workers(client, workers)
+            report(
+                f"{workers} workers joined: " + ", ".join(w.name or "?" for w in client.workers())
+            )
+            return _workload(client, text, paragraphs, report)
+    finally:
+        group.stop_all()
+        report("stopped the coordinator and the workers")
+
+
+def _wait_for_workers(client: VistritClient, count: int) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while len(client.workers()) < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {len(client.workers())} of {count} workers joined")
+        time.sleep(0.05)
+
+
+def _workload(
+    client: VistritClient, text: str, paragraphs: list[str], report: Callable[[str], None]
+) -> bool:
+    report(f"text: {len(text):,} characters in {len(paragraphs)} paragraphs")
+    started = time.monotonic()
+    words = client.map("word_count", paragraphs, name="count words")
+    total_words = client.submit_reduce("sum", after=words, name="add word counts")
+    lines = client.map("line_count", paragraphs, name="count lines")
+    total_lines = client.submit_reduce("sum", after=lines, name="add line counts")
+    digest = client.submit("sha256", text, name="fingerprint")
+    average = client.submit_compute(f"{len(text.split())} / {len(paragraphs)}")
+    everything: list[TaskFuture] = [*words, total_words, *lines, total_lines, digest, average]
+    for done, _ in enumerate(client.as_completed(everything, timeout=60), 1):
+        if done % 6 == 0 or done == len(everything):
+            report(f"  {done}/{len(everything)} tasks done")
+    elapsed = time.monotonic() - started
+    checks = [
+        ("words", total_words.result(), str(len(text.split()))),
+        ("lines", total_lines.result(), str(sum(len(p.splitlines()) for p in paragraphs))),
+        ("sha256", digest.result(), hashlib.sha256(text.encode()).hexdigest()),
+        ("words per paragraph", average.result(), _ratio(len(text.split()), len(paragraphs))),
+    ]
+    for label, got, expected in checks:
+        verdict = "ok" if got == expected else f"MISMATCH (expected {expected})"
+        report(f"{label}: {got}  [{verdict}]")
+    names = {w.id: w.name or str(w.id)[:8] for w in client.workers()}
+    ran = collections.Counter(_runner(client, f, names) for f in everything)
+    report("tasks per worker: " + ", ".join(f"{n}: {c}" for n, c in sorted(ran.items())))
+    report(f"{len(everything)} tasks in {elapsed:.2f} s")
+    return all(got == expected for _, got, expected in checks)
+
+
+def _runner(client: VistritClient, future: TaskFuture, names: dict[uuid.UUID, str]) -> str:
+    worker = client.status(future.task_id).worker
+    return names.get(worker, "?") if worker is not None else "?"
+
+
+def _ratio(a: int, b: int) -> str:
+    value = a / b
+    return str(int(value)) if value.is_integer() else str(value)

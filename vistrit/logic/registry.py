@@ -1,0 +1,86 @@
+"""The coordinator's list of workers: capacity, tags, state and the tasks each one holds.
+
+A worker is *eligible* for tasks only after its first ``Heartbeat``. The reference CLI
+handshakes as a Worker but never heartbeats: it must never receive a task nor be listed
+as a worker, and this rule is how Vistrit tells the two apart.
+
+This module never touches sockets, clocks or logging. Read next: :mod:`vistrit.logic.scheduler`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from dataclasses import dataclass, field
+
+from vistrit.protocol.types import NodeInfo, NodeState
+
+
+@dataclass(eq=False)
+class WorkerEntry:
+    """One connected worker. ``running`` holds the tasks assigned to it and not yet reported."""
+
+    id: uuid.UUID
+    info: NodeInfo
+    joined: int
+    last_seen: float
+    eligible: bool = False
+    state: NodeState = NodeState.Starting
+    running: set[uuid.UUID] = field(default_factory=set)
+
+    @property
+    def capacity(self) -> int:
+        return max(1, self.info.capabilities.max_concurrent_tasks)
+
+    @property
+    def tags(self) -> frozenset[str]:
+        return frozenset(self.info.capabilities.tags)
+
+    @property
+    def free(self) -> int:
+        return max(0, self.capacity - len(self.running))
+
+    @property
+    def accepting(self) -> bool:
+        return self.eligible and self.state not in (NodeState.Draining, NodeState.Offline)
+
+    def node_info(self, now: int) -> NodeInfo:
+        """The worker as ``WorkerListResponse`` shows it, with live state and load."""
+        busy = NodeState.Busy if self.free == 0 else NodeState.Ready
+        state = self.state if self.state in (NodeState.Draining, NodeState.Offline) else busy
+        return dataclasses.replace(
+            self.info, state=state, running_tasks=len(self.running), last_heartbeat=now
+        )
+
+
+class Registry:
+    """Workers by id, in the order they joined."""
+
+    def __init__(self) -> None:
+        self.workers: dict[uuid.UUID, WorkerEntry] = {}
+        self._joined = 0
+
+    def add(self, info: NodeInfo, now: float) -> WorkerEntry:
+        self._joined += 1
+        entry = WorkerEntry(id=info.id, info=info, joined=self._joined, last_seen=now)
+        self.workers[info.id] = entry
+        return entry
+
+    def remove(self, worker_id: uuid.UUID) -> WorkerEntry | None:
+        return self.workers.pop(worker_id, None)
+
+    def get(self, worker_id: uuid.UUID) -> WorkerEntry | None:
+        return self.workers.get(worker_id)
+
+    def heartbeat(self, worker_id: uuid.UUID, state: NodeState, now: float) -> WorkerEntry | None:
+        entry = self.workers.get(worker_id)
+        if entry is not None:
+            entry.eligible = True
+            entry.last_seen = now
+            entry.state = (
+                state if state in (NodeState.Draining, NodeState.Offline) else NodeState.Ready
+            )
+        return entry
+
+    def eligible(self) -> list[WorkerEntry]:
+        return [w for w in self.workers.values() if w.eligible]

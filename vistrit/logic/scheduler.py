@@ -1,0 +1,176 @@
+"""Which task runs next, and where: priorities, strategies, tags, capacity, dependencies.
+
+* **Priority queues.** Four FIFO queues, Critical before High before Normal before Low.
+  A task enters its queue when it is *ready*: every dependency has completed.
+* **Dependencies.** A task waits until each task it depends on has completed. If one
+  fails or is cancelled, the waiting task fails, with a reason naming that dependency
+  (and so, in turn, do the tasks that wait on it).
+* **Placement.** A task may go to a worker that accepts work, has a free slot, has every
+  one of the task's tags, and has not refused this task recently. Among those, the
+  strategy picks: ``least-loaded`` (the default: the smallest share of its slots in use,
+  then the earliest joined), ``round-robin`` (each in turn, by joining order) or
+  ``random``.
+* **No head-of-line blocking.** A task that fits no worker now (its tags are nowhere) is
+  skipped, keeping its place; the tasks behind it are still placed.
+
+This module never touches sockets, clocks or logging. Read next: :mod:`vistrit.coordinator`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from vistrit.logic.registry import WorkerEntry
+from vistrit.logic.tasks import COMPLETED, TaskRecord
+from vistrit.protocol.types import TaskPriority
+
+STRATEGIES = ("least-loaded", "round-robin", "random")
+
+
+class Chooser(Protocol):
+    def choice(self, seq: Sequence[Any]) -> Any: ...
+
+
+class Scheduler:
+    """Ready queues, waiting tasks, and the placement of ready tasks on workers."""
+
+    def __init__(self, strategy: str = "least-loaded", rng: Chooser | None = None) -> None:
+        if strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
+        if strategy == "random" and rng is None:
+            raise ValueError("the random strategy needs an rng")
+        self.strategy = strategy
+        self._rng = rng
+        self._last_joined = 0  # round-robin: the joining number of the last worker used
+        self.queues: dict[TaskPriority, deque[uuid.UUID]] = {p: deque() for p in TaskPriority}
+        self.waiting: dict[uuid.UUID, set[uuid.UUID]] = {}  # task -> dependencies not done
+        self.dependents: dict[uuid.UUID, set[uuid.UUID]] = {}  # dependency -> waiting tasks
+
+    # -- entering and leaving the queues ---------------------------------------------------
+
+    def add(
+        self, record: TaskRecord, lookup: Callable[[uuid.UUID], TaskRecord | None]
+    ) -> str | None:
+        """Queue a new task, or make it wait. Returns a failure reason if it can never run."""
+        pending = set()
+        for dependency in record.task.dependencies:
+            other = lookup(dependency)
+            if other is None:
+                return f"dependency {dependency} is unknown"
+            if other.finished and other.status != COMPLETED:
+                return f"dependency {dependency} {other.status.lower()}"
+            if not other.finished:
+                pending.add(dependency)
+        if pending:
+            self.waiting[record.id] = pending
+            for dependency in pending:
+                self.dependents.setdefault(dependency, set()).add(record.id)
+        else:
+            self.queues[record.task.priority].append(record.id)
+        return None
+
+    def requeue(self, record: TaskRecord) -> None:
+        """Put a task back at the front of its queue (it was refused, lost or retried)."""
+        self.queues[record.task.priority].appendleft(record.id)
+
+    def remove(self, record: TaskRecord) -> None:
+        """Take a pending task out (it was cancelled or failed)."""
+        queue = self.queues[record.task.priority]
+        if record.id in queue:
+            queue.remove(record.id)
+        for dependency in self.waiting.pop(record.id, set()):
+            self.dependents.get(dependency, set()).discard(record.id)
+
+    def finished(
+        self, record: TaskRecord, lookup: Callable[[uuid.UUID], TaskRecord | None]
+    ) -> list[tuple[uuid.UUID, str]]:
+        """A task reached a final state: release or fail the tasks waiting on it.
+
+        Returns the waiting tasks that must now fail, with the reason for each; the
+        caller fails them and calls ``finished`` for them in turn.
+        """
+        failures = []
+        for waiter_id in sorted(self.dependents.pop(record.id, set()), key=str):
+            waiter = lookup(waiter_id)
+            remaining = self.waiting.get(waiter_id)
+            if waiter is None or remaining is None:
+                continue
+            if record.status != COMPLETED:
+                self.remove(waiter)
+                failures.append((waiter_id, f"dependency {record.id} {record.status.lower()}"))
+                continue
+            remaining.discard(record.id)
+            if not remaining:
+                del self.waiting[waiter_id]
+                self.queues[waiter.task.priority].append(waiter_id)
+        return failures
+
+    @property
+    def ready_count(self) -> int:
+        return sum(len(queue) for queue in self.queues.values())
+
+    # -- placement -------------------------------------------------------------------------
+
+    def assign(
+        self,
+        workers: list[WorkerEntry],
+        lookup: Callable[[uuid.UUID], TaskRecord | None],
+        now: float,
+    ) -> list[tuple[uuid.UUID, uuid.UUID]]:
+        """Place as many ready tasks as the free slots allow: ``[(task_id, worker_id)]``."""
+        free = {w.id: w.free for w in workers if w.accepting and w.free > 0}
+        if not free:
+            return []
+        candidates_all = sorted((w for w in workers if w.id in free), key=lambda w: w.joined)
+        placed: list[tuple[uuid.UUID, uuid.UUID]] = []
+        for priority in sorted(TaskPriority, reverse=True):
+            queue = self.queues[priority]
+            skipped: list[uuid.UUID] = []
+            unplaceable: set[tuple[frozenset[str], frozenset[uuid.UUID]]] = set()
+            while queue and free:
+                task_id = queue.popleft()
+                record = lookup(task_id)
+                if record is None:
+                    continue
+                shape = (frozenset(record.task.tags), record.excluded_at(now))
+                if shape in unplaceable:
+                    skipped.append(task_id)
+                    continue
+                fits = [
+                    w
+                    for w in candidates_all
+                    if w.id in free and shape[0] <= w.tags and w.id not in shape[1]
+                ]
+                if not fits:
+                    unplaceable.add(shape)  # every task of this shape fails the same way
+                    skipped.append(task_id)
+                    continue
+                worker = self._pick(fits, free)
+                placed.append((task_id, worker.id))
+                free[worker.id] -= 1
+                if not free[worker.id]:
+                    del free[worker.id]
+            queue.extendleft(reversed(skipped))  # skipped tasks keep their places
+            if not free:
+                break
+        return placed
+
+    def _pick(self, fits: list[WorkerEntry], free: dict[uuid.UUID, int]) -> WorkerEntry:
+        if self.strategy == "random":
+            assert self._rng is not None
+            chosen: WorkerEntry = self._rng.choice(fits)
+            return chosen
+        if self.strategy == "round-robin":
+            after = [w for w in fits if w.joined > self._last_joined]
+            chosen = (after or fits)[0]
+            self._last_joined = chosen.joined
+            return chosen
+
+        def load(w: WorkerEntry) -> tuple[float, int, int]:
+            used = w.capacity - free[w.id]
+            return (used / w.capacity, used, w.joined)
+
+        return min(fits, key=load)

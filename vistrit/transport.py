@@ -1,0 +1,352 @@
+"""All of Vistrit's socket code: framed, blocking TCP connections and the threaded server.
+
+A :class:`Connection` wraps one connected socket:
+
+* :meth:`Connection.send` encodes messages and writes them under a per-connection lock,
+  so several threads may send on one connection; each frame goes out whole.
+* :meth:`Connection.receive` is for one reader thread. It reads in large chunks
+  (``RECV_SIZE``; many frames per ``recv``) into a :class:`~vistrit.protocol.FrameDecoder`
+  and returns one message at a time. It gives up with :class:`PeerTimeout` when a frame
+  the peer started is not finished within ``frame_timeout``, or when the caller's deadline
+  passes, and returns ``None`` when the peer closes the connection cleanly.
+* :meth:`Connection.close` is safe from any thread and wakes a blocked reader.
+
+Every blocking call has a timeout: connects (``CONNECT_TIMEOUT``), sends (``SEND_TIMEOUT``)
+and reads (the socket timeout is the longest a ``recv`` waits before the reader checks
+its deadlines).
+
+:class:`FrameServer` is a ``socketserver.ThreadingTCPServer``: one thread per connection,
+each running the node's ``on_connection(connection)``. It tracks its connections so
+``stop()`` can close them and join every handler thread: nothing is left behind.
+
+Nothing else in Vistrit imports ``socket``. Read next: :mod:`vistrit.coordinator`.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import select
+import socket
+import socketserver
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from vistrit import defaults
+from vistrit.protocol import Frame, FrameDecoder, Message, ProtocolError, encode_frame
+from vistrit.protocol.errors import ErrorCode
+from vistrit.protocol.messages import Error
+
+log = logging.getLogger(__name__)
+
+
+class ConnectionClosed(ConnectionError):
+    """The connection is closed, or the peer closed it in the middle of a frame."""
+
+
+class PeerTimeout(TimeoutError):
+    """The peer did not send what was expected in time."""
+
+
+def parse_address(text: str, default_port: int = defaults.PORT) -> tuple[str, int]:
+    """``"host:port"``, ``"host"`` or ``"[v6]:port"`` as ``(host, port)``; ValueError if bad."""
+    text = text.strip()
+    if not text:
+        raise ValueError("empty address")
+    host, port_text = text, ""
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port_text = rest.removeprefix(":")
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+    port = default_port
+    if port_text:
+        if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+            raise ValueError(f"bad port in {text!r}")
+        port = int(port_text)
+    if not host:
+        raise ValueError(f"no host in {text!r}")
+    return host, port
+
+
+def connect(
+    address: tuple[str, int],
+    *,
+    timeout: float = defaults.CONNECT_TIMEOUT,
+    name: str = "",
+) -> Connection:
+    """Open a TCP connection, failing with ``OSError`` after *timeout* seconds."""
+    sock = socket.create_connection(address, timeout=timeout)
+    return Connection(sock, name=name or f"{address[0]}:{address[1]}")
+
+
+class Connection:
+    """One framed, blocking TCP connection (see the module docstring)."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        *,
+        name: str,
+        send_timeout: float = defaults.SEND_TIMEOUT,
+        frame_timeout: float = defaults.FRAME_TIMEOUT,
+    ) -> None:
+        self.name = name
+        self.version = 1  # frames are sent in this version; raised after the handshake
+        self.frame_timeout = frame_timeout
+        self._sock = sock
+        self._sock.settimeout(send_timeout)
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._decoder = FrameDecoder()
+        self._send_lock = threading.Lock()
+        self._poller = select.poll()
+        self._poller.register(sock, select.POLLIN)
+        self._closed = threading.Event()
+        self.last_frame: Frame | None = None
+        try:
+            self.peer = "{}:{}".format(*sock.getpeername()[:2])
+            self.local: tuple[str, int] = tuple(sock.getsockname()[:2])
+        except OSError:
+            self.peer, self.local = "?", ("0.0.0.0", 0)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    def send(self, *messages: Message) -> None:
+        """Send messages, in order, as one write. Raises ``ConnectionClosed`` if it cannot."""
+        self.send_many(messages)
+
+    def send_many(self, messages: Iterable[Message]) -> None:
+        data = b"".join(encode_frame(m, _version_for(m, self.version)) for m in messages)
+        if not data:
+            return
+        with self._send_lock:
+            if self._closed.is_set():
+                raise ConnectionClosed(f"{self.name}: connection closed")
+            try:
+                self._sock.sendall(data)
+            except OSError as exc:
+                self.close()
+                raise ConnectionClosed(f"{self.name}: send failed: {exc}") from exc
+
+    def start_writer(self, max_queued: int = 100_000) -> None:
+        """Send from a thread of this connection's own from now on (see :meth:`post`)."""
+        self._outgoing: queue.SimpleQueue[list[Message] | None] = queue.SimpleQueue()
+        self._max_queued = max_queued
+        self._writer = threading.Thread(target=self._write_loop, name=f"{self.name} writer")
+        self._writer.start()
+
+    def post(self, messages: list[Message]) -> None:
+        """Queue messages for the writer thread; never blocks.
+
+        The writer joins everything queued into one ``sendall``, so a burst of small
+        messages costs one system call. Order is kept. A peer that reads too slowly for
+        the queue to stay under ``max_queued`` batches is disconnected.
+        """
+        if self._closed.is_set():
+            return
+        if self._outgoing.qsize() >= self._max_queued:
+            log.warning("%s: peer reads too slowly; closing", self.name)
+            self.close()
+            return
+        self._outgoing.put(messages)
+
+    def _write_loop(self) -> None:
+        while True:
+            batch = self._outgoing.get()
+            if batch is None:
+                return
+            messages = list(batch)
+            while not self._outgoing.empty():  # coalesce whatever else is waiting
+                more = self._outgoing.get_nowait()
+                if more is None:
+                    self._outgoing.put(None)
+                    break
+                messages += more
+            try:
+                self.send_many(messages)
+            except ConnectionClosed:
+                return
+            except Exception:  # a thread boundary: an unencodable message is a bug; log it
+                log.exception("%s: writer failed", self.name)
+                self.close()
+                return
+
+    def join_writer(self, timeout: float = defaults.SEND_TIMEOUT) -> None:
+        """Wait for the writer thread to finish (after ``close``)."""
+        writer = getattr(self, "_writer", None)
+        if writer is not None and writer is not threading.current_thread():
+            writer.join(timeout)
+
+    def receive(self, deadline: float | None = None) -> Message | None:
+        """The next message; ``None`` at a clean end of stream.
+
+        *deadline* (``time.monotonic()``) bounds the wait for a whole message. A started
+        frame must also finish within ``frame_timeout``. Raises ``PeerTimeout``,
+        ``ProtocolError`` (bad bytes) or ``ConnectionClosed``.
+        """
+        frame_started: float | None = None
+        while True:
+            frame = self._decoder.next_frame()  # ProtocolError propagates to the caller
+            if frame is not None:
+                self.last_frame = frame
+                return frame.message
+            now = time.monotonic()
+            limits = [] if deadline is None else [deadline]
+            if self._decoder.buffered:
+                frame_started = frame_started or now
+                limits.append(frame_started + self.frame_timeout)
+            if limits and now >= min(limits):
+                what = "finish its frame" if self._decoder.buffered else "send a message"
+                raise PeerTimeout(f"{self.name}: peer did not {what} in time")
+            data = self._recv(None if not limits else min(limits) - now)
+            if data is None:
+                continue
+            if not data:
+                if self._decoder.buffered:
+                    raise ConnectionClosed(f"{self.name}: peer closed mid-frame")
+                return None
+            self._decoder.feed(data)
+
+    def _recv(self, wait: float | None) -> bytes | None:
+        """Up to RECV_SIZE bytes; ``None`` if *wait* passed first; ``b""`` at end of stream.
+
+        The socket's own timeout belongs to ``sendall`` (another thread may be sending), so
+        the wait for data is a ``poll``; ``close()`` wakes it by shutting the socket down.
+        """
+        if self._closed.is_set():
+            return b""
+        try:
+            if not self._poller.poll(None if wait is None else max(0.0, wait) * 1000):
+                return None
+            return self._sock.recv(defaults.RECV_SIZE)
+        except TimeoutError:
+            return None
+        except OSError:
+            if self._closed.is_set():
+                return b""
+            raise
+
+    def receive_raw(self, wait: float | None = None) -> bytes | None:
+        """Raw bytes as they arrive (for the wire tracer): ``b""`` at end of stream, ``None``
+        if *wait* seconds passed first."""
+        return self._recv(wait)
+
+    def send_raw(self, data: bytes) -> None:
+        with self._send_lock:
+            try:
+                self._sock.sendall(data)
+            except OSError as exc:
+                self.close()
+                raise ConnectionClosed(f"{self.name}: send failed: {exc}") from exc
+
+    def refuse(self, error: ProtocolError | str, code: ErrorCode | None = None) -> None:
+        """Tell the peer why it is being dropped (best effort), then close."""
+        if isinstance(error, ProtocolError):
+            code, text = error.code, str(error)
+        else:
+            code, text = code or ErrorCode.InvalidRequest, error
+        try:
+            self.send(Error(code=code, message=text))
+        except (ConnectionClosed, OSError):
+            pass
+        self.close()
+
+    def close(self) -> None:
+        """Close now; a reader blocked in ``receive`` returns ``None``. Idempotent."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        if getattr(self, "_outgoing", None) is not None:
+            self._outgoing.put(None)
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._sock.close()
+
+    def __repr__(self) -> str:
+        return f"<Connection {self.name} peer={self.peer}>"
+
+
+def _version_for(message: Message, agreed: int) -> int:
+    """v1 messages go out in v1 frames (every peer reads them); newer ones need the agreed
+    version."""
+    return 1 if message.VARIANT < 22 else agreed
+
+
+class _Handler(socketserver.StreamRequestHandler):
+    """One connection's thread: wraps the socket and runs the node's callback."""
+
+    server: FrameServer
+    disable_nagle_algorithm = True  # small frames go out at once
+
+    def setup(self) -> None:  # no rfile/wfile: Connection reads the socket itself
+        pass
+
+    def handle(self) -> None:
+        connection = Connection(self.request, name=f"conn {self.client_address[1]}")
+        self.server.track(connection, add=True)
+        try:
+            self.server.on_connection(connection)
+        except Exception:  # a thread boundary: log, drop this connection, keep serving
+            log.exception("%s: handler failed", connection.name)
+        finally:
+            connection.close()
+            self.server.track(connection, add=False)
+
+    def finish(self) -> None:
+        pass
+
+
+class FrameServer(socketserver.ThreadingTCPServer):
+    """A threaded TCP server whose handlers get a :class:`Connection`.
+
+    For callers: ``start()`` serves in a background thread, ``stop()`` closes every
+    connection and joins every thread. ``address`` is the bound address (useful with port 0).
+    """
+
+    allow_reuse_address = True  # restart on the same port without waiting for TIME_WAIT
+    daemon_threads = False  # handler threads are joined on stop(), never abandoned
+    block_on_close = True
+    request_queue_size = 128  # pending connections while the accept loop is busy
+
+    def __init__(self, address: tuple[str, int], on_connection: Callable[[Connection], Any]):
+        super().__init__(address, _Handler)
+        self.on_connection = on_connection
+        self._connections: set[Connection] = set()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self.server_address[:2]
+        return str(host), int(port)
+
+    def track(self, connection: Connection, *, add: bool) -> None:
+        with self._lock:
+            if add:
+                self._connections.add(connection)
+            else:
+                self._connections.discard(connection)
+
+    def start(self, name: str = "accept") -> None:
+        self._thread = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.1}, name=name, daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop accepting, close every connection, join every thread, release the port."""
+        if self._thread is not None:
+            self.shutdown()
+            self._thread.join()
+            self._thread = None
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            connection.close()
+        self.server_close()  # joins the handler threads (block_on_close)
