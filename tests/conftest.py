@@ -71,3 +71,35 @@ def reframe(payload: bytes, type_byte: int, version: int = 1) -> bytes:
 
 def payload_of(frame: bytes) -> bytes:
     return frame[10:-4]
+
+
+import threading  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def cluster(request: pytest.FixtureRequest) -> Iterator[object]:
+    """A coordinator on a free port (workers and clients added by the test), then a check
+    that stopping everything left no thread behind."""
+    from nodes import GATES, Cluster
+
+    from vistrit.coordinator import Coordinator
+
+    options = getattr(request, "param", {})
+    before = set(threading.enumerate())
+    coordinator = Coordinator(("127.0.0.1", 0), **options)
+    coordinator.start()
+    running = Cluster(coordinator)
+    try:
+        yield running
+    finally:
+        for event in GATES.values():
+            event.set()
+        running.stop()
+        GATES.clear()
+        leftover = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+        for thread in leftover:
+            thread.join(5)
+        assert not [t for t in leftover if t.is_alive()], f"threads left behind: {leftover}"

@@ -107,7 +107,9 @@ def test_page_commands_run_as_shown(page: Path, steps: list[Step], tmp_path: Pat
     variables: dict[str, str] = {}
     with background() as processes:
         for step in steps:
-            text = ADDRESS.sub(lambda a: f"127.0.0.1:{port if a[1] == '7878' else trace_port}", step.command)
+            text = ADDRESS.sub(
+                lambda a: f"127.0.0.1:{port if a[1] == '7878' else trace_port}", step.command
+            )
             for name, value in variables.items():
                 text = text.replace(f"${name}", value)
             args = shlex.split(text)[3:]
@@ -116,8 +118,12 @@ def test_page_commands_run_as_shown(page: Path, steps: list[Step], tmp_path: Pat
             command = [sys.executable, "-m", "vistrit", *args]
             if args[0] in BACKGROUND:
                 process = subprocess.Popen(
-                    command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                    cwd=tmp_path, env=env,
+                    command,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                    text=True,
+                    cwd=tmp_path,
+                    env=env,
                 )
                 processes.append(process)
                 assert process.stdout is not None

@@ -288,7 +288,11 @@ class _Handler(socketserver.StreamRequestHandler):
         pass
 
     def handle(self) -> None:
-        connection = Connection(self.request, name=f"conn {self.client_address[1]}")
+        connection = Connection(
+            self.request,
+            name=f"conn {self.client_address[1]}",
+            frame_timeout=self.server.frame_timeout,
+        )
         self.server.track(connection, add=True)
         try:
             self.server.on_connection(connection)
@@ -314,9 +318,16 @@ class FrameServer(socketserver.ThreadingTCPServer):
     block_on_close = True
     request_queue_size = 128  # pending connections while the accept loop is busy
 
-    def __init__(self, address: tuple[str, int], on_connection: Callable[[Connection], Any]):
+    def __init__(
+        self,
+        address: tuple[str, int],
+        on_connection: Callable[[Connection], Any],
+        *,
+        frame_timeout: float = defaults.FRAME_TIMEOUT,
+    ):
         super().__init__(address, _Handler)
         self.on_connection = on_connection
+        self.frame_timeout = frame_timeout
         self._connections: set[Connection] = set()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None

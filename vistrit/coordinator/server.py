@@ -51,11 +51,13 @@ class Coordinator:
         strategy: str = "least-loaded",
         retention: float = defaults.RESULT_RETENTION,
         handshake_timeout: float = defaults.HANDSHAKE_TIMEOUT,
+        frame_timeout: float = defaults.FRAME_TIMEOUT,
         purge_interval: float = defaults.PURGE_INTERVAL,
         name: str = "coordinator",
     ) -> None:
         self.name = name
         self.handshake_timeout = handshake_timeout
+        self.frame_timeout = frame_timeout
         self.purge_interval = purge_interval
         self._bind = bind
         self._strategy = strategy
@@ -75,7 +77,7 @@ class Coordinator:
 
     def start(self) -> None:
         """Bind, and serve in background threads. Raises ``OSError`` if the port is taken."""
-        self._server = FrameServer(self._bind, self._serve)
+        self._server = FrameServer(self._bind, self._serve, frame_timeout=self.frame_timeout)
         host, port = self._server.address
         now = time.time()
         info = NodeInfo(

@@ -1,0 +1,103 @@
+"""Helpers for tests that run real nodes in this process, over real sockets on 127.0.0.1.
+
+Test task functions are registered here under ``test-*`` names: ``test-gate`` blocks until
+the test opens the gate named by its data (or the task is cancelled), ``test-record``
+records the order in which tasks ran, ``test-flaky`` fails a given number of times.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from vistrit.client import VistritClient
+from vistrit.coordinator import Coordinator
+from vistrit.worker import TaskCancelled, TaskFailed, Worker, task
+
+GATES: dict[str, threading.Event] = {}
+ORDER: list[str] = []
+FAILURES: dict[str, int] = {}
+_lock = threading.Lock()
+
+
+def gate(name: str) -> threading.Event:
+    with _lock:
+        return GATES.setdefault(name, threading.Event())
+
+
+@task(name="test-gate")
+def _gate(data: bytes, ctx) -> str:  # type: ignore[no-untyped-def]
+    name = data.decode()
+    deadline = time.monotonic() + 20
+    while not gate(name).wait(0.01):
+        if ctx.cancelled:
+            raise TaskCancelled()
+        if time.monotonic() > deadline:
+            raise TaskFailed(f"gate {name} never opened")
+    return name
+
+
+@task(name="test-record")
+def _record(data: bytes) -> bytes:
+    with _lock:
+        ORDER.append(data.decode())
+    return data
+
+
+@task(name="test-flaky")
+def _flaky(data: bytes) -> str:
+    key, _, times = data.decode().partition(":")
+    with _lock:
+        FAILURES[key] = FAILURES.get(key, 0) + 1
+        attempt = FAILURES[key]
+    if attempt <= int(times):
+        raise TaskFailed(f"planned failure {attempt}")
+    return f"succeeded on attempt {attempt}"
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 10.0, what: str = "") -> None:
+    """Poll *condition* until it is true; fail the test after *timeout* seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or condition}")
+        time.sleep(0.005)
+
+
+@dataclass
+class Cluster:
+    coordinator: Coordinator
+    workers: list[Worker] = field(default_factory=list)
+    clients: list[VistritClient] = field(default_factory=list)
+
+    @property
+    def address(self) -> str:
+        host, port = self.coordinator.address
+        return f"{host}:{port}"
+
+    def add_worker(self, **options: object) -> Worker:
+        worker = Worker(self.coordinator.address, heartbeat_interval=0.2, **options)  # type: ignore[arg-type]
+        worker.start()
+        self.workers.append(worker)
+        wait_until(lambda: self._eligible(worker), what=f"{worker.name} to be listed")
+        return worker
+
+    def _eligible(self, worker: Worker) -> bool:
+        core = self.coordinator.core
+        assert core is not None
+        entry = core.registry.get(worker.id)
+        return entry is not None and entry.eligible
+
+    def client(self) -> VistritClient:
+        client = VistritClient(self.address, request_timeout=10)
+        self.clients.append(client)
+        return client
+
+    def stop(self) -> None:
+        for client in self.clients:
+            client.close()
+        for worker in self.workers:
+            worker.stop()
+        self.coordinator.stop()

@@ -1,0 +1,339 @@
+"""The coordinator's decisions, without sockets or threads: messages in, messages out, a
+fake clock. Each test fails on any message it did not expect."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import uuid
+
+import pytest
+
+from vistrit.coordinator.core import HANDLERS, CoordinatorCore, Outbox, Peer
+from vistrit.logic.tasks import FINAL, TRANSITIONS, IllegalTransition, TaskRecord
+from vistrit.protocol import messages as m
+from vistrit.protocol.errors import ErrorCode
+from vistrit.protocol.examples import COORDINATOR, WORKER, word_count_task
+from vistrit.protocol.types import NodeType, TaskPayload, TaskPriority, TaskResult, TaskState
+
+T0 = 1_000_000.0
+
+
+def node(kind: NodeType, name: str, slots: int = 1, tags: tuple[str, ...] = ()) -> m.Handshake:
+    info = dataclasses.replace(
+        WORKER,
+        id=uuid.uuid4(),
+        node_type=kind,
+        name=name,
+        capabilities=dataclasses.replace(
+            WORKER.capabilities, max_concurrent_tasks=slots, tags=tags
+        ),
+    )
+    return m.Handshake(node_info=info, protocol_version=2 if kind == NodeType.Client else 1)
+
+
+class World:
+    """A core and a fake clock; helpers that return exactly what each peer was sent."""
+
+    def __init__(self, strategy: str = "least-loaded") -> None:
+        self.now = T0
+        self.core = CoordinatorCore(
+            COORDINATOR, started_at=T0, strategy=strategy, rng=random.Random(1), retention=60
+        )
+
+    def join(self, hello: m.Handshake) -> Peer:
+        ack, peer = self.core.join(hello, self.now)
+        assert ack.accepted and peer is not None, ack.reason
+        return peer
+
+    def worker(self, name: str = "w", slots: int = 1, tags: tuple[str, ...] = ()) -> Peer:
+        peer = self.join(node(NodeType.Worker, name, slots, tags))
+        self.send(
+            peer,
+            m.Heartbeat(
+                node_id=peer.id,
+                timestamp=int(self.now),
+                running_tasks=0,
+                state=WORKER.state,
+                cpu_usage=None,
+                memory_usage=None,
+            ),
+        )
+        return peer
+
+    def send(self, peer: Peer, message: m.Message) -> Outbox:
+        return self.core.handle(peer, message, self.now)
+
+    def submit(self, peer: Peer, **changes: object) -> tuple[uuid.UUID, Outbox]:
+        task = dataclasses.replace(word_count_task(), id=uuid.uuid4(), **changes)  # type: ignore[arg-type]
+        return task.id, self.send(peer, m.TaskSubmit(task=task, request_id=uuid.uuid4()))
+
+    def result(
+        self, worker: Peer, task_id: uuid.UUID, ok: bool = True, data: bytes = b"6"
+    ) -> Outbox:
+        result = TaskResult(
+            task_id=task_id,
+            success=ok,
+            data=data if ok else None,
+            error=None if ok else "boom",
+            exit_code=None,
+            duration_ms=1,
+            worker_id=worker.id,
+            stdout=None,
+            stderr=None,
+        )
+        return self.send(worker, m.TaskResultMessage(result=result))
+
+    def state(self, task_id: uuid.UUID) -> str:
+        record = self.core.store.get(task_id)
+        assert record is not None
+        return record.status
+
+
+def kinds(outbox: Outbox, to: Peer | None = None) -> list[str]:
+    return [msg.WIRE_NAME for peer_id, msg in outbox if to is None or peer_id == to.id]
+
+
+# -- the state table ------------------------------------------------------------------------
+
+
+def test_final_states_have_no_way_out() -> None:
+    assert not [key for key in TRANSITIONS if key[0] in FINAL]
+    record = TaskRecord(task=word_count_task(), sequence=1, submitted_at=T0)
+    record.apply("assign", TaskState.Scheduled(worker_id=uuid.uuid4()), T0)
+    record.apply(
+        "complete", TaskState.Completed(worker_id=uuid.uuid4(), completed_at=1, duration_ms=1), T0
+    )
+    with pytest.raises(IllegalTransition, match="'complete' is not allowed when Completed"):
+        record.apply(
+            "complete",
+            TaskState.Completed(worker_id=uuid.uuid4(), completed_at=1, duration_ms=1),
+            T0,
+        )
+
+
+def test_every_handled_message_has_a_handler_and_others_are_refused() -> None:
+    world = World()
+    client = world.join(node(NodeType.Client, "c"))
+    assert m.TaskSubmit in HANDLERS and m.ElectionStart not in HANDLERS
+    (reply,) = world.send(client, m.ElectionStart(term=1, candidate_id=uuid.uuid4(), priority=1))
+    assert reply[1] == m.Error(code=ErrorCode.InvalidRequest, message="Unhandled message type")
+
+
+# -- joining --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "version", "reason"),
+    [
+        (NodeType.Worker, 0, "protocol version 0 is not supported"),
+        (NodeType.Client, 1, "clients need protocol version 2"),
+        (NodeType.Coordinator, 1, "does not accept coordinator peers"),
+    ],
+)
+def test_handshakes_that_are_refused(kind: NodeType, version: int, reason: str) -> None:
+    hello = dataclasses.replace(node(kind, "x"), protocol_version=version)
+    ack, peer = World().core.join(hello, T0)
+    assert peer is None and not ack.accepted and reason in (ack.reason or "")
+
+
+def test_a_node_id_cannot_join_twice_and_versions_are_agreed() -> None:
+    world = World()
+    hello = node(NodeType.Worker, "w")
+    assert world.join(hello).version == 1
+    ack, peer = world.core.join(hello, T0)
+    assert peer is None and "already connected" in (ack.reason or "")
+    newer = dataclasses.replace(node(NodeType.Worker, "v9"), protocol_version=9)
+    assert world.join(newer).version == 2
+
+
+def test_the_reference_cli_handshakes_as_a_worker_but_never_gets_a_task() -> None:
+    world = World()
+    cli = world.join(node(NodeType.Worker, "reference-cli"))  # no heartbeat, ever
+    task_id, outbox = world.submit(cli)
+    assert kinds(outbox) == ["TaskSubmitAck"]  # no TaskAssign: it is not a worker yet
+    listing = world.send(cli, m.WorkerListRequest(request_id=uuid.uuid4()))
+    assert listing[0][1].workers == ()  # type: ignore[attr-defined]
+    worker = world.worker("real")
+    assert world.state(task_id) == "Scheduled"
+    assert world.core.store.records[task_id].worker == worker.id
+
+
+# -- tasks ----------------------------------------------------------------------------------
+
+
+def test_a_task_from_submit_to_result() -> None:
+    world = World()
+    client = world.join(node(NodeType.Client, "c"))
+    worker = world.worker()
+    task_id, outbox = world.submit(client)
+    assert kinds(outbox, client) == ["TaskSubmitAck"] and kinds(outbox, worker) == ["TaskAssign"]
+    assert (
+        world.send(
+            worker,
+            m.TaskAssignAck(task_id=task_id, accepted=True, worker_id=worker.id, reason=None),
+        )
+        == []
+    )
+    assert world.state(task_id) == "Running"
+    outbox = world.result(worker, task_id)
+    assert kinds(outbox) == ["TaskQueryResponse"]  # pushed to the client that submitted it
+    response = outbox[0][1]
+    assert response.task.state.WIRE_NAME == "Completed" and response.result.data == b"6"  # type: ignore[attr-defined]
+    assert world.result(worker, task_id) == []  # a duplicate result changes nothing
+    assert world.core.store.completed_total == 1
+
+
+def test_a_refused_assignment_goes_to_another_worker_then_back_after_a_pause() -> None:
+    world = World()
+    client = world.join(node(NodeType.Client, "c"))
+    first = world.worker("first")
+    task_id, _ = world.submit(client)
+    outbox = world.send(
+        first, m.TaskAssignAck(task_id=task_id, accepted=False, worker_id=first.id, reason="busy")
+    )
+    assert outbox == [] and world.state(task_id) == "Pending"
+    second = world.worker("second")
+    assert world.core.store.records[task_id].worker == second.id
+    world.send(
+        second, m.TaskAssignAck(task_id=task_id, accepted=False, worker_id=second.id, reason="busy")
+    )
+    world.now += 2  # the pause is over: a heartbeat retries
+    beat = m.Heartbeat(
+        node_id=first.id,
+        timestamp=int(world.now),
+        running_tasks=0,
+        state=WORKER.state,
+        cpu_usage=None,
+        memory_usage=None,
+    )
+    assert "TaskAssign" in kinds(world.send(first, beat), first)
+
+
+def test_a_worker_that_leaves_gives_its_tasks_back() -> None:
+    world = World()
+    client = world.join(node(NodeType.Client, "c"))
+    gone = world.worker("gone", slots=2)
+    ids = [world.submit(client)[0] for _ in range(2)]
+    assert all(world.state(i) == "Scheduled" for i in ids)
+    assert world.core.leave(gone.id, world.now) == []
+    assert all(world.state(i) == "Pending" for i in ids)
+    stays = world.worker("stays", slots=2)
+    assert all(world.core.store.records[i].worker == stays.id for i in ids)
+    assert world.result(gone, ids[0]) == []  # a result from the departed worker is ignored
+
+
+def test_retries_then_final_failure() -> None:
+    world = World()
+    client = world.join(node(NodeType.Client, "c"))
+    worker = world.worker()
+    task_id, _ = world.submit(client, max_retries=1)
+    outbox = world.result(worker, task_id, ok=False)
+    assert kinds(outbox) == ["TaskAssign"]  # the second attempt
+    outbox = world.result(worker, task_id, ok=False)
+    state = outbox[0][1].task.state  # type: ignore[attr-defined]
+    assert state.WIRE_NAME == "Failed" and state.retries == 1
+    assert state.error == "attempt 1: boom; attempt 2: boom"
+
+
+def test_reduce_is_fed_its_dependencies_results_in_order() -> None:
+    world = World()
+    client = world.join(node(NodeType.Client, "c"))
+    worker = world.worker(slots=3)
+    a, _ = world.submit(client)
+    b, _ = world.submit(client)
+    reduce = TaskPayload.Reduce(function="sum", intermediate_results=())
+    r, outbox = world.submit(client, payload=reduce, dependencies=(a, b))
+    assert kinds(outbox) == ["TaskSubmitAck"]  # waits for a and b
+    world.result(worker, b, data=b"2")
+    outbox = world.result(worker, a, data=b"1")
+    (assign,) = [msg for _, msg in outbox if isinstance(msg, m.TaskAssign)]
+    assert assign.task.id == r
+    assert assign.task.payload.intermediate_results == (b"1", b"2")  # type: ignore[attr-defined]
+
+
+def test_cancel_answers_v1_and_v2_peers_in_their_own_terms() -> None:
+    world = World()
+    client = world.join(node(NodeType.Client, "c"))
+    v1 = world.join(node(NodeType.Worker, "reference-cli"))
+    worker = world.worker()
+    running, _ = world.submit(client)
+    outbox = world.send(client, m.TaskCancel(task_id=running, requested_by=client.id, reason=None))
+    assert kinds(outbox, worker) == ["TaskCancel"]  # the worker is told
+    assert kinds(outbox, client) == ["TaskCancelAck", "TaskQueryResponse"]
+    unknown = uuid.uuid4()
+    (reply,) = world.send(v1, m.TaskCancel(task_id=unknown, requested_by=v1.id, reason=None))
+    assert reply[1] == m.Error(
+        code=ErrorCode.TaskNotFound,
+        message="Task not found or already completed",
+        entity_id=str(unknown),
+    )
+    (reply,) = world.send(
+        client, m.TaskCancel(task_id=running, requested_by=client.id, reason=None)
+    )
+    assert reply[1] == m.TaskCancelAck(
+        task_id=running, accepted=False, reason="task already cancelled"
+    )
+
+
+def test_cluster_status_counts_and_uptime() -> None:
+    world = World()
+    client = world.join(node(NodeType.Client, "c"))
+    worker = world.worker(slots=1)
+    done, _ = world.submit(client)
+    world.result(worker, done)
+    world.submit(client)  # running
+    world.submit(client)  # pending
+    world.now += 42
+    (reply,) = world.send(client, m.ClusterStatusRequest(request_id=uuid.uuid4()))
+    status = reply[1]
+    assert (
+        status.total_nodes,
+        status.online_workers,
+        status.pending_tasks,
+        status.running_tasks,  # type: ignore[attr-defined]
+        status.completed_tasks,
+        status.failed_tasks,
+        status.uptime_seconds,
+    ) == (2, 1, 1, 1, 1, 0, 42)  # type: ignore[attr-defined]
+
+
+def test_finished_tasks_are_forgotten_after_retention() -> None:
+    world = World()
+    client = world.join(node(NodeType.Client, "c"))
+    worker = world.worker()
+    task_id, _ = world.submit(client)
+    world.result(worker, task_id)
+    world.now += 30
+    assert world.core.purge(world.now) == 0
+    world.now += 31
+    assert world.core.purge(world.now) == 1
+    (reply,) = world.send(client, m.TaskQuery(task_id=task_id))
+    assert reply[1] == m.TaskQueryResponse(task_id=task_id, found=False, task=None, result=None)
+    assert world.core.store.completed_total == 1  # counters outlive retention
+
+
+@pytest.mark.parametrize("strategy", ["least-loaded", "round-robin", "random"])
+def test_strategies_place_within_capacity(strategy: str) -> None:
+    world = World(strategy)
+    client = world.join(node(NodeType.Client, "c"))
+    workers = [world.worker(f"w{i}", slots=i + 1) for i in range(3)]
+    for _ in range(10):
+        world.submit(client)
+    held = {w.name: len(world.core.registry.workers[w.id].running) for w in workers}
+    assert held == {"w0": 1, "w1": 2, "w2": 3}  # six slots, six tasks placed, four waiting
+    assert world.core.store.count("Pending") == 4
+
+
+def test_priority_order_in_the_scheduler() -> None:
+    world = World()
+    client = world.join(node(NodeType.Client, "c"))
+    ids = {
+        p: world.submit(client, priority=p)[0]
+        for p in (TaskPriority.Low, TaskPriority.Critical, TaskPriority.Normal)
+    }
+    worker = world.worker(slots=1)
+    assert world.core.store.records[ids[TaskPriority.Critical]].worker == worker.id
+    outbox = world.result(worker, ids[TaskPriority.Critical])
+    (assign,) = [msg for _, msg in outbox if isinstance(msg, m.TaskAssign)]
+    assert assign.task.id == ids[TaskPriority.Normal]

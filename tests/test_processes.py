@@ -1,0 +1,244 @@
+"""The CLI in real processes: ``python -m vistrit coordinator``, ``worker``, ``submit`` and the
+rest, on 127.0.0.1 with free ports, checking outputs and exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Processes:
+    cwd: Path
+    env: dict[str, str]
+    running: list[subprocess.Popen[str]] = field(default_factory=list)
+
+    def start(self, *args: str) -> tuple[subprocess.Popen[str], str]:
+        """Start a node; returns it and the ready line it printed."""
+        process = subprocess.Popen(
+            [sys.executable, "-m", "vistrit", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=self.cwd,
+            env=self.env,
+        )
+        self.running.append(process)
+        assert process.stdout is not None
+        return process, process.stdout.readline().strip()
+
+    def run(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "vistrit", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=self.cwd,
+            env=self.env,
+        )
+
+    def stop(self, process: subprocess.Popen[str]) -> tuple[int, str]:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=20)
+        return process.returncode, err
+
+
+@pytest.fixture
+def procs(tmp_path: Path) -> Iterator[Processes]:
+    port = free_port()
+    env = {**os.environ, "VISTRIT_COORDINATOR": f"127.0.0.1:{port}", "PYTHONPATH": str(tmp_path)}
+    group = Processes(tmp_path, env)
+    yield group
+    for process in group.running:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=20)
+
+
+@pytest.fixture
+def live(procs: Processes) -> Processes:
+    """A coordinator and one worker, started by the CLI exactly as the quick start says."""
+    address = procs.env["VISTRIT_COORDINATOR"]
+    _, ready = procs.start("coordinator", "--bind", address)
+    assert ready == f"vistrit coordinator listening on {address}"
+    _, ready = procs.start("worker", "--coordinator", address, "--name", "w1", "--heartbeat", "0.2")
+    assert ready == f"vistrit worker w1 joined {address}"
+    return procs
+
+
+def test_the_quick_start(live: Processes) -> None:
+    run = live.run("submit", "--task", "hello world")
+    assert (run.returncode, run.stdout, run.stderr) == (0, "hello world\n", "")
+
+
+def test_submit_kinds_and_options(live: Processes) -> None:
+    assert live.run("submit", "--task", "hi", "--function", "uppercase").stdout == "HI\n"
+    assert live.run("submit", "--expression", "2+3*4").stdout == "14\n"
+    run = live.run(
+        "submit",
+        "--task",
+        "x",
+        "--priority",
+        "critical",
+        "--retries",
+        "2",
+        "--timeout",
+        "30",
+        "--name",
+        "named",
+        "--json",
+    )
+    document = json.loads(run.stdout)
+    assert document["state"] == "Completed" and document["name"] == "named"
+    assert document["priority"] == "Critical" and document["output"] == "x"
+
+
+def test_failed_task_exit_code_and_message(live: Processes) -> None:
+    run = live.run("submit", "--task", "x", "--function", "nope")
+    assert run.returncode == 1 and run.stdout == ""
+    assert run.stderr.startswith("error: task ") and "unknown function 'nope'" in run.stderr
+    assert run.stderr.count("\n") == 1
+
+
+def test_no_wait_status_result_cancel_and_listings(live: Processes) -> None:
+    task_id = live.run("submit", "--task", "later", "--no-wait").stdout.strip()
+    assert len(task_id) == 36
+    assert live.run("result", task_id).stdout == "later\n"
+    status = json.loads(live.run("status", task_id, "--json").stdout)
+    assert status["state"] == "Completed" and status["output"] == "later"
+    cancel = live.run("cancel", task_id)
+    assert cancel.returncode == 1 and "it is Completed" in cancel.stderr
+    cluster = json.loads(live.run("cluster", "--json").stdout)
+    assert cluster["workers"] == 1 and cluster["completed"] >= 1
+    workers = json.loads(live.run("workers", "--json").stdout)
+    assert [w["name"] for w in workers] == ["w1"] and workers[0]["slots"] == 4
+    tasks = json.loads(live.run("tasks", "--json", "--limit", "1").stdout)
+    assert [t["id"] for t in tasks] == [task_id]
+    table = live.run("tasks").stdout.splitlines()
+    assert table[0].split() == ["id", "state", "priority", "name"]
+
+
+def test_unknown_ids_and_bad_arguments(live: Processes) -> None:
+    unknown = "00000000-0000-0000-0000-000000000000"
+    run = live.run("status", unknown)
+    assert run.returncode == 3 and run.stderr == f"error: no task {unknown}\n"
+    run = live.run("status", "not-an-id")
+    assert run.returncode == 2 and run.stderr == "error: not a task id: 'not-an-id'\n"
+    run = live.run("submit", "--task", "x", "--after", unknown)
+    assert run.returncode == 1 and "unknown dependency" in run.stderr
+    run = live.run("submit", "--retries", "-1", "--task", "x")
+    assert run.returncode == 2 and "cannot be negative" in run.stderr
+    run = live.run("submit", "--task", "x", "--coordinator", "nowhere:99999")
+    assert run.returncode == 2 and "bad port" in run.stderr
+
+
+def test_no_coordinator_is_exit_code_4(procs: Processes) -> None:
+    run = procs.run("cluster")
+    assert run.returncode == 4
+    assert run.stderr.startswith("error: no coordinator answered: 127.0.0.1:")
+    assert "Traceback" not in run.stderr
+    worker, ready = procs.start("worker")
+    _, err = worker.communicate(timeout=20)
+    assert ready == "" and worker.returncode == 4 and "error: cannot join 127.0.0.1:" in err
+
+
+def test_user_functions_from_a_tasks_module(procs: Processes) -> None:
+    (procs.cwd / "mytasks.py").write_text(
+        textwrap.dedent(
+            """
+            from vistrit import task
+
+            @task
+            def shout(data: bytes) -> str:
+                return data.decode().upper() + "!"
+
+            @task(name="progress-demo")
+            def progress_demo(data: bytes, ctx) -> int:
+                ctx.progress(50)
+                return len(data)
+            """
+        )
+    )
+    address = procs.env["VISTRIT_COORDINATOR"]
+    procs.start("coordinator", "--bind", address)
+    procs.start("worker", "--tasks", "mytasks")
+    assert procs.run("submit", "--function", "shout", "--task", "hello").stdout == "HELLO!\n"
+    assert procs.run("submit", "--function", "progress-demo", "--task", "abc").stdout == "3\n"
+    missing = procs.run("worker", "--tasks", "no_such_module")
+    assert missing.returncode == 2 and "cannot import --tasks no_such_module" in missing.stderr
+
+
+def test_commands_need_the_opt_in_and_capture_output(procs: Processes) -> None:
+    address = procs.env["VISTRIT_COORDINATOR"]
+    procs.start("coordinator", "--bind", address)
+    procs.start("worker", "--allow-commands", "--tag", "shell")
+    run = procs.run("submit", "--command", "echo hello from vistrit", "--tag", "shell", "--json")
+    document = json.loads(run.stdout)
+    assert document["state"] == "Completed" and document["output"] == "hello from vistrit\n"
+
+
+def test_nodes_stop_cleanly_on_sigterm(live: Processes) -> None:
+    coordinator, worker = live.running
+    code, err = live.stop(worker)
+    assert code == 0 and "w1: stopped" in err and "Traceback" not in err
+    code, err = live.stop(coordinator)
+    assert code == 0 and "coordinator: stopped" in err and "Traceback" not in err
+
+
+def test_a_worker_whose_coordinator_goes_away_exits_1(live: Processes) -> None:
+    coordinator, worker = live.running
+    live.stop(coordinator)
+    _, err = worker.communicate(timeout=20)
+    assert worker.returncode == 1 and "error: " in err
+
+
+def test_trace_prints_every_frame_both_ways(live: Processes) -> None:
+    trace_port = free_port()
+    tracer, ready = live.start(
+        "trace",
+        "--listen",
+        f"127.0.0.1:{trace_port}",
+        "--upstream",
+        live.env["VISTRIT_COORDINATOR"],
+    )
+    assert ready.startswith(f"vistrit trace listening on 127.0.0.1:{trace_port}")
+    run = live.run("submit", "--task", "traced", "--coordinator", f"127.0.0.1:{trace_port}")
+    assert run.stdout == "traced\n"
+    tracer.send_signal(signal.SIGTERM)
+    out, _ = tracer.communicate(timeout=20)
+    for line in [
+        "client -> coordinator: Handshake",
+        "coordinator -> client: HandshakeAck",
+        "client -> coordinator: TaskSubmit",
+        "coordinator -> client: TaskSubmitAck",
+        "coordinator -> client: TaskQueryResponse",
+    ]:
+        assert line in out
+    assert "task.payload.data" in out and "checksum" in out
+
+
+def test_the_demo_is_a_real_cluster(procs: Processes) -> None:
+    run = procs.run("demo", "--workers", "3")
+    assert run.returncode == 0, run.stderr
+    assert "3 workers joined: demo-worker-1, demo-worker-2, demo-worker-3" in run.stdout
+    assert "words: 707  [ok]" in run.stdout
+    assert run.stdout.rstrip().endswith("all answers correct")
