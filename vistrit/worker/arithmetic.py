@@ -3,10 +3,13 @@
 The grammar, parsed by recursive descent (no ``eval``, no ``ast`` of Python code)::
 
     expression := term (("+" | "-") term)*
-    term       := power (("*" | "/" | "//" | "%") power)*
-    power      := unary ("**" power)?
-    unary      := ("-" | "+") unary | atom
+    term       := unary (("*" | "/" | "//" | "%") unary)*
+    unary      := ("-" | "+") unary | power
+    power      := atom ("**" unary)?
     atom       := NUMBER | "(" expression ")"
+
+So ``**`` binds tighter than a sign on its left (``-2**2`` is -4) and groups to the right
+(``2**3**2`` is 512), as in mathematics and in Python.
 
 Numbers are integers or decimals (``3``, ``2.5``, ``1e3``). Integers stay exact; ``/``
 gives a decimal. A result that is a whole decimal is shown without ``.0`` (``6/3`` is
@@ -91,9 +94,9 @@ class _Parser:
         return value
 
     def term(self) -> Number:
-        value = self.power()
+        value = self.unary()
         while self.peek() in ("*", "/", "//", "%"):
-            operator, right = self.take(), self.power()
+            operator, right = self.take(), self.unary()
             if operator != "*" and right == 0:
                 raise ArithmeticError_("division by zero")
             if operator == "*":
@@ -107,11 +110,11 @@ class _Parser:
         return value
 
     def power(self) -> Number:
-        base = self.unary()
+        base = self.atom()
         if self.peek() != "**":
             return base
         self.take()
-        exponent = self.power()
+        exponent = self.unary()
         if abs(exponent) > MAX_EXPONENT:
             raise ArithmeticError_(f"exponent {exponent} is larger than {MAX_EXPONENT}")
         try:
@@ -124,14 +127,15 @@ class _Parser:
             sign = self.take()
             value = self.unary()
             return -value if sign == "-" else value
-        return self.atom()
+        return self.power()
 
     def atom(self) -> Number:
         token = self.take()
         if token == "(":
             value = self.expression()
-            if self.take() != ")":
+            if self.peek() != ")":
                 raise ArithmeticError_(f"missing ')' in {self.text!r}")
+            self.take()
             return value
         if token[0].isdigit() or token[0] == ".":
             return float(token) if any(c in token for c in ".eE") else int(token)
