@@ -49,7 +49,7 @@ def test_a_later_version_appends_without_changing_v1() -> None:
 
     try:
         v3 = V2.extended(3, [ReplicateRecord])
-        assert v3.messages[:22] == V1.messages and v3.messages[:25] == V2.messages
+        assert v3.messages[:22] == V1.messages and v3.messages[:26] == V2.messages
         assert v3.message_for_type(0x40) is ReplicateRecord
         with pytest.raises(UnknownMessageType):
             V2.message_for_type(0x40)
@@ -57,12 +57,13 @@ def test_a_later_version_appends_without_changing_v1() -> None:
         del Message._variants[99]  # keep the real catalogue as it was
 
 
-def test_v2_appends_three_messages_and_the_client_node_kind() -> None:
+def test_v2_appends_four_messages_and_the_client_node_kind() -> None:
     added = V2.messages[22:]
     assert [(m.WIRE_NAME, m.VARIANT, m.TYPE_BYTE) for m in added] == [
         ("TaskCancelAck", 22, 0x19),
         ("TaskListRequest", 23, 0x1A),
         ("TaskListResponse", 24, 0x1B),
+        ("TaskOutcome", 25, 0x1C),
     ]
     assert NodeType.Client == 2 and list(NodeType)[:2] == [NodeType.Coordinator, NodeType.Worker]
     with pytest.raises(UnknownMessageType):

@@ -102,6 +102,7 @@ def test_commands_run_without_a_shell_when_allowed(cluster: Cluster) -> None:
 # -- scheduling -----------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("cluster", [{"prefetch": 0}], indirect=True)
 def test_priorities_then_first_in_first_out(cluster: Cluster) -> None:
     cluster.add_worker(slots=1)
     client = cluster.client()
@@ -116,13 +117,13 @@ def test_priorities_then_first_in_first_out(cluster: Cluster) -> None:
     assert ORDER == ["critical", "high", "normal-1", "normal-2", "low"]
 
 
-def test_capacity_is_never_exceeded(cluster: Cluster) -> None:
+def test_capacity_is_never_exceeded_and_one_task_is_prefetched(cluster: Cluster) -> None:
     worker = cluster.add_worker(slots=2)
     client = cluster.client()
     futures = [client.submit("test-gate", "capacity") for _ in range(5)]
-    wait_until(lambda: worker.running == 2)
+    wait_until(lambda: worker.running == 3)  # two running, one queued on the worker
     states = sorted(client.status(f.task_id).state for f in futures)
-    assert states == ["Pending", "Pending", "Pending", "Running", "Running"]
+    assert states == ["Pending", "Pending", "Running", "Running", "Scheduled"]
     assert [w.state for w in client.workers()] == [NodeState.Busy]
     gate("capacity").set()
     assert client.gather(futures, 10) == ["capacity"] * 5
@@ -146,6 +147,7 @@ def test_round_robin_takes_workers_in_turn(cluster: Cluster) -> None:
     assert ran_on(cluster, futures) == ["a", "b", "a", "b", "a", "b"]
 
 
+@pytest.mark.parametrize("cluster", [{"prefetch": 0}], indirect=True)
 def test_least_loaded_spreads_concurrent_work(cluster: Cluster) -> None:
     cluster.add_worker(name="big", slots=4)
     cluster.add_worker(name="small", slots=2)
@@ -220,6 +222,20 @@ def test_retries_are_honoured_and_the_final_error_lists_each_attempt(cluster: Cl
 # -- cancellation ---------------------------------------------------------------------------
 
 
+def test_cancel_a_task_queued_on_a_worker(cluster: Cluster) -> None:
+    worker = cluster.add_worker(slots=1)
+    client = cluster.client()
+    blocker = client.submit("test-gate", "cancel-queued")
+    queued = client.submit("echo", "queued")
+    wait_until(lambda: worker.running == 2)
+    assert queued.cancel() is True
+    gate("cancel-queued").set()
+    blocker.result(10)
+    wait_until(lambda: worker.running == 0)
+    assert client.status(queued.task_id).state == "Cancelled"
+
+
+@pytest.mark.parametrize("cluster", [{"prefetch": 0}], indirect=True)
 def test_cancel_a_pending_task(cluster: Cluster) -> None:
     cluster.add_worker(slots=1)
     client = cluster.client()

@@ -83,11 +83,22 @@ def reference_worker(cluster: Cluster) -> Iterator[Peer]:
     worker.close()
 
 
+CLI_ID = decode_frame(frame("Handshake", "conn2")).message.node_info.id  # type: ignore[attr-defined]
+
+
 def reference_cli(cluster: Cluster, request: bytes) -> tuple[Peer, m.Message]:
-    """The reference CLI: one connection, a worker-typed Handshake, one request."""
+    """The reference CLI: one connection, a worker-typed Handshake, one request.
+
+    The replay uses the same node id on every connection, so it first waits until the
+    coordinator has finished with the previous one (a live id is refused).
+    """
+    core = cluster.coordinator.core
+    assert core is not None
+    wait_until(lambda: CLI_ID not in core.peers, what="the previous CLI connection to end")
     cli = Peer(cluster)
     cli.send(frame("Handshake", "conn2"))
-    assert isinstance(cli.receive(), m.HandshakeAck)
+    ack = cli.receive()
+    assert isinstance(ack, m.HandshakeAck) and ack.accepted, ack
     cli.send(request)
     return cli, cli.receive()
 
@@ -201,7 +212,7 @@ def test_cancel_from_the_reference_cli_reaches_the_worker(
 
 def test_unhandled_messages_get_the_reference_error_byte_for_byte(cluster: Cluster) -> None:
     crafted = Peer(cluster)
-    crafted.send(frame("Handshake", "conn2"))
+    crafted.send(frame("Handshake", "conn1"))
     assert isinstance(crafted.receive(), m.HandshakeAck)
     crafted.send(frame("ElectionStart", "conn29"))
     assert encode_frame(crafted.receive()) == frame("Error", "conn29")

@@ -177,9 +177,9 @@ def test_a_task_from_submit_to_result() -> None:
     )
     assert world.state(task_id) == "Running"
     outbox = world.result(worker, task_id)
-    assert kinds(outbox) == ["TaskQueryResponse"]  # pushed to the client that submitted it
-    response = outbox[0][1]
-    assert response.task.state.WIRE_NAME == "Completed" and response.result.data == b"6"  # type: ignore[attr-defined]
+    assert kinds(outbox) == ["TaskOutcome"]  # pushed to the client that submitted it
+    outcome = outbox[0][1]
+    assert outcome.state.WIRE_NAME == "Completed" and outcome.result.data == b"6"  # type: ignore[attr-defined]
     assert world.result(worker, task_id) == []  # a duplicate result changes nothing
     assert world.core.store.completed_total == 1
 
@@ -231,7 +231,7 @@ def test_retries_then_final_failure() -> None:
     outbox = world.result(worker, task_id, ok=False)
     assert kinds(outbox) == ["TaskAssign"]  # the second attempt
     outbox = world.result(worker, task_id, ok=False)
-    state = outbox[0][1].task.state  # type: ignore[attr-defined]
+    state = outbox[0][1].state  # type: ignore[attr-defined]
     assert state.WIRE_NAME == "Failed" and state.retries == 1
     assert state.error == "attempt 1: boom; attempt 2: boom"
 
@@ -260,7 +260,7 @@ def test_cancel_answers_v1_and_v2_peers_in_their_own_terms() -> None:
     running, _ = world.submit(client)
     outbox = world.send(client, m.TaskCancel(task_id=running, requested_by=client.id, reason=None))
     assert kinds(outbox, worker) == ["TaskCancel"]  # the worker is told
-    assert kinds(outbox, client) == ["TaskCancelAck", "TaskQueryResponse"]
+    assert kinds(outbox, client) == ["TaskCancelAck", "TaskOutcome"]
     unknown = uuid.uuid4()
     (reply,) = world.send(v1, m.TaskCancel(task_id=unknown, requested_by=v1.id, reason=None))
     assert reply[1] == m.Error(

@@ -230,7 +230,7 @@ def test_trace_prints_every_frame_both_ways(live: Processes) -> None:
         "coordinator -> client: HandshakeAck",
         "client -> coordinator: TaskSubmit",
         "coordinator -> client: TaskSubmitAck",
-        "coordinator -> client: TaskQueryResponse",
+        "coordinator -> client: TaskOutcome",
     ]:
         assert line in out
     assert "task.payload.data" in out and "checksum" in out

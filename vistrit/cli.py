@@ -107,6 +107,13 @@ def _add_node_commands(commands: Any) -> None:
         metavar="SECONDS",
         help="how long finished tasks stay queryable (default %(default)g)",
     )
+    coordinator.add_argument(
+        "--prefetch",
+        type=_non_negative_int,
+        default=defaults.PREFETCH,
+        help="tasks queued on each worker beyond its slots (default %(default)s; 0 for "
+        f"strict priority order; at most {defaults.MAX_PREFETCH})",
+    )
     coordinator.add_argument("--name", default="coordinator", help="the name in logs")
     coordinator.set_defaults(run=run_coordinator)
 
@@ -327,8 +334,14 @@ def run_coordinator(args: argparse.Namespace, out: TextIO) -> int:
     from vistrit.coordinator import Coordinator
 
     stop = _until_signalled()
+    if args.prefetch > defaults.MAX_PREFETCH:
+        raise UsageError(f"--prefetch is at most {defaults.MAX_PREFETCH}")
     coordinator = Coordinator(
-        _address(args.bind), strategy=args.strategy, retention=args.retention, name=args.name
+        _address(args.bind),
+        strategy=args.strategy,
+        retention=args.retention,
+        prefetch=args.prefetch,
+        name=args.name,
     )
     try:
         coordinator.start()

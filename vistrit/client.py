@@ -166,16 +166,15 @@ class TaskFuture(concurrent.futures.Future[Any]):
     def _mark_cancelled(self) -> bool:
         return super().cancel()
 
-    def _settle(self, task: Task, result: TaskResult | None) -> None:
-        """Resolve from a final TaskQueryResponse (called by the reader thread)."""
+    def _settle(self, state: TaskState, result: TaskResult | None) -> None:
+        """Resolve from a final state (called by the reader thread)."""
         if self.done():
             return
-        state = task.state
         if isinstance(state, TaskState.Completed):
             data = result.data if result is not None and result.data is not None else b""
             self.set_result(data.decode("utf-8", "replace") if self.text else data)
         elif isinstance(state, TaskState.Failed):
-            self.set_exception(TaskError(task.id, state.error, result))
+            self.set_exception(TaskError(self.task_id, state.error, result))
         elif isinstance(state, TaskState.Cancelled):
             self._mark_cancelled()
 
@@ -235,6 +234,7 @@ class VistritClient:
                 errors.append(f"{address[0]}:{address[1]}: refused: {reason}")
                 continue
             conn.version = NEWEST_VERSION
+            conn.start_writer()  # sends never block the caller; bursts leave in batches
             return conn
         raise CoordinatorUnavailable("no coordinator answered: " + "; ".join(errors))
 
@@ -260,10 +260,12 @@ class VistritClient:
             return
         self._closed = True
         try:
-            self._conn.send(m.Disconnect(node_id=self.id, reason="client closing", graceful=True))
+            self._conn.post([m.Disconnect(node_id=self.id, reason="client closing", graceful=True)])
+            self._conn.flush()  # everything posted before the goodbye goes out first
         except ConnectionClosed:
             pass
         self._conn.close()
+        self._conn.join_writer()
         if self._reader is not threading.current_thread():
             self._reader.join(defaults.SEND_TIMEOUT)
         self._fail_all(CoordinatorUnavailable("the client was closed"))
@@ -517,10 +519,7 @@ class VistritClient:
             ) from None
 
     def _send(self, message: m.Message) -> None:
-        try:
-            self._conn.send(message)
-        except ConnectionClosed as exc:
-            raise CoordinatorUnavailable(f"lost the coordinator: {exc}") from exc
+        self._conn.post([message])  # if the connection is lost, the reader fails the futures
 
     def _check_open(self) -> None:
         if self._closed or self._conn.closed:
@@ -568,9 +567,14 @@ class VistritClient:
             for waiter in waiters:
                 waiter.set_result(message)
             if future is not None and message.task is not None and final:
-                future._settle(message.task, message.result)
+                future._settle(message.task.state, message.result)
             elif future is not None and not message.found:
                 future.set_exception(TaskNotFound(f"no task {message.task_id}"))
+        elif isinstance(message, m.TaskOutcome):
+            with self._lock:
+                future = self._tasks.pop(message.task_id, None)
+            if future is not None:
+                future._settle(message.state, message.result)
         elif isinstance(message, m.TaskCancelAck):
             with self._lock:
                 waiters = self._by_task.pop(_cancel_key(message.task_id), [])

@@ -46,6 +46,18 @@ PURGE_INTERVAL = 10.0
 #: How many tasks a worker runs at once: the reference worker's default.
 WORKER_SLOTS = 4
 
+#: How many tasks the coordinator gives a worker beyond its slots, queued there to start
+#: the moment a slot frees, so that the worker never sits idle waiting for its next
+#: assignment. Only v2 workers get them (a v1 worker gets its slots' worth), and a worker
+#: that fails gives them all back. One is enough to hide the round trip. The price: a task
+#: already queued on a worker runs before a more urgent one submitted after it; 0 gives
+#: strict priority order.
+PREFETCH = 1
+
+#: The most tasks a Vistrit worker accepts beyond its slots (the coordinator's
+#: ``--prefetch`` may be at most this).
+MAX_PREFETCH = 16
+
 #: The largest number of bytes asked of one ``recv()``. Many frames arrive in one call.
 RECV_SIZE = 256 * 1024
 

@@ -12,11 +12,12 @@ What happens to a task (see :mod:`vistrit.logic.tasks` for the state table):
    or makes it wait for its dependencies, and acknowledges it.
 2. Scheduling gives ready tasks to workers with free slots (``TaskAssign``). A ``Reduce``
    with dependencies and no inputs of its own is fed their results, in order.
-3. The worker's ``TaskAssignAck`` and ``TaskStatus`` mark it Running; a refusal puts it
-   back in the queue for another worker.
+3. The worker's ``TaskStatus`` marks it Running (for a v1 worker, already its
+   ``TaskAssignAck``, since it runs what it accepts at once, while a v2 worker may hold a
+   prefetched task in its queue); a refusal puts it back in the queue for another worker.
 4. ``TaskResult`` completes it, or retries it while ``max_retries`` allows, or fails it with
-   the error of every attempt. The submitting client (a v2 ``Client``) is sent the outcome
-   as a ``TaskQueryResponse``; results stay queryable for the retention time.
+   the error of every attempt. The submitting client (a v2 ``Client``) is sent the
+   outcome, a ``TaskOutcome``; results stay queryable for the retention time.
 5. A worker that goes away gives its tasks back to the queue (at-least-once execution);
    a late or duplicate report is ignored, so each task has exactly one outcome.
 
@@ -52,6 +53,10 @@ Outbox = list[tuple[uuid.UUID, m.Message]]
 #: retry scheduling, so a refusal for a passing reason (a full worker) costs about this.
 REFUSAL_PAUSE = 1.0
 
+#: A TaskQueryResponse carries the task's input bytes only while input and output together
+#: stay under this, well inside the 16 MiB frame cap; beyond it the input is left out.
+QUERY_BYTES = 12 * 1024 * 1024
+
 #: The most tasks one TaskListResponse carries.
 TASK_LIST_LIMIT = 1000
 
@@ -77,8 +82,10 @@ class CoordinatorCore:
         strategy: str = "least-loaded",
         rng: Chooser | None = None,
         retention: float = 3600.0,
+        prefetch: int = 1,
     ) -> None:
         self.info = info
+        self.prefetch = prefetch
         self.started_at = started_at
         self.retention = retention
         self.store = TaskStore()
@@ -110,7 +117,7 @@ class CoordinatorCore:
         peer = Peer(node.id, node.node_type, version, node.name)
         self.peers[node.id] = peer
         if node.node_type == NodeType.Worker:
-            self.registry.add(node, now)
+            self.registry.add(node, now, prefetch=self.prefetch if version >= 2 else 0)
         return self._handshake_ack(node.id, None), peer
 
     def _handshake_ack(self, node_id: uuid.UUID, reason: str | None) -> m.HandshakeAck:
@@ -168,7 +175,7 @@ class CoordinatorCore:
             return outbox + self.schedule(now)
         outbox = [(peer.id, _submit_ack(submit, True, None))]  # idempotent resubmission
         if existing.finished and peer.kind == NodeType.Client:
-            outbox.append((peer.id, self._query_response(existing.id)))
+            outbox.append((peer.id, _outcome(existing)))
         return outbox
 
     def on_assign_ack(self, peer: Peer, ack: m.TaskAssignAck, now: float) -> Outbox:
@@ -176,7 +183,9 @@ class CoordinatorCore:
         if record is None:
             return []
         if ack.accepted:
-            if record.status == SCHEDULED:
+            # A v1 worker runs what it accepts at once; a v2 worker may queue it (prefetch)
+            # and says when it starts, with a TaskStatus.
+            if record.status == SCHEDULED and peer.version < 2:
                 running = TaskState.Running(worker_id=peer.id, started_at=int(now), progress=None)
                 record.apply("start", running, now)
             return []
@@ -332,7 +341,7 @@ class CoordinatorCore:
         outbox: Outbox = []
         client = self.peers.get(record.client) if record.client else None
         if client is not None:
-            outbox.append((client.id, self._query_response(record.id)))
+            outbox.append((client.id, _outcome(record)))
         for waiter_id, reason in self.scheduler.finished(record, self.store.get):
             waiter = self.store.records[waiter_id]
             outbox += self._fail(waiter, reason, None, now)
@@ -349,13 +358,19 @@ class CoordinatorCore:
         record = self.store.get(task_id)
         if record is None:
             return m.TaskQueryResponse(task_id=task_id, found=False, task=None, result=None)
-        return m.TaskQueryResponse(
-            task_id=task_id, found=True, task=record.snapshot(), result=record.result
-        )
+        task = record.snapshot()
+        result_bytes = len(record.result.data or b"") if record.result is not None else 0
+        if _payload_bytes(task.payload) + result_bytes > QUERY_BYTES:
+            task = _summary(record)  # the input and the output would not fit in one frame
+        return m.TaskQueryResponse(task_id=task_id, found=True, task=task, result=record.result)
 
     def purge(self, now: float) -> int:
         """Forget finished tasks whose retention has ended; returns how many."""
         return len(self.store.purge(now, self.retention))
+
+
+def _outcome(record: TaskRecord) -> m.TaskOutcome:
+    return m.TaskOutcome(task_id=record.id, state=record.state, result=record.result)
 
 
 def _submit_ack(submit: m.TaskSubmit, accepted: bool, reason: str | None) -> m.TaskSubmitAck:
@@ -371,6 +386,16 @@ def _attempt_errors(record: TaskRecord) -> str:
     if len(record.errors) == 1:
         return record.errors[0]
     return "; ".join(f"attempt {n}: {error}" for n, error in enumerate(record.errors, 1))
+
+
+def _payload_bytes(payload: TaskPayload) -> int:
+    if isinstance(payload, TaskPayload.Data):
+        return len(payload.data)
+    if isinstance(payload, TaskPayload.Map):
+        return sum(len(chunk) for chunk in payload.input_chunks)
+    if isinstance(payload, TaskPayload.Reduce):
+        return sum(len(item) for item in payload.intermediate_results)
+    return 0
 
 
 def _summary(record: TaskRecord) -> Any:

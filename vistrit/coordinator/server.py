@@ -53,8 +53,12 @@ class Coordinator:
         handshake_timeout: float = defaults.HANDSHAKE_TIMEOUT,
         frame_timeout: float = defaults.FRAME_TIMEOUT,
         purge_interval: float = defaults.PURGE_INTERVAL,
+        prefetch: int = defaults.PREFETCH,
         name: str = "coordinator",
     ) -> None:
+        if not 0 <= prefetch <= defaults.MAX_PREFETCH:
+            raise ValueError(f"prefetch must be between 0 and {defaults.MAX_PREFETCH}")
+        self.prefetch = prefetch
         self.name = name
         self.handshake_timeout = handshake_timeout
         self.frame_timeout = frame_timeout
@@ -99,6 +103,7 @@ class Coordinator:
             strategy=self._strategy,
             rng=random.Random(),
             retention=self._retention,
+            prefetch=self.prefetch,
         )
         self._running = True
         self._server.start(name=f"{self.name} accept")

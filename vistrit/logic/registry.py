@@ -28,9 +28,17 @@ class WorkerEntry:
     state: NodeState = NodeState.Starting
     running: set[uuid.UUID] = field(default_factory=set)
 
+    #: Tasks held beyond the slots (see ``defaults.PREFETCH``); 0 for v1 workers.
+    prefetch: int = 0
+
+    @property
+    def slots(self) -> int:
+        return max(1, self.info.capabilities.max_concurrent_tasks)
+
     @property
     def capacity(self) -> int:
-        return max(1, self.info.capabilities.max_concurrent_tasks)
+        """How many tasks the worker may hold: its slots, plus what it prefetches."""
+        return self.slots + self.prefetch
 
     @property
     def tags(self) -> frozenset[str]:
@@ -46,7 +54,7 @@ class WorkerEntry:
 
     def node_info(self, now: int) -> NodeInfo:
         """The worker as ``WorkerListResponse`` shows it, with live state and load."""
-        busy = NodeState.Busy if self.free == 0 else NodeState.Ready
+        busy = NodeState.Busy if len(self.running) >= self.slots else NodeState.Ready
         state = self.state if self.state in (NodeState.Draining, NodeState.Offline) else busy
         return dataclasses.replace(
             self.info, state=state, running_tasks=len(self.running), last_heartbeat=now
@@ -60,9 +68,11 @@ class Registry:
         self.workers: dict[uuid.UUID, WorkerEntry] = {}
         self._joined = 0
 
-    def add(self, info: NodeInfo, now: float) -> WorkerEntry:
+    def add(self, info: NodeInfo, now: float, prefetch: int = 0) -> WorkerEntry:
         self._joined += 1
-        entry = WorkerEntry(id=info.id, info=info, joined=self._joined, last_seen=now)
+        entry = WorkerEntry(
+            id=info.id, info=info, joined=self._joined, last_seen=now, prefetch=prefetch
+        )
         self.workers[info.id] = entry
         return entry
 

@@ -171,6 +171,6 @@ class Scheduler:
 
         def load(w: WorkerEntry) -> tuple[float, int, int]:
             used = w.capacity - free[w.id]
-            return (used / w.capacity, used, w.joined)
+            return (used / w.slots, used, w.joined)
 
         return min(fits, key=load)

@@ -15,7 +15,8 @@ How a later version is added, without changing v1:
    keeps its shape, variant index and type byte in v2.
 
 Version 2 (``V2`` below) appends ``TaskCancelAck`` (22, 0x19), ``TaskListRequest`` (23, 0x1A),
-``TaskListResponse`` (24, 0x1B) and the node kind ``NodeType.Client``.
+``TaskListResponse`` (24, 0x1B), ``TaskOutcome`` (25, 0x1C) and the node kind
+``NodeType.Client``.
 
 How two peers agree on a version (the handshake):
 
@@ -103,7 +104,15 @@ V1 = Catalogue(
 
 #: Version 2: v1 plus the messages Vistrit's own nodes use (``NodeType.Client`` is appended
 #: too). A v2 peer still reads and writes every v1 message exactly as v1 does.
-V2 = V1.extended(2, [messages.TaskCancelAck, messages.TaskListRequest, messages.TaskListResponse])
+V2 = V1.extended(
+    2,
+    [
+        messages.TaskCancelAck,
+        messages.TaskListRequest,
+        messages.TaskListResponse,
+        messages.TaskOutcome,
+    ],
+)
 
 #: Every version this implementation speaks, by header version byte.
 CATALOGUES: dict[int, Catalogue] = {1: V1, 2: V2}

@@ -165,5 +165,10 @@ def v2_examples() -> dict[str, m.Message]:
         m.TaskCancelAck(task_id=TASK_ID, accepted=True, reason="cancelled before it ran"),
         m.TaskListRequest(request_id=REQUEST_ID, limit=20),
         m.TaskListResponse(request_id=REQUEST_ID, tasks=(word_count_task(b""),)),
+        m.TaskOutcome(
+            task_id=TASK_ID,
+            state=TaskState.Completed(worker_id=WORKER_ID, completed_at=NOW + 1, duration_ms=2),
+            result=RESULT,
+        ),
     ]
     return {type(message).WIRE_NAME: message for message in examples}

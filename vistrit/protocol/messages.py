@@ -283,3 +283,13 @@ class TaskListResponse(Message):
 
     request_id: Uuid
     tasks: tuple[Task, ...]
+
+
+@wire_message(25, 0x1C)
+class TaskOutcome(Message):
+    """v2. Pushed to the client that submitted a task, once the task's state is final:
+    Completed (with its result), Failed (with every attempt's error) or Cancelled."""
+
+    task_id: TaskId
+    state: TaskState
+    result: TaskResult | None

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from vistrit import defaults
-from vistrit.protocol import EncodeError, ProtocolError
+from vistrit.protocol import EncodeError, ProtocolError, encode_frame
 from vistrit.protocol import messages as m
 from vistrit.protocol.catalogue import NEWEST_VERSION
 from vistrit.protocol.frame import MAX_PAYLOAD
@@ -122,6 +122,7 @@ class Worker:
                 return self._connect(1)
             raise HandshakeRefused(ack.reason or "refused")
         conn.version = version
+        conn.start_writer()  # assignment acks, statuses and results leave in batches
         return conn
 
     def _node_info(self, conn: Connection) -> NodeInfo:
@@ -159,7 +160,8 @@ class Worker:
         if self._conn is not None:
             try:
                 bye = m.Disconnect(node_id=self.id, reason="worker stopping", graceful=True)
-                self._conn.send(bye)
+                self._conn.post([bye])  # after every result already posted
+                self._conn.flush()
             except ConnectionClosed:
                 pass
             self._conn.close()
@@ -211,14 +213,15 @@ class Worker:
     def _on_assign(self, task: Task) -> None:
         assert self._conn is not None and self._pool is not None
         with self._lock:
-            accepted = len(self._running) < self.slots and not self._stopping.is_set()
+            room = self.slots + (defaults.MAX_PREFETCH if self._conn.version >= 2 else 0)
+            accepted = len(self._running) < room and not self._stopping.is_set()
             if accepted:
                 ctx = TaskContext(str(task.id))
                 ctx._report = lambda percent: self._progress(task.id, percent)
                 self._running[task.id] = ctx
         reason = None if accepted else "no free slot"
-        self._conn.send(
-            m.TaskAssignAck(task_id=task.id, accepted=accepted, worker_id=self.id, reason=reason)
+        self._conn.post(
+            [m.TaskAssignAck(task_id=task.id, accepted=accepted, worker_id=self.id, reason=reason)]
         )
         if accepted:
             self._pool.submit(self._execute, task, ctx)
@@ -239,13 +242,17 @@ class Worker:
             running = TaskState.Running(
                 worker_id=self.id, started_at=int(time.time()), progress=None
             )
-            self._conn.send(
-                m.TaskStatus(
-                    task_id=task.id, worker_id=self.id, state=running, progress=None, message=None
-                )
+            status = m.TaskStatus(
+                task_id=task.id, worker_id=self.id, state=running, progress=None, message=None
             )
+            self._conn.post([status])
             try:
-                outcome = run_task(task, ctx, self.functions, allow_commands=self.allow_commands)
+                if ctx.cancelled:  # cancelled while it waited for a slot
+                    outcome = Outcome(False, error="cancelled")
+                else:
+                    outcome = run_task(
+                        task, ctx, self.functions, allow_commands=self.allow_commands
+                    )
             except Exception as exc:  # a thread boundary: the task's code failed
                 log.warning("%s: task %s raised %r", self.name, task.id, exc)
                 outcome = Outcome(False, error=f"{type(exc).__name__}: {exc}")
@@ -253,14 +260,12 @@ class Worker:
             # soon as it reads the result, and must find the slot free.
             with self._lock:
                 self._running.pop(task.id, None)
-            try:
-                self._conn.send(self._report(task, outcome, started))
+            try:  # encoded here, so that a result that cannot be sent fails only its task
+                report = encode_frame(self._report(task, outcome, started), self._conn.version)
             except EncodeError as exc:  # e.g. an error text that is not valid Unicode
-                self._conn.send(
-                    self._report(
-                        task, Outcome(False, error=f"cannot send the result: {exc}"), started
-                    )
-                )
+                failure = Outcome(False, error=f"cannot send the result: {exc}")
+                report = encode_frame(self._report(task, failure, started), self._conn.version)
+            self._conn.post([report])
         except ConnectionClosed:
             pass  # the reader notices and stops the worker
         finally:

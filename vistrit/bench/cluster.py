@@ -1,0 +1,158 @@
+"""The cluster workloads of ``python -m vistrit bench``, against real processes.
+
+Each workload starts a coordinator and workers as separate processes (``python -m vistrit
+coordinator``/``worker``, with ``--tasks vistrit.bench.tasks``), drives them from a
+:class:`~vistrit.client.VistritClient` in this process, and stops them:
+
+* **W1 throughput** - N echo tasks of 16 bytes submitted at once by one client, on 2
+  workers of 1 slot; tasks per second until every result is back.
+* **W2 latency** - N sequential submit-and-wait round trips on 1 worker; p50 and p99.
+* **W3 CPU scaling** - 32 tasks of about 50 ms of pure-Python CPU, on 1 worker and then on
+  2; the speedup (time on 1 / time on 2).
+* **W4 payload** - 20 echo tasks of 8 MiB; megabytes per second of task data sent out and
+  back.
+
+Nothing prints; figures are returned. Read next: :mod:`vistrit.cli`.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+
+from vistrit.client import VistritClient
+from vistrit.demo import ProcessGroup
+
+#: Loop turns of bench-spin that take about 50 ms here (calibrated at start).
+SPIN_SECONDS = 0.05
+
+
+@dataclass(frozen=True)
+class Figures:
+    workload: str
+    figures: dict[str, float]
+    settings: dict[str, object] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@contextmanager
+def local_cluster(workers: int, slots: int = 1) -> Iterator[VistritClient]:
+    """A coordinator and *workers* worker processes on 127.0.0.1, and a client to them."""
+    group = ProcessGroup()
+    try:
+        coordinator = group.start("--log-level", "WARNING", "coordinator", "--bind", "127.0.0.1:0")
+        address = group.first_line(coordinator, "coordinator").rsplit(" ", 1)[-1]
+        for number in range(workers):
+            worker = group.start(
+                "--log-level",
+                "WARNING",
+                "worker",
+                "--coordinator",
+                address,
+                "--slots",
+                str(slots),
+                "--tasks",
+                "vistrit.bench.tasks",
+                "--name",
+                f"bench-{number + 1}",
+            )
+            group.first_line(worker, f"worker {number + 1}")
+        with VistritClient(address) as client:
+            deadline = time.monotonic() + 15
+            while len(client.workers()) < workers:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the workers did not join")
+                time.sleep(0.01)
+            yield client
+    finally:
+        group.stop_all()
+
+
+def throughput(tasks: int = 10_000, workers: int = 2) -> Figures:
+    with local_cluster(workers) as client:
+        client.gather(client.map("echo", [b"warm"] * 100), 60)
+        started = time.perf_counter()
+        futures = [client.submit("echo", b"0123456789abcdef") for _ in range(tasks)]
+        client.gather(futures, 600)
+        elapsed = time.perf_counter() - started
+    return Figures(
+        "W1 throughput",
+        {"tasks_per_s": tasks / elapsed, "seconds": elapsed},
+        {"tasks": tasks, "workers": workers, "slots": 1, "data_bytes": 16},
+    )
+
+
+def latency(round_trips: int = 1_000) -> Figures:
+    with local_cluster(1) as client:
+        for _ in range(50):
+            client.submit("echo", b"warm").result(30)
+        samples = []
+        for _ in range(round_trips):
+            started = time.perf_counter()
+            client.submit("echo", b"0123456789abcdef").result(30)
+            samples.append(time.perf_counter() - started)
+    samples.sort()
+    return Figures(
+        "W2 latency",
+        {
+            "p50_us": samples[len(samples) // 2] * 1e6,
+            "p99_us": samples[int(len(samples) * 0.99) - 1] * 1e6,
+            "mean_us": statistics.fmean(samples) * 1e6,
+        },
+        {"round_trips": round_trips, "workers": 1},
+    )
+
+
+def calibrate_spin(seconds: float = SPIN_SECONDS) -> int:
+    """Loop turns of bench-spin that take about *seconds* on this machine."""
+    from vistrit.bench.tasks import spin
+
+    turns = 10_000
+    while True:
+        started = time.perf_counter()
+        spin(str(turns).encode())
+        elapsed = time.perf_counter() - started
+        if elapsed > 0.01:
+            return max(1, int(turns * seconds / elapsed))
+        turns *= 4
+
+
+def scaling(tasks: int = 32) -> Figures:
+    turns = str(calibrate_spin()).encode()
+    times = {}
+    for workers in (1, 2):
+        with local_cluster(workers) as client:
+            client.gather(client.map("bench-spin", [b"1000"] * 4), 60)
+            started = time.perf_counter()
+            client.gather(client.map("bench-spin", [turns] * tasks), 600)
+            times[workers] = time.perf_counter() - started
+    return Figures(
+        "W3 CPU scaling",
+        {
+            "seconds_1_worker": times[1],
+            "seconds_2_workers": times[2],
+            "speedup": times[1] / times[2],
+        },
+        {"tasks": tasks, "task_seconds": SPIN_SECONDS},
+    )
+
+
+def payload(tasks: int = 20, size: int = 8 * 1024 * 1024, workers: int = 2) -> Figures:
+    data = bytes(range(256)) * (size // 256)
+    with local_cluster(workers) as client:
+        client.submit("echo", data).result(60)
+        started = time.perf_counter()
+        futures = [client.submit("echo", data) for _ in range(tasks)]
+        results = client.gather(futures, 600)
+        elapsed = time.perf_counter() - started
+    assert all(len(r) == size for r in results)
+    return Figures(
+        "W4 payload",
+        {"mb_per_s": tasks * size / elapsed / 1e6, "seconds": elapsed},
+        {"tasks": tasks, "bytes": size, "workers": workers},
+    )

@@ -1,0 +1,18 @@
+"""Task functions for the benchmarks, registered on workers started with
+``--tasks vistrit.bench.tasks``.
+
+``bench-spin`` burns CPU in pure Python for a number of loop turns given as its data: the
+W3 workload uses it to measure how work scales over worker processes.
+"""
+
+from __future__ import annotations
+
+from vistrit.worker.functions import task
+
+
+@task(name="bench-spin")
+def spin(data: bytes) -> int:
+    total = 0
+    for n in range(int(data)):
+        total += n * n % 7
+    return total
