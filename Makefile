@@ -30,8 +30,8 @@ typecheck: $(TOX)  ## mypy --strict
 coverage: $(TOX)  ## HTML coverage report of the last test run, in htmlcov/
 	$(TOX) run -e coverage
 
-bench:  ## measure the codec
-	$(PYTHON) -m vistrit bench codec
+bench:  ## measure: the codec and the four cluster workloads (a minute or two)
+	$(PYTHON) -m vistrit bench all
 
 clean:  ## remove what the targets above made
 	rm -rf $(VENV) .tox .coverage .coverage.* htmlcov docs/_build build dist *.egg-info

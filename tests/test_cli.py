@@ -95,10 +95,45 @@ def test_bench_codec_prints_one_json_line_per_message(tmp_path: Path) -> None:
 
 
 def test_bench_table_and_bad_options(tmp_path: Path) -> None:
-    run = vistrit("bench", "--seconds", "0.01", "--repeats", "1", cwd=tmp_path)
+    run = vistrit("bench", "codec", "--seconds", "0.01", "--repeats", "1", cwd=tmp_path)
     assert run.returncode == 0 and "round trips/s" in run.stdout
     bad = vistrit("bench", "--repeats", "0", cwd=tmp_path)
     assert bad.returncode == 2 and "must be positive" in bad.stderr
+    unknown = vistrit("bench", "speed", cwd=tmp_path)
+    assert unknown.returncode == 2 and "unknown workload 'speed'" in unknown.stderr
+
+
+@pytest.mark.timeout(120)
+def test_bench_cluster_workloads_print_one_json_line_each(tmp_path: Path) -> None:
+    run = vistrit(
+        "bench",
+        "throughput",
+        "latency",
+        "scaling",
+        "payload",
+        "--json",
+        "--repeats",
+        "1",
+        "--tasks",
+        "300",
+        "--round-trips",
+        "30",
+        "--cpu-tasks",
+        "4",
+        "--payload-tasks",
+        "2",
+        "--payload-mib",
+        "1",
+        cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stderr
+    rows = {row["bench"]: row for row in map(json.loads, run.stdout.splitlines())}
+    assert list(rows) == ["throughput", "latency", "scaling", "payload"]
+    assert rows["throughput"]["figures"]["tasks_per_s"] > 0
+    assert rows["throughput"]["settings"]["tasks"] == 300
+    assert 0 < rows["latency"]["figures"]["p50_us"] <= rows["latency"]["figures"]["p99_us"]
+    assert rows["scaling"]["figures"]["speedup"] > 0
+    assert rows["payload"]["figures"]["mb_per_s"] > 0
 
 
 def test_usage_errors_exit_2(tmp_path: Path) -> None:

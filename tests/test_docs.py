@@ -38,6 +38,22 @@ PAGES = sorted(
 )
 PROMPT = re.compile(r"^\s+\$ (?:(\w+)=\$\()?(python3? -m vistrit [^#]*?)\)?\s*(?:#.*)?$")
 BACKGROUND = {"coordinator", "worker", "trace"}
+SMALL_BENCH = [
+    "--seconds",
+    "0.01",
+    "--repeats",
+    "1",
+    "--tasks",
+    "200",
+    "--round-trips",
+    "20",
+    "--cpu-tasks",
+    "4",
+    "--payload-tasks",
+    "2",
+    "--payload-mib",
+    "1",
+]
 EXIT_CODE = re.compile(r"exit code (\d)")
 ADDRESS = re.compile(r"(?:0\.0\.0\.0|localhost|127\.0\.0\.1):(787[89])")
 
@@ -114,7 +130,7 @@ def test_page_commands_run_as_shown(page: Path, steps: list[Step], tmp_path: Pat
                 text = text.replace(f"${name}", value)
             args = shlex.split(text)[3:]
             if args[0] == "bench":
-                args += ["--seconds", "0.01", "--repeats", "1"]  # the same code, in less time
+                args += SMALL_BENCH  # the same code, in less time
             command = [sys.executable, "-m", "vistrit", *args]
             if args[0] in BACKGROUND:
                 process = subprocess.Popen(

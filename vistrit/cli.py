@@ -251,15 +251,43 @@ def _add_tool_commands(commands: Any) -> None:
     bench = commands.add_parser(
         "bench",
         help="measure Vistrit's speed",
-        description="Run a standard workload and print its figures (medians of repeats).",
+        description="Run standard workloads and print their figures, each the median of "
+        "--repeats runs. The cluster workloads start a coordinator and worker processes on "
+        "127.0.0.1: throughput (W1: many 16-byte echo tasks from one client), latency (W2: "
+        "sequential submit-and-wait round trips, 1 worker), scaling (W3: 32 tasks of ~50 ms "
+        "of CPU on 1 and on 2 workers), payload (W4: echo tasks of 8 MiB). codec measures the "
+        "protocol's encoder and decoder alone. Default: the four cluster workloads.",
     )
     bench.add_argument(
-        "workload", nargs="?", default="codec", choices=["codec"], help="what to measure"
+        "workloads",
+        nargs="*",
+        metavar="WORKLOAD",
+        help="codec, throughput, latency, scaling, payload, or all",
     )
     bench.add_argument(
-        "--seconds", type=_positive_float, default=0.5, help="time per timed batch (0.5)"
+        "--repeats",
+        type=_positive_int,
+        default=None,
+        help="runs per figure (default 3; codec: 5 batches)",
     )
-    bench.add_argument("--repeats", type=_positive_int, default=5, help="batches per figure (5)")
+    bench.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=2,
+        help="worker processes for W1 and W4 (default 2)",
+    )
+    bench.add_argument("--tasks", type=_positive_int, default=10_000, help="W1 tasks (10000)")
+    bench.add_argument(
+        "--round-trips", type=_positive_int, default=1_000, help="W2 round trips (1000)"
+    )
+    bench.add_argument("--cpu-tasks", type=_positive_int, default=32, help="W3 tasks (32)")
+    bench.add_argument("--payload-tasks", type=_positive_int, default=20, help="W4 tasks (20)")
+    bench.add_argument(
+        "--payload-mib", type=_positive_float, default=8.0, help="W4 task size in MiB (8)"
+    )
+    bench.add_argument(
+        "--seconds", type=_positive_float, default=0.5, help="codec: time per timed batch (0.5)"
+    )
     bench.add_argument("--json", action="store_true", help="print one JSON line per workload")
     bench.set_defaults(run=run_bench)
 
@@ -689,12 +717,50 @@ def run_decode(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def run_bench(args: argparse.Namespace, out: TextIO) -> int:
-    results = codec_bench.run(seconds=args.seconds, repeats=args.repeats)
+    from vistrit.bench import cluster as cluster_bench
+
+    chosen = args.workloads or list(cluster_bench.WORKLOADS)
+    if "all" in chosen:
+        chosen = ["codec", *cluster_bench.WORKLOADS]
+    unknown = [w for w in chosen if w != "codec" and w not in cluster_bench.WORKLOADS]
+    if unknown:
+        raise UsageError(
+            f"unknown workload {unknown[0]!r}; choose from codec, "
+            f"{', '.join(cluster_bench.WORKLOADS)} or all"
+        )
+    if "codec" in chosen:
+        _bench_codec(args, out)
+    for workload in (w for w in chosen if w != "codec"):
+        figures = cluster_bench.run(
+            workload,
+            repeats=args.repeats or 3,
+            workers=args.workers,
+            tasks=args.tasks,
+            round_trips=args.round_trips,
+            cpu_tasks=args.cpu_tasks,
+            payload_tasks=args.payload_tasks,
+            payload_bytes=int(args.payload_mib * 1024 * 1024),
+        )
+        if args.json:
+            print(json.dumps({"bench": workload, **figures.as_dict()}), file=out, flush=True)
+        else:
+            shown = ", ".join(f"{key} {value:,.1f}" for key, value in figures.figures.items())
+            print(
+                f"{figures.workload}: {shown}  (median of {figures.settings['repeats']})",
+                file=out,
+                flush=True,
+            )
+    return EXIT_OK
+
+
+def _bench_codec(args: argparse.Namespace, out: TextIO) -> None:
+    repeats = args.repeats or 5
+    results = codec_bench.run(seconds=args.seconds, repeats=repeats)
     if args.json:
         for figures in results:
             print(json.dumps({"bench": "codec", **figures.as_dict()}), file=out)
-        return EXIT_OK
-    print(f"codec: medians of {args.repeats} batches of ~{args.seconds} s", file=out)
+        return
+    print(f"codec: medians of {repeats} batches of ~{args.seconds} s", file=out)
     header = (
         f"{'message':<22}{'bytes':>9}{'encode/s':>11}{'decode/s':>11}{'round trips/s':>15}"
         f"{'enc MB/s':>10}{'dec MB/s':>10}{'bare limit/s':>14}{'ratio':>7}"
@@ -712,7 +778,6 @@ def run_bench(args: argparse.Namespace, out: TextIO) -> int:
         "ratio: round-trip time over the bare limit (struct pack/unpack + crc32 of the same frame)",
         file=out,
     )
-    return EXIT_OK
 
 
 _SENDERS = {

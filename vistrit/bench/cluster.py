@@ -156,3 +156,34 @@ def payload(tasks: int = 20, size: int = 8 * 1024 * 1024, workers: int = 2) -> F
         {"mb_per_s": tasks * size / elapsed / 1e6, "seconds": elapsed},
         {"tasks": tasks, "bytes": size, "workers": workers},
     )
+
+
+WORKLOADS = ("throughput", "latency", "scaling", "payload")
+
+
+def run(
+    workload: str,
+    *,
+    repeats: int = 3,
+    workers: int = 2,
+    tasks: int = 10_000,
+    round_trips: int = 1_000,
+    cpu_tasks: int = 32,
+    payload_tasks: int = 20,
+    payload_bytes: int = 8 * 1024 * 1024,
+) -> Figures:
+    """Run one workload *repeats* times; each figure is the median of the runs."""
+    runs = []
+    for _ in range(repeats):
+        if workload == "throughput":
+            runs.append(throughput(tasks, workers))
+        elif workload == "latency":
+            runs.append(latency(round_trips))
+        elif workload == "scaling":
+            runs.append(scaling(cpu_tasks))
+        elif workload == "payload":
+            runs.append(payload(payload_tasks, payload_bytes, workers))
+        else:
+            raise ValueError(f"unknown workload {workload!r}")
+    medians = {key: statistics.median(r.figures[key] for r in runs) for key in runs[0].figures}
+    return Figures(runs[0].workload, medians, {**runs[0].settings, "repeats": repeats})
