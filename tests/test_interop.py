@@ -25,7 +25,7 @@ from nodes import Cluster, wait_until
 from vistrit.protocol import decode_frame, encode_frame
 from vistrit.protocol import messages as m
 from vistrit.protocol.errors import ErrorCode
-from vistrit.protocol.types import NodeType, TaskPayload, TaskState
+from vistrit.protocol.types import NodeType, TaskPayload, TaskResult, TaskState
 from vistrit.transport import Connection, FrameServer, connect
 
 pytestmark = pytest.mark.timeout(60)
@@ -270,3 +270,85 @@ def test_a_vistrit_worker_runs_tasks_from_a_replayed_reference_coordinator() -> 
     assert (hello.success, hello.data, hello.exit_code) == (True, b"hello from vistrit\n", 0)
     assert (calc.success, calc.data) == (True, b"14")
     assert isinstance(HELLO_TASK.payload, TaskPayload.Command)
+
+
+def test_data_map_and_reduce_tasks_reach_a_reference_worker_and_back(
+    cluster: Cluster, reference_worker: Peer
+) -> None:
+    client = cluster.client()
+    futures = [
+        client.submit("uppercase", "hello"),
+        client.submit_map("word_count", ["a b", "c"]),
+        client.submit_reduce("sum", ["1", "2"]),
+    ]
+    outputs = {futures[0].task_id: b"HELLO", futures[1].task_id: b"2\n1", futures[2].task_id: b"3"}
+    for _ in futures:
+        assign = reference_worker.receive()
+        assert isinstance(assign, m.TaskAssign)
+        assert reference_worker.conn.last_frame is not None
+        assert reference_worker.conn.last_frame.version == 1  # a v1 frame for a v1 worker
+        kind = type(assign.task.payload).__name__
+        assert kind in ("Data", "Map", "Reduce")
+        # Answer as the reference worker does: output in data, stdout and stderr left None.
+        result = TaskResult(
+            task_id=assign.task.id,
+            success=True,
+            data=outputs[assign.task.id],
+            error=None,
+            exit_code=None,
+            duration_ms=0,
+            worker_id=REFERENCE_WORKER,
+            stdout=None,
+            stderr=None,
+        )
+        reference_worker.send(encode_frame(m.TaskResultMessage(result=result)))
+    assert client.gather(futures, 10) == ["HELLO", "2\n1", "3"]
+
+
+def test_the_reference_clis_task_query_is_answered_field_by_field(
+    cluster: Cluster, reference_worker: Peer
+) -> None:
+    cli, _ = reference_cli(cluster, frame("TaskSubmit", "conn2"))
+    cli.close()
+    reference_worker.receive()
+    cli, answer = reference_cli(cluster, frame("TaskQuery", "conn4"))
+    captured = message("TaskQueryResponse", "conn4")
+    assert isinstance(answer, m.TaskQueryResponse) and isinstance(captured, m.TaskQueryResponse)
+    assert (answer.task_id, answer.found) == (captured.task_id, captured.found)
+    assert answer.task is not None and captured.task is not None
+    for name in (
+        "id",
+        "name",
+        "payload",
+        "priority",
+        "max_retries",
+        "timeout_seconds",
+        "tags",
+        "created_at",
+        "submitted_by",
+        "dependencies",
+    ):
+        assert getattr(answer.task, name) == getattr(captured.task, name), name
+    assert isinstance(answer.task.state, TaskState.Scheduled)  # its worker has not reported yet
+    cli.close()
+
+
+def test_max_retries_is_honoured_where_the_reference_retried_forever(
+    cluster: Cluster, reference_worker: Peer
+) -> None:
+    captured = message("TaskQueryResponse", "conn16")  # the task "bad": Compute "foo"
+    assert isinstance(captured, m.TaskQueryResponse) and captured.task is not None
+    bad = captured.task
+    assert bad.max_retries == 3
+    cli, ack = reference_cli(cluster, encode_frame(m.TaskSubmit(task=bad, request_id=uuid.uuid4())))
+    assert isinstance(ack, m.TaskSubmitAck) and ack.accepted
+    cli.close()
+    for attempt in range(1 + bad.max_retries):
+        assign = reference_worker.receive()
+        assert isinstance(assign, m.TaskAssign) and assign.task.id == bad.id, attempt
+        reference_worker.send(frame("TaskResult", "conn1", 1))  # "Cannot evaluate expression: foo"
+    client = cluster.client()
+    info = client.wait(bad.id, timeout=10)
+    assert info.state == "Failed"
+    assert info.error is not None and info.error.count("Cannot evaluate expression: foo") == 4
+    assert info.task.state.retries == 3  # type: ignore[attr-defined]
