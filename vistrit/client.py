@@ -49,9 +49,7 @@ from vistrit.protocol import ProtocolError
 from vistrit.protocol import messages as m
 from vistrit.protocol.catalogue import NEWEST_VERSION
 from vistrit.protocol.types import (
-    NodeCapabilities,
     NodeInfo,
-    NodeState,
     NodeType,
     SocketAddr,
     Task,
@@ -59,6 +57,7 @@ from vistrit.protocol.types import (
     TaskPriority,
     TaskResult,
     TaskState,
+    introduce,
 )
 from vistrit.transport import Connection, ConnectionClosed, PeerTimeout, connect, parse_address
 
@@ -239,20 +238,8 @@ class VistritClient:
         raise CoordinatorUnavailable("no coordinator answered: " + "; ".join(errors))
 
     def _node_info(self, conn: Connection) -> NodeInfo:
-        now = int(time.time())
-        return NodeInfo(
-            id=self.id,
-            node_type=NodeType.Client,
-            address=SocketAddr(*conn.local),
-            capabilities=NodeCapabilities(
-                max_concurrent_tasks=0, available_memory_bytes=0, cpu_cores=0
-            ),
-            state=NodeState.Ready,
-            running_tasks=0,
-            name=self.name,
-            started_at=now,
-            last_heartbeat=now,
-        )
+        local = SocketAddr(*conn.local)
+        return introduce(self.id, NodeType.Client, local, self.name, int(time.time()))
 
     def close(self) -> None:
         """Close the connection; unfinished futures fail with CoordinatorUnavailable."""

@@ -104,7 +104,7 @@ def run(workers: int = 2, report: Callable[[str], None] = lambda line: None) -> 
             )
             group.first_line(worker, f"worker {number}")
         with VistritClient(address) as client:
-            _wait_for_workers(client, workers)
+            wait_for_workers(client, workers)
             report(
                 f"{workers} workers joined: " + ", ".join(w.name or "?" for w in client.workers())
             )
@@ -114,7 +114,8 @@ def run(workers: int = 2, report: Callable[[str], None] = lambda line: None) -> 
         report("stopped the coordinator and the workers")
 
 
-def _wait_for_workers(client: VistritClient, count: int) -> None:
+def wait_for_workers(client: VistritClient, count: int) -> None:
+    """Wait (at most START_TIMEOUT) until *count* workers are listed."""
     deadline = time.monotonic() + START_TIMEOUT
     while len(client.workers()) < count:
         if time.monotonic() > deadline:

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 from vistrit.client import VistritClient
-from vistrit.demo import ProcessGroup
+from vistrit.demo import ProcessGroup, wait_for_workers
 
 #: Loop turns of bench-spin that take about 50 ms here (calibrated at start).
 SPIN_SECONDS = 0.05
@@ -63,11 +63,7 @@ def local_cluster(workers: int, slots: int = 1) -> Iterator[VistritClient]:
             )
             group.first_line(worker, f"worker {number + 1}")
         with VistritClient(address) as client:
-            deadline = time.monotonic() + 15
-            while len(client.workers()) < workers:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the workers did not join")
-                time.sleep(0.01)
+            wait_for_workers(client, workers)
             yield client
     finally:
         group.stop_all()

@@ -32,7 +32,7 @@ from vistrit.coordinator.core import CoordinatorCore, IllegalTransition, Outbox,
 from vistrit.protocol import ProtocolError
 from vistrit.protocol import messages as m
 from vistrit.protocol.errors import ErrorCode
-from vistrit.protocol.types import NodeCapabilities, NodeInfo, NodeState, NodeType, SocketAddr
+from vistrit.protocol.types import NodeType, SocketAddr, introduce
 from vistrit.transport import Connection, ConnectionClosed, FrameServer, PeerTimeout
 
 log = logging.getLogger(__name__)
@@ -84,19 +84,8 @@ class Coordinator:
         self._server = FrameServer(self._bind, self._serve, frame_timeout=self.frame_timeout)
         host, port = self._server.address
         now = time.time()
-        info = NodeInfo(
-            id=uuid.uuid4(),
-            node_type=NodeType.Coordinator,
-            address=SocketAddr(host if host != "0.0.0.0" else "127.0.0.1", port),
-            capabilities=NodeCapabilities(
-                max_concurrent_tasks=0, available_memory_bytes=0, cpu_cores=0
-            ),
-            state=NodeState.Ready,
-            running_tasks=0,
-            name=self.name,
-            started_at=int(now),
-            last_heartbeat=int(now),
-        )
+        shown = SocketAddr(host if host != "0.0.0.0" else "127.0.0.1", port)
+        info = introduce(uuid.uuid4(), NodeType.Coordinator, shown, self.name, int(now))
         self.core = CoordinatorCore(
             info,
             started_at=now,

@@ -15,6 +15,7 @@ This module never touches sockets, clocks or logging. Read next:
 from __future__ import annotations
 
 import enum
+import uuid
 from typing import TYPE_CHECKING, ClassVar
 
 from vistrit.protocol.errors import ErrorCode
@@ -96,6 +97,30 @@ class NodeInfo(WireValue):
     name: str | None
     started_at: Timestamp
     last_heartbeat: Timestamp
+
+
+def introduce(
+    node_id: uuid.UUID,
+    node_type: NodeType,
+    address: SocketAddr,
+    name: str | None,
+    now: int,
+    capabilities: NodeCapabilities | None = None,
+    state: NodeState = NodeState.Ready,
+) -> NodeInfo:
+    """A node's ``NodeInfo`` as it introduces itself: nothing running, started and seen *now*."""
+    return NodeInfo(
+        id=node_id,
+        node_type=node_type,
+        address=address,
+        capabilities=capabilities
+        or NodeCapabilities(max_concurrent_tasks=0, available_memory_bytes=0, cpu_cores=0),
+        state=state,
+        running_tasks=0,
+        name=name,
+        started_at=now,
+        last_heartbeat=now,
+    )
 
 
 # -- TaskState ----------------------------------------------------------------------------

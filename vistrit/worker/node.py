@@ -42,6 +42,7 @@ from vistrit.protocol.types import (
     Task,
     TaskResult,
     TaskState,
+    introduce,
 )
 from vistrit.transport import Connection, ConnectionClosed, PeerTimeout, connect
 from vistrit.worker.execution import Outcome, run_task
@@ -126,22 +127,21 @@ class Worker:
         return conn
 
     def _node_info(self, conn: Connection) -> NodeInfo:
-        now = int(time.time())
-        return NodeInfo(
-            id=self.id,
-            node_type=NodeType.Worker,
-            address=SocketAddr(*conn.local),
-            capabilities=NodeCapabilities(
-                max_concurrent_tasks=self.slots,
-                available_memory_bytes=_memory_bytes(),
-                cpu_cores=os.cpu_count() or 1,
-                tags=self.tags,
-            ),
-            state=NodeState.Starting,
-            running_tasks=0,
-            name=self.name,
-            started_at=now,
-            last_heartbeat=now,
+        capabilities = NodeCapabilities(
+            max_concurrent_tasks=self.slots,
+            available_memory_bytes=_memory_bytes(),
+            cpu_cores=os.cpu_count() or 1,
+            tags=self.tags,
+        )
+        local = SocketAddr(*conn.local)
+        return introduce(
+            self.id,
+            NodeType.Worker,
+            local,
+            self.name,
+            int(time.time()),
+            capabilities,
+            NodeState.Starting,
         )
 
     def stop(self) -> None:
