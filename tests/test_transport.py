@@ -249,3 +249,28 @@ def test_a_raw_v1_peer_can_use_the_coordinator_like_the_reference_cli(cluster: C
         w.name for w in listing.workers
     ]
     conn.close()
+
+
+def test_post_never_blocks_on_a_peer_that_does_not_read() -> None:
+    accepted: list[Connection] = []
+    gate = threading.Event()
+
+    def hold(conn: Connection) -> None:  # accepts, then never reads
+        accepted.append(conn)
+        gate.wait(30)
+
+    server = FrameServer(("127.0.0.1", 0), hold)
+    server.start()
+    conn = connect(server.address)
+    conn.start_writer()
+    try:
+        chunk = all_examples()["TaskSubmit"]
+        started = time.monotonic()
+        for _ in range(20_000):  # far more than the socket buffers hold
+            conn.post([chunk])
+        assert time.monotonic() - started < 5  # queued, not blocked
+    finally:
+        gate.set()
+        conn.close()
+        conn.join_writer()
+        server.stop()

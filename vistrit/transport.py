@@ -107,6 +107,8 @@ class Connection:
         self._queued = 0  # batches queued for the writer and not yet sent
         self._poller = select.poll()
         self._poller.register(sock, select.POLLIN)
+        self._writable = select.poll()
+        self._writable.register(sock, select.POLLOUT)
         self._closed = threading.Event()
         self.last_frame: Frame | None = None
         try:
@@ -170,8 +172,13 @@ class Connection:
                 return
             if self._queued == 0:  # nothing ahead of these messages: try to send them now
                 data = self._encode(messages)
+                sent = 0
                 try:
-                    sent = self._sock.send(data, socket.MSG_DONTWAIT)
+                    # socket.send() on a socket with a timeout first waits until the socket
+                    # is writable; ask without waiting, so a peer that stopped reading
+                    # never holds up this thread (only this thread adds to the buffer).
+                    if self._writable.poll(0):
+                        sent = self._sock.send(data, socket.MSG_DONTWAIT)
                 except (BlockingIOError, InterruptedError):
                     sent = 0
                 except OSError:
