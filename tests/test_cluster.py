@@ -330,3 +330,72 @@ def test_bad_arguments_are_refused_locally(cluster: Cluster) -> None:
         client.status("not-an-id")
     with pytest.raises(TypeError, match="str or bytes"):
         client.submit("echo", 42)  # type: ignore[arg-type]
+
+
+# -- failures -------------------------------------------------------------------------------
+
+FAST_FAILURE = {"heartbeat_timeout": 0.5, "tick_interval": 0.05, "retry_backoff": 0.05}
+
+
+@pytest.mark.parametrize("cluster", [FAST_FAILURE], indirect=True)
+def test_a_silent_worker_loses_its_tasks_to_a_live_one(cluster: Cluster) -> None:
+    import time
+
+    from vistrit.protocol import messages as m
+    from vistrit.protocol.examples import WORKER
+    from vistrit.transport import connect
+
+    silent = connect(cluster.coordinator.address)
+    silent.send(m.Handshake(node_info=WORKER, protocol_version=1))
+    assert isinstance(silent.receive(time.monotonic() + 5), m.HandshakeAck)
+    silent.send(
+        m.Heartbeat(
+            node_id=WORKER.id,
+            timestamp=0,
+            running_tasks=0,
+            state=WORKER.state,
+            cpu_usage=None,
+            memory_usage=None,
+        )
+    )
+    client = cluster.client()
+    future = client.submit("uppercase", "rescued")
+    while not isinstance(message := silent.receive(time.monotonic() + 5), m.TaskAssign):
+        pass
+    silent.send(
+        m.TaskAssignAck(task_id=message.task.id, accepted=True, worker_id=WORKER.id, reason=None)
+    )
+    wait_until(lambda: client.status(future.task_id).state == "Running")
+    cluster.add_worker(name="live")  # and the silent one says nothing more
+    assert future.result(10) == "RESCUED"
+    assert [w.name for w in client.workers()] == ["live"]
+    record = cluster.coordinator.core.store.records[future.task_id]  # type: ignore[union-attr]
+    assert record.errors == ["lost its worker worker-a"] and record.lost_workers == 1
+    deadline = time.monotonic() + 5
+    while (message := silent.receive(deadline)) is not None:  # the coordinator closed it
+        assert isinstance(message, (m.HeartbeatAck, m.TaskAssign, m.Error))
+    silent.close()
+
+
+@pytest.mark.parametrize("cluster", [FAST_FAILURE], indirect=True)
+def test_an_attempt_past_its_timeout_is_stopped_on_the_worker(cluster: Cluster) -> None:
+    worker = cluster.add_worker(slots=1)
+    client = cluster.client()
+    future = client.submit("test-gate", "never-opened", timeout=1, retries=1)
+    with pytest.raises(TaskError) as failed:
+        future.result(15)
+    assert failed.value.error == "attempt 1: timed out after 1 s; attempt 2: timed out after 1 s"
+    wait_until(lambda: worker.running == 0, what="the worker to stop the attempt")
+    assert client.submit("echo", "free again").result(10) == "free again"
+
+
+def test_a_stopping_worker_gives_its_running_task_back(cluster: Cluster) -> None:
+    leaving = cluster.add_worker(name="leaving")
+    client = cluster.client()
+    future = client.submit("test-gate", "handed-back")
+    wait_until(lambda: running(cluster, future))
+    staying = cluster.add_worker(name="staying")
+    leaving.stop()  # cancels its running task, and does not report it as failed
+    gate("handed-back").set()
+    assert future.result(15) == "handed-back"
+    assert client.status(future.task_id).worker == staying.id

@@ -38,7 +38,14 @@ class World:
     def __init__(self, strategy: str = "least-loaded") -> None:
         self.now = T0
         self.core = CoordinatorCore(
-            COORDINATOR, started_at=T0, strategy=strategy, rng=random.Random(1), retention=60
+            COORDINATOR,
+            started_at=T0,
+            strategy=strategy,
+            rng=random.Random(1),
+            retention=60,
+            heartbeat_timeout=5,
+            retry_backoff=0.5,
+            retry_backoff_max=4,
         )
 
     def join(self, hello: m.Handshake) -> Peer:
@@ -228,8 +235,12 @@ def test_retries_then_final_failure() -> None:
     client = world.join(node(NodeType.Client, "c"))
     worker = world.worker()
     task_id, _ = world.submit(client, max_retries=1)
-    outbox = world.result(worker, task_id, ok=False)
-    assert kinds(outbox) == ["TaskAssign"]  # the second attempt
+    assert world.result(worker, task_id, ok=False) == []  # the retry waits for its backoff
+    assert world.state(task_id) == "Pending"
+    world.now += 0.2
+    assert kinds(world.core.tick(world.now)[0]) == []  # not yet: 0.25 s at least
+    world.now += 0.4
+    assert kinds(world.core.tick(world.now)[0]) == ["TaskAssign"]  # the second attempt
     outbox = world.result(worker, task_id, ok=False)
     state = outbox[0][1].state  # type: ignore[attr-defined]
     assert state.WIRE_NAME == "Failed" and state.retries == 1
@@ -337,3 +348,119 @@ def test_priority_order_in_the_scheduler() -> None:
     outbox = world.result(worker, ids[TaskPriority.Critical])
     (assign,) = [msg for _, msg in outbox if isinstance(msg, m.TaskAssign)]
     assert assign.task.id == ids[TaskPriority.Normal]
+
+
+# -- failure detection, timeouts, backoff ---------------------------------------------------
+
+
+def beat(world: World, peer: Peer) -> Outbox:
+    return world.send(
+        peer,
+        m.Heartbeat(
+            node_id=peer.id,
+            timestamp=int(world.now),
+            running_tasks=0,
+            state=WORKER.state,
+            cpu_usage=None,
+            memory_usage=None,
+        ),
+    )
+
+
+def start(world: World, worker: Peer, task_id: uuid.UUID) -> None:
+    running = TaskState.Running(worker_id=worker.id, started_at=int(world.now), progress=None)
+    world.send(
+        worker,
+        m.TaskStatus(
+            task_id=task_id, worker_id=worker.id, state=running, progress=None, message=None
+        ),
+    )
+
+
+def test_a_silent_worker_is_declared_dead_and_its_tasks_go_to_others() -> None:
+    world = World()
+    client = world.join(node(NodeType.Client, "c"))
+    silent = world.worker("silent", slots=2)
+    task_id, _ = world.submit(client)
+    world.now += 4.9
+    assert world.core.tick(world.now)[1] == []  # 4.9 s of silence: not yet
+    lively = world.worker("lively")
+    world.now += 0.2
+    outbox, dead = world.core.tick(world.now)
+    assert dead == [silent.id] and silent.id not in world.core.registry.workers
+    assert kinds(outbox, lively) == ["TaskAssign"]  # queued there: it never started
+    assert world.core.store.records[task_id].attempts == 1
+    listing = world.send(client, m.WorkerListRequest(request_id=uuid.uuid4()))
+    assert [w.name for w in listing[0][1].workers] == ["lively"]  # type: ignore[attr-defined]
+
+
+def test_any_message_from_a_worker_counts_as_a_sign_of_life() -> None:
+    world = World()
+    worker = world.worker()
+    for _ in range(5):
+        world.now += 3
+        world.send(worker, m.TaskQuery(task_id=uuid.uuid4()))
+        assert world.core.tick(world.now)[1] == []
+    world.now += 3
+    beat(world, worker)
+    assert world.core.tick(world.now)[1] == []
+
+
+def test_an_attempt_past_its_timeout_is_stopped_and_retried() -> None:
+    world = World()
+    client = world.join(node(NodeType.Client, "c"))
+    worker = world.join(dataclasses.replace(node(NodeType.Worker, "w"), protocol_version=2))
+    beat(world, worker)
+    task_id, _ = world.submit(client, timeout_seconds=10, max_retries=1)
+    world.now += 30  # queued on the worker: the clock starts when it runs
+    beat(world, worker)
+    start(world, worker, task_id)
+    world.now += 9
+    beat(world, worker)
+    assert kinds(world.core.tick(world.now)[0]) == []
+    world.now += 2
+    outbox, _ = world.core.tick(world.now)
+    assert [(peer, msg.WIRE_NAME) for peer, msg in outbox] == [(worker.id, "TaskCancel")]
+    record = world.core.store.records[task_id]
+    assert record.status == "Pending" and record.errors == ["timed out after 10 s"]
+
+
+def test_backoff_doubles_with_jitter_up_to_its_cap() -> None:
+    world = World()
+    pauses = [world.core.backoff(attempt) for attempt in range(1, 8)]
+    for attempt, pause in enumerate(pauses, 1):
+        full = min(4.0, 0.5 * 2 ** (attempt - 1))
+        assert full / 2 <= pause <= full
+    assert max(pauses) <= 4.0
+
+
+def test_a_task_that_keeps_killing_its_workers_fails() -> None:
+    world = World()
+    client = world.join(node(NodeType.Client, "c"))
+    task_id, _ = world.submit(client, max_retries=0)  # lost workers do not use retries
+    for round_ in range(4):
+        world.now += 10  # past any backoff
+        victim = world.worker(f"victim-{round_}")
+        world.core.tick(world.now)
+        assert world.core.store.records[task_id].worker == victim.id
+        start(world, victim, task_id)
+        world.core.leave(victim.id, world.now)  # the worker died while running it
+    record = world.core.store.records[task_id]
+    assert record.status == "Failed"
+    assert record.state.error == (  # type: ignore[attr-defined]
+        "lost 4 workers while running: attempt 1: lost its worker victim-0; attempt 2: lost "
+        "its worker victim-1; attempt 3: lost its worker victim-2; attempt 4: lost its worker "
+        "victim-3"
+    )
+
+
+def test_a_cancelled_task_waiting_for_its_retry_stays_cancelled() -> None:
+    world = World()
+    client = world.join(node(NodeType.Client, "c"))
+    worker = world.worker()
+    task_id, _ = world.submit(client, max_retries=3)
+    world.result(worker, task_id, ok=False)
+    world.send(client, m.TaskCancel(task_id=task_id, requested_by=client.id, reason=None))
+    world.now += 60
+    assert kinds(world.core.tick(world.now)[0]) == []
+    assert world.state(task_id) == "Cancelled"

@@ -242,3 +242,25 @@ def test_the_demo_is_a_real_cluster(procs: Processes) -> None:
     assert "3 workers joined: demo-worker-1, demo-worker-2, demo-worker-3" in run.stdout
     assert "words: 707  [ok]" in run.stdout
     assert run.stdout.rstrip().endswith("all answers correct")
+
+
+def test_a_frozen_worker_is_declared_dead_and_its_task_runs_elsewhere(procs: Processes) -> None:
+    from nodes import wait_until
+
+    from vistrit.client import VistritClient
+
+    address = procs.env["VISTRIT_COORDINATOR"]
+    procs.start("coordinator", "--bind", address, "--heartbeat-timeout", "1")
+    frozen, _ = procs.start("worker", "--name", "frozen", "--heartbeat", "0.2", "--slots", "1")
+    with VistritClient(address) as client:
+        wait_until(lambda: [w.name for w in client.workers()] == ["frozen"])
+        frozen.send_signal(signal.SIGSTOP)
+        future = client.submit("uppercase", "moved")  # goes to the frozen worker
+        wait_until(lambda: client.status(future.task_id).state == "Scheduled")
+        procs.start("worker", "--name", "live", "--heartbeat", "0.2")
+        assert future.result(20) == "MOVED"
+        wait_until(lambda: [w.name for w in client.workers()] == ["live"])
+        assert client.cluster_status().online_workers == 1
+    frozen.send_signal(signal.SIGCONT)  # it wakes to find its connection closed
+    _, err = frozen.communicate(timeout=20)
+    assert frozen.returncode == 1 and "error: " in err

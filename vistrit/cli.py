@@ -114,6 +114,21 @@ def _add_node_commands(commands: Any) -> None:
         help="tasks queued on each worker beyond its slots (default %(default)s; 0 for "
         f"strict priority order; at most {defaults.MAX_PREFETCH})",
     )
+    coordinator.add_argument(
+        "--heartbeat-timeout",
+        type=_positive_float,
+        default=defaults.HEARTBEAT_TIMEOUT,
+        metavar="SECONDS",
+        help="declare a worker dead after this long without a word from it (default %(default)g)",
+    )
+    coordinator.add_argument(
+        "--retry-backoff",
+        type=_positive_float,
+        default=defaults.RETRY_BACKOFF,
+        metavar="SECONDS",
+        help="the pause before a failed task's second attempt, doubling after each further "
+        f"failure up to {defaults.RETRY_BACKOFF_MAX:g} s (default %(default)g)",
+    )
     coordinator.add_argument("--name", default="coordinator", help="the name in logs")
     coordinator.set_defaults(run=run_coordinator)
 
@@ -369,6 +384,8 @@ def run_coordinator(args: argparse.Namespace, out: TextIO) -> int:
         strategy=args.strategy,
         retention=args.retention,
         prefetch=args.prefetch,
+        heartbeat_timeout=args.heartbeat_timeout,
+        retry_backoff=args.retry_backoff,
         name=args.name,
     )
     try:

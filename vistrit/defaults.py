@@ -19,6 +19,28 @@ COORDINATOR = f"localhost:{PORT}"
 #: fresh on a laptop and costs a 61-byte frame per second per worker.
 HEARTBEAT_INTERVAL = 1.0
 
+#: How long the coordinator waits without hearing from a worker (a heartbeat or any other
+#: message) before it declares the worker dead and gives its tasks to others: five missed
+#: heartbeats. On a LAN one missed heartbeat is already unusual, but a laptop under load
+#: (a full CPU, a garbage collection, a swap storm) can delay one by a second or two;
+#: five keeps a busy but healthy worker from being declared dead, while a killed, frozen
+#: or cut-off worker is noticed within about five seconds.
+HEARTBEAT_TIMEOUT = 5 * 1.0
+
+#: How often the coordinator checks for silent workers, overdue tasks and due retries.
+TICK_INTERVAL = 0.25
+
+#: The pause before a failed task's next attempt: RETRY_BACKOFF seconds, doubling with each
+#: attempt up to RETRY_BACKOFF_MAX, each pause between half and all of that at random
+#: ("jitter"), so that tasks which failed together do not all return at once.
+RETRY_BACKOFF = 0.5
+RETRY_BACKOFF_MAX = 30.0
+
+#: How many workers a task may lose (die or fall silent while running it) before it is
+#: failed as a *poison* task, one that kills whatever runs it. Lost workers do not use up
+#: the task's own retries: a task is not to blame for a worker that was killed.
+MAX_LOST_WORKERS = 3
+
 #: How long a new connection may take to send its Handshake before it is dropped. Long
 #: enough for a slow machine, short enough that a port scanner does not hold a thread.
 HANDSHAKE_TIMEOUT = 10.0

@@ -27,6 +27,7 @@ Read next: :mod:`vistrit.coordinator.server`.
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -83,9 +84,20 @@ class CoordinatorCore:
         rng: Chooser | None = None,
         retention: float = 3600.0,
         prefetch: int = 1,
+        heartbeat_timeout: float = 5.0,
+        retry_backoff: float = 0.5,
+        retry_backoff_max: float = 30.0,
+        max_lost_workers: int = 3,
     ) -> None:
+        self.max_lost_workers = max_lost_workers
         self.info = info
         self.prefetch = prefetch
+        self.heartbeat_timeout = heartbeat_timeout
+        self.retry_backoff = retry_backoff
+        self.retry_backoff_max = retry_backoff_max
+        self._rng = rng
+        self._retries: list[tuple[float, int, uuid.UUID]] = []  # (when, sequence, task)
+        self._deadlines: list[tuple[float, int, uuid.UUID]] = []  # (deadline, sequence, task)
         self.started_at = started_at
         self.retention = retention
         self.store = TaskStore()
@@ -126,22 +138,109 @@ class CoordinatorCore:
         )
 
     def leave(self, peer_id: uuid.UUID, now: float) -> Outbox:
-        """A connection ended: forget the peer; a worker's unfinished tasks are queued again."""
+        """A connection ended (or its worker was declared dead): forget the peer.
+
+        A worker's unfinished tasks go back to the queue, after a backoff if they had
+        started there. A started task that has lost more than ``max_lost_workers`` workers
+        is failed as a poison task; lost workers do not use up the task's own retries.
+        """
         self.peers.pop(peer_id, None)
         entry = self.registry.remove(peer_id)
         if entry is None:
             return []
+        outbox: Outbox = []
+        name = entry.info.name or str(peer_id)
         for task_id in sorted(entry.running, key=str):
             record = self.store.get(task_id)
-            if record is not None and record.worker == peer_id and not record.finished:
+            if record is None or record.worker != peer_id or record.finished:
+                continue
+            record.attempts -= 1  # the task is not to blame: its retries are not used up
+            if record.status == SCHEDULED:  # never started there
                 record.apply("lose", TaskState.Pending(), now)
                 self.scheduler.requeue(record)
-        return self.schedule(now)
+                continue
+            record.lost_workers += 1
+            record.errors.append(f"lost its worker {name}")
+            if record.lost_workers > self.max_lost_workers:
+                error = f"lost {record.lost_workers} workers while running: " + _attempt_errors(
+                    record
+                )
+                outbox += self._fail(record, error, None, now)
+            else:
+                record.apply("lose", TaskState.Pending(), now)
+                pause = self.backoff(record.lost_workers)
+                heapq.heappush(self._retries, (now + pause, record.sequence, record.id))
+        return outbox + self.schedule(now)
+
+    def tick(self, now: float) -> tuple[Outbox, list[uuid.UUID]]:
+        """The passing of time: silent workers, overdue attempts, retries that are due.
+
+        Returns what to send, and the workers declared dead (the server closes them).
+        """
+        dead = [
+            w.id
+            for w in self.registry.workers.values()
+            if w.eligible and now - w.last_seen > self.heartbeat_timeout
+        ]
+        outbox: Outbox = []
+        for worker_id in dead:
+            outbox += self.leave(worker_id, now)
+        outbox += self._expire_attempts(now)
+        while self._retries and self._retries[0][0] <= now:
+            _, _, task_id = heapq.heappop(self._retries)
+            record = self.store.get(task_id)
+            if record is not None and record.status == PENDING:  # not cancelled meanwhile
+                self.scheduler.requeue(record)
+        return outbox + self.schedule(now), dead
+
+    def _expire_attempts(self, now: float) -> Outbox:
+        """Fail attempts that passed ``timeout_seconds``; their workers are told to stop."""
+        outbox: Outbox = []
+        while self._deadlines and self._deadlines[0][0] <= now:
+            deadline, _, task_id = heapq.heappop(self._deadlines)
+            record = self.store.get(task_id)
+            if record is None or record.deadline != deadline or record.status != RUNNING:
+                continue  # finished, or a later attempt with its own deadline
+            timeout = record.task.timeout_seconds
+            if record.worker is not None:
+                stop = m.TaskCancel(task_id=record.id, requested_by=self.id, reason="timed out")
+                outbox.append((record.worker, stop))
+            outbox += self._attempt_failed(record, f"timed out after {timeout} s", None, now)
+        return outbox
+
+    def _attempt_failed(
+        self, record: TaskRecord, error: str, result: TaskResult | None, now: float
+    ) -> Outbox:
+        """An attempt failed: retry after a backoff while retries are left, else fail."""
+        record.errors.append(error)
+        record.deadline = None
+        if record.attempts > record.task.max_retries:
+            return self._fail(record, _attempt_errors(record), result, now)
+        record.apply("retry", TaskState.Pending(), now)
+        heapq.heappush(
+            self._retries, (now + self.backoff(record.attempts), record.sequence, record.id)
+        )
+        return []
+
+    def backoff(self, attempts: int) -> float:
+        """The pause before the next attempt, after *attempts* failed ones (with jitter)."""
+        pause = min(self.retry_backoff_max, self.retry_backoff * 2.0 ** (attempts - 1))
+        jitter: float = 0.5 + self._rng.random() / 2 if self._rng is not None else 1.0
+        return pause * jitter
+
+    def _started(self, record: TaskRecord, worker_id: uuid.UUID, now: float) -> None:
+        """An attempt began running: it must finish within ``timeout_seconds``."""
+        if record.status == SCHEDULED and record.task.timeout_seconds:
+            record.deadline = now + record.task.timeout_seconds
+            heapq.heappush(self._deadlines, (record.deadline, record.sequence, record.id))
 
     # -- the dispatch table -----------------------------------------------------------------
 
     def handle(self, peer: Peer, message: m.Message, now: float) -> Outbox:
         """Apply one message from *peer*; returns what to send, and to whom."""
+        entry = self.registry.get(peer.id)
+        if entry is not None:
+            entry.last_seen = now  # any message from a worker shows it is alive
         handler = HANDLERS.get(type(message))
         if handler is None:
             error = m.Error(code=ErrorCode.InvalidRequest, message="Unhandled message type")
@@ -187,6 +286,7 @@ class CoordinatorCore:
             # and says when it starts, with a TaskStatus.
             if record.status == SCHEDULED and peer.version < 2:
                 running = TaskState.Running(worker_id=peer.id, started_at=int(now), progress=None)
+                self._started(record, peer.id, now)
                 record.apply("start", running, now)
             return []
         entry = self.registry.get(peer.id)
@@ -204,6 +304,7 @@ class CoordinatorCore:
             progress = status.progress if status.progress is not None else status.state.progress
             started = status.state.started_at or int(now)
             running = TaskState.Running(worker_id=peer.id, started_at=started, progress=progress)
+            self._started(record, peer.id, now)
             record.apply("start", running, now)
         return []
 
@@ -222,12 +323,9 @@ class CoordinatorCore:
             record.apply("complete", done, now)
             record.result = result
             return self._finished(record, now) + self.schedule(now)
-        record.errors.append(result.error or "failed without an error message")
-        if record.attempts <= record.task.max_retries:
-            record.apply("retry", TaskState.Pending(), now)
-            self.scheduler.requeue(record)
-            return self.schedule(now)
-        return self._fail(record, _attempt_errors(record), result, now) + self.schedule(now)
+        return self._attempt_failed(
+            record, result.error or "failed without an error message", result, now
+        ) + self.schedule(now)
 
     def on_cancel(self, peer: Peer, cancel: m.TaskCancel, now: float) -> Outbox:
         record = self.store.get(cancel.task_id)

@@ -54,11 +54,18 @@ class Coordinator:
         frame_timeout: float = defaults.FRAME_TIMEOUT,
         purge_interval: float = defaults.PURGE_INTERVAL,
         prefetch: int = defaults.PREFETCH,
+        heartbeat_timeout: float = defaults.HEARTBEAT_TIMEOUT,
+        retry_backoff: float = defaults.RETRY_BACKOFF,
+        tick_interval: float = defaults.TICK_INTERVAL,
         name: str = "coordinator",
     ) -> None:
         if not 0 <= prefetch <= defaults.MAX_PREFETCH:
             raise ValueError(f"prefetch must be between 0 and {defaults.MAX_PREFETCH}")
         self.prefetch = prefetch
+        self.heartbeat_timeout = heartbeat_timeout
+        self.retry_backoff = retry_backoff
+        self.tick_interval = tick_interval
+        self._last_purge = 0.0
         self.name = name
         self.handshake_timeout = handshake_timeout
         self.frame_timeout = frame_timeout
@@ -93,10 +100,15 @@ class Coordinator:
             rng=random.Random(),
             retention=self._retention,
             prefetch=self.prefetch,
+            heartbeat_timeout=self.heartbeat_timeout,
+            retry_backoff=self.retry_backoff,
+            retry_backoff_max=max(self.retry_backoff, defaults.RETRY_BACKOFF_MAX),
+            max_lost_workers=defaults.MAX_LOST_WORKERS,
         )
         self._running = True
         self._server.start(name=f"{self.name} accept")
-        self._schedule_purge()
+        self._last_purge = now
+        self._schedule_tick()
         log.info("%s: listening on %s:%d (strategy %s)", self.name, host, port, self._strategy)
 
     def stop(self) -> None:
@@ -207,18 +219,36 @@ class Coordinator:
 
     # -- housekeeping -----------------------------------------------------------------------
 
-    def _schedule_purge(self) -> None:
+    def _schedule_tick(self) -> None:
+        """The next tick, while the coordinator runs (each tick schedules the next one)."""
         if not self._running:
             return
-        self._timer = threading.Timer(self.purge_interval, self._purge)
-        self._timer.name = f"{self.name} purge"
+        self._timer = threading.Timer(self.tick_interval, self._tick)
+        self._timer.name = f"{self.name} tick"
         self._timer.daemon = True
         self._timer.start()
 
-    def _purge(self) -> None:
+    def _tick(self) -> None:
+        """Declare silent workers dead, expire overdue attempts, release due retries, and
+        now and then forget tasks past their retention."""
+        now = time.time()
         with self._lock:
             if self.core is not None:
-                forgotten = self.core.purge(time.time())
-                if forgotten:
-                    log.info("%s: forgot %d finished task(s) past retention", self.name, forgotten)
-        self._schedule_purge()
+                outbox, dead = self.core.tick(now)
+                for worker_id in dead:
+                    conn = self._connections.get(worker_id)
+                    log.warning(
+                        "%s: %s sent nothing for %g s: declared dead, its tasks go to others",
+                        self.name,
+                        conn.name if conn else worker_id,
+                        self.heartbeat_timeout,
+                    )
+                    if conn is not None:
+                        conn.close()  # its session ends; the core has already let it go
+                self._post(outbox)
+                if now - self._last_purge >= self.purge_interval:
+                    self._last_purge = now
+                    forgotten = self.core.purge(now)
+                    if forgotten:
+                        log.info("%s: forgot %d finished task(s)", self.name, forgotten)
+        self._schedule_tick()

@@ -31,7 +31,11 @@ STRATEGIES = ("least-loaded", "round-robin", "random")
 
 
 class Chooser(Protocol):
+    """Randomness, passed in (``random.Random`` fits), so tests can fix the seed."""
+
     def choice(self, seq: Sequence[Any]) -> Any: ...
+
+    def random(self) -> float: ...
 
 
 class Scheduler:

@@ -84,6 +84,10 @@ class TaskRecord:
     attempts: int = 0
     errors: list[str] = field(default_factory=list)
     excluded: dict[uuid.UUID, float] = field(default_factory=dict)
+    #: When the current attempt must have finished (``timeout_seconds`` after it started).
+    deadline: float | None = None
+    #: Workers lost while running this task (see ``defaults.MAX_LOST_WORKERS``).
+    lost_workers: int = 0
     finished_at: float | None = None
 
     @property

@@ -260,6 +260,9 @@ class Worker:
             # soon as it reads the result, and must find the slot free.
             with self._lock:
                 self._running.pop(task.id, None)
+            if self._stopping.is_set() and outcome.error == "cancelled":
+                return  # stopped by our own shutdown: the coordinator gives it to another
+
             try:  # encoded here, so that a result that cannot be sent fails only its task
                 report = encode_frame(self._report(task, outcome, started), self._conn.version)
             except EncodeError as exc:  # e.g. an error text that is not valid Unicode
