@@ -141,3 +141,11 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     assert vistrit("frobnicate", cwd=tmp_path).returncode == 2
     version = vistrit("--version", cwd=tmp_path)
     assert version.returncode == 0 and version.stdout.startswith("vistrit ")
+
+
+def test_decode_reads_binary_frames_from_a_file(tmp_path: Path) -> None:
+    (tmp_path / "frames.vst").write_bytes(HEARTBEAT + vector("HeartbeatAck"))
+    run = vistrit("decode", "--file", "frames.vst", cwd=tmp_path)
+    assert run.returncode == 0 and "frame 2" in run.stdout and "0x04 = HeartbeatAck" in run.stdout
+    missing = vistrit("decode", "--file", "nope.vst", cwd=tmp_path)
+    assert missing.returncode == 2 and missing.stderr.startswith("error: cannot read nope.vst")

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -264,3 +265,35 @@ def test_a_frozen_worker_is_declared_dead_and_its_task_runs_elsewhere(procs: Pro
     frozen.send_signal(signal.SIGCONT)  # it wakes to find its connection closed
     _, err = frozen.communicate(timeout=20)
     assert frozen.returncode == 1 and "error: " in err
+
+
+def test_a_coordinator_killed_mid_run_loses_no_acknowledged_task(procs: Processes) -> None:
+    from nodes import wait_until
+
+    from vistrit.client import VistritClient
+
+    (procs.cwd / "slow.py").write_text(
+        "import time\nfrom vistrit import task\n\n"
+        "@task\ndef slow(data: bytes) -> bytes:\n    time.sleep(0.02)  # the workload itself\n"
+        "    return data.upper()\n"
+    )
+    address = procs.env["VISTRIT_COORDINATOR"]
+    data_dir = str(procs.cwd / "data")
+    coordinator, _ = procs.start("coordinator", "--bind", address, "--data-dir", data_dir)
+    procs.start("worker", "--tasks", "slow", "--slots", "1")
+    ids = [uuid.uuid4() for _ in range(120)]
+    with VistritClient(address) as client:
+        for n, task_id in enumerate(ids):
+            client.submit("slow", f"task {n}", task_id=task_id)
+        client.status(ids[-1])  # answered after every submission before it: all acknowledged
+        wait_until(lambda: client.cluster_status().completed_tasks >= 20)
+        coordinator.send_signal(signal.SIGKILL)
+        coordinator.communicate(timeout=20)
+    procs.start("coordinator", "--bind", address, "--data-dir", data_dir)
+    procs.start("worker", "--tasks", "slow", "--slots", "1")
+    with VistritClient(address) as client:
+        for n, task_id in enumerate(ids):
+            info = client.wait(task_id, timeout=60)
+            assert (info.state, info.output) == ("Completed", f"TASK {n}".encode())
+        status = client.cluster_status()
+        assert status.completed_tasks == len(ids) and status.failed_tasks == 0

@@ -27,6 +27,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 from vistrit import __version__, defaults
@@ -128,6 +129,20 @@ def _add_node_commands(commands: Any) -> None:
         metavar="SECONDS",
         help="the pause before a failed task's second attempt, doubling after each further "
         f"failure up to {defaults.RETRY_BACKOFF_MAX:g} s (default %(default)g)",
+    )
+    coordinator.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help="keep a journal in DIR, so that a restart loses no acknowledged task "
+        "(default: memory only)",
+    )
+    coordinator.add_argument(
+        "--fsync",
+        default="always",
+        choices=["always", "batch", "never"],
+        help="when the journal reaches the disk: before each acknowledgement (always, the "
+        "default), four times a second (batch), or when the OS likes (never)",
     )
     coordinator.add_argument("--name", default="coordinator", help="the name in logs")
     coordinator.set_defaults(run=run_coordinator)
@@ -261,6 +276,12 @@ def _add_tool_commands(commands: Any) -> None:
     decode.add_argument(
         "--json", action="store_true", help="print each message as one line of JSON instead"
     )
+    decode.add_argument(
+        "--file",
+        type=Path,
+        metavar="PATH",
+        help="read binary frames from PATH (a coordinator's journal.vst, say) instead of hex",
+    )
     decode.set_defaults(run=run_decode)
 
     bench = commands.add_parser(
@@ -386,6 +407,8 @@ def run_coordinator(args: argparse.Namespace, out: TextIO) -> int:
         prefetch=args.prefetch,
         heartbeat_timeout=args.heartbeat_timeout,
         retry_backoff=args.retry_backoff,
+        data_dir=args.data_dir,
+        fsync=args.fsync,
         name=args.name,
     )
     try:
@@ -709,8 +732,17 @@ def parse_hex(text: str) -> bytes:
 
 
 def run_decode(args: argparse.Namespace, out: TextIO) -> int:
-    text = " ".join(args.hex) if args.hex and args.hex != ["-"] else sys.stdin.read()
-    frames, rest = split_frames(parse_hex(text))
+    if args.file is not None:
+        try:
+            data = args.file.read_bytes()
+        except OSError as exc:
+            raise UsageError(f"cannot read {args.file}: {exc.strerror or exc}") from None
+        if not data:
+            raise UsageError(f"{args.file} is empty")
+    else:
+        text = " ".join(args.hex) if args.hex and args.hex != ["-"] else sys.stdin.read()
+        data = parse_hex(text)
+    frames, rest = split_frames(data)
     if rest:
         frames.append(rest)  # a short last frame: the annotator says what is missing
     for number, frame in enumerate(frames, 1):

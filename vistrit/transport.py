@@ -96,6 +96,7 @@ class Connection:
         self.name = name
         self.version = 1  # frames are sent in this version; raised after the handshake
         self.frame_timeout = frame_timeout
+        self.send_timeout = send_timeout
         self._sock = sock
         self._sock.settimeout(send_timeout)
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -128,9 +129,14 @@ class Connection:
     def send_many(self, messages: Iterable[Message | bytes]) -> None:
         """Send messages (or frames already encoded, as ``bytes``) in order, as one write.
 
-        Blocks until sent (at most ``send_timeout``); on a connection with a writer thread,
-        use :meth:`post` instead, so that order is kept with what is queued.
+        Before :meth:`start_writer`: blocks until sent (at most ``send_timeout``). After it,
+        every send is a :meth:`post`, so that nothing can overtake what is queued.
         """
+        if self._outgoing is not None:
+            if self._closed.is_set():
+                raise ConnectionClosed(f"{self.name}: connection closed")
+            self.post(list(messages))
+            return
         data = self._encode(messages)
         if not data:
             return
@@ -140,11 +146,11 @@ class Connection:
             try:
                 self._sock.sendall(data)
             except OSError as exc:
-                self.close()
+                self._close_locked()
                 raise ConnectionClosed(f"{self.name}: send failed: {exc}") from exc
 
     def start_writer(self, max_queued: int = 100_000) -> None:
-        """Send from a thread of this connection's own from now on (see :meth:`post`)."""
+        """From now on, send through a writer thread of this connection's own (see :meth:`post`)."""
         self._outgoing = queue.SimpleQueue()
         self._max_queued = max_queued
         self._writer = threading.Thread(target=self._write_loop, name=f"{self.name} writer")
@@ -156,7 +162,7 @@ class Connection:
         If nothing is waiting for the writer thread, the bytes go out at once from this
         thread with a non-blocking send (no thread hop: the lowest latency). Whatever the
         socket does not take right away is queued for the writer, which joins everything
-        queued into one ``sendall`` (under load, a burst of small messages costs one system
+        queued into one buffer (under load, a burst of small messages costs one system
         call). A peer that reads too slowly for the queue to stay under ``max_queued``
         batches is disconnected.
         """
@@ -172,23 +178,29 @@ class Connection:
                 return
             if self._queued == 0:  # nothing ahead of these messages: try to send them now
                 data = self._encode(messages)
-                sent = 0
-                try:
-                    # socket.send() on a socket with a timeout first waits until the socket
-                    # is writable; ask without waiting, so a peer that stopped reading
-                    # never holds up this thread (only this thread adds to the buffer).
-                    if self._writable.poll(0):
-                        sent = self._sock.send(data, socket.MSG_DONTWAIT)
-                except (BlockingIOError, InterruptedError):
-                    sent = 0
-                except OSError:
-                    self._close_locked()
-                    return
-                if sent == len(data):
+                sent = self._send_some(data)
+                if sent is None or sent == len(data):
                     return
                 messages = [data[sent:]]  # the rest must go before anything posted later
             self._queued += 1
             self._outgoing.put(messages)
+
+    def _send_some(self, data: bytes | memoryview) -> int | None:
+        """Send what the socket takes now, without waiting; ``None`` if the connection failed.
+
+        ``socket.send()`` on a socket with a timeout first waits until the socket is
+        writable, so writability is asked first, without waiting. Only the thread holding
+        the send lock sends, so a socket found writable stays writable. Call with the lock.
+        """
+        try:
+            if not self._writable.poll(0):
+                return 0
+            return self._sock.send(data, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return 0
+        except OSError:
+            self._close_locked()
+            return None
 
     def _encode(self, messages: Iterable[Message | bytes]) -> bytes:
         return b"".join(
@@ -197,6 +209,8 @@ class Connection:
         )
 
     def _write_loop(self) -> None:
+        """The writer thread: send what is queued, a batch at a time, never holding the
+        send lock while it waits for a slow peer (so ``post`` never waits for it)."""
         assert self._outgoing is not None
         while True:
             batch = self._outgoing.get()
@@ -212,22 +226,38 @@ class Connection:
                 messages += more
                 taken += 1
             try:
-                with self._send_lock:
-                    if self._closed.is_set():
-                        return
-                    try:
-                        self._sock.sendall(self._encode(messages))
-                    except OSError as exc:
-                        self._close_locked()
-                        raise ConnectionClosed(f"{self.name}: send failed: {exc}") from exc
-                    self._queued -= taken  # only now may post() send directly again
-                    self._send_lock.notify_all()
-            except ConnectionClosed:
-                return
+                pending = memoryview(self._encode(messages))
             except Exception:  # a thread boundary: an unencodable message is a bug; log it
                 log.exception("%s: writer failed", self.name)
                 self.close()
                 return
+            if not self._drain(pending):
+                return
+            with self._send_lock:
+                self._queued -= taken  # only now may post() send directly again
+                self._send_lock.notify_all()
+
+    def _drain(self, pending: memoryview) -> bool:
+        """Send all of *pending*; False if the connection failed or the peer stalled."""
+        stalled_since = time.monotonic()
+        while pending:
+            with self._send_lock:
+                if self._closed.is_set():
+                    return False
+                sent = self._send_some(pending)
+            if sent is None:
+                return False
+            if sent:
+                pending = pending[sent:]
+                stalled_since = time.monotonic()
+                continue
+            waited = time.monotonic() - stalled_since
+            if waited >= self.send_timeout:
+                log.warning("%s: peer has not read for %.0f s; closing", self.name, waited)
+                self.close()
+                return False
+            self._writable.poll(100)  # wait for room, without the lock; at most 0.1 s
+        return True
 
     def flush(self, timeout: float = defaults.SEND_TIMEOUT) -> bool:
         """Wait until everything posted has been sent; False if *timeout* passed first."""
@@ -311,6 +341,7 @@ class Connection:
             code, text = code or ErrorCode.InvalidRequest, error
         try:
             self.send(Error(code=code, message=text))
+            self.flush(1.0)  # a queued Error must leave before the close
         except (ConnectionClosed, OSError):
             pass
         self.close()

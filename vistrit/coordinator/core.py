@@ -96,6 +96,9 @@ class CoordinatorCore:
         self.retry_backoff = retry_backoff
         self.retry_backoff_max = retry_backoff_max
         self._rng = rng
+        #: Frames for the journal (TaskSubmit, TaskOutcome), taken by the server before it
+        #: sends the outbox that depends on them.
+        self.journal: list[m.Message] = []
         self._retries: list[tuple[float, int, uuid.UUID]] = []  # (when, sequence, task)
         self._deadlines: list[tuple[float, int, uuid.UUID]] = []  # (deadline, sequence, task)
         self.started_at = started_at
@@ -267,6 +270,7 @@ class CoordinatorCore:
             task = dataclasses.replace(task, state=TaskState.Pending())
             client = peer.id if peer.kind == NodeType.Client else None
             record = self.store.add(task, now, client)
+            self.journal.append(m.TaskSubmit(task=task, request_id=submit.request_id))
             outbox: Outbox = [(peer.id, _submit_ack(submit, True, None))]
             failure = self.scheduler.add(record, self.store.get)
             if failure is not None:
@@ -436,6 +440,7 @@ class CoordinatorCore:
     def _finished(self, record: TaskRecord, now: float) -> Outbox:
         """A task reached its final state: count it, tell its client, settle its dependents."""
         self.store.count_final(record)
+        self.journal.append(_outcome(record))
         outbox: Outbox = []
         client = self.peers.get(record.client) if record.client else None
         if client is not None:
@@ -461,6 +466,37 @@ class CoordinatorCore:
         if _payload_bytes(task.payload) + result_bytes > QUERY_BYTES:
             task = _summary(record)  # the input and the output would not fit in one frame
         return m.TaskQueryResponse(task_id=task_id, found=True, task=task, result=record.result)
+
+    def take_journal(self) -> list[m.Message]:
+        entries, self.journal = self.journal, []
+        return entries
+
+    def restore(self, entries: list[m.Message], now: float) -> None:
+        """Rebuild the task store from a journal: final tasks keep their outcome (retained
+        from *now*); the others are pending again, waiting for their dependencies."""
+        outcomes = {e.task_id: e for e in entries if isinstance(e, m.TaskOutcome)}
+        for entry in entries:
+            if not isinstance(entry, m.TaskSubmit) or self.store.get(entry.task.id):
+                continue
+            task = dataclasses.replace(entry.task, state=TaskState.Pending())
+            record = self.store.add(task, now, None)
+            outcome = outcomes.get(task.id)
+            if outcome is not None:
+                record.state, record.result, record.finished_at = outcome.state, outcome.result, now
+                self.store.count_final(record)
+                continue
+            failure = self.scheduler.add(record, self.store.get)
+            if failure is not None:
+                self._fail(record, failure, None, now)
+
+    def live_journal(self) -> list[m.Message]:
+        """The journal's content for what is remembered now (to compact it)."""
+        entries: list[m.Message] = []
+        for record in sorted(self.store.records.values(), key=lambda r: r.sequence):
+            entries.append(m.TaskSubmit(task=record.task, request_id=uuid.UUID(int=0)))
+            if record.finished:
+                entries.append(_outcome(record))
+        return entries
 
     def purge(self, now: float) -> int:
         """Forget finished tasks whose retention has ended; returns how many."""

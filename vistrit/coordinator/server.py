@@ -26,9 +26,11 @@ import threading
 import time
 import uuid
 from collections import defaultdict
+from pathlib import Path
 
 from vistrit import defaults
 from vistrit.coordinator.core import CoordinatorCore, IllegalTransition, Outbox, Peer
+from vistrit.coordinator.journal import Journal
 from vistrit.protocol import ProtocolError
 from vistrit.protocol import messages as m
 from vistrit.protocol.errors import ErrorCode
@@ -36,6 +38,9 @@ from vistrit.protocol.types import NodeType, SocketAddr, introduce
 from vistrit.transport import Connection, ConnectionClosed, FrameServer, PeerTimeout
 
 log = logging.getLogger(__name__)
+
+#: Compact the journal only once it holds this many more frames than needed.
+COMPACT_SLACK = 1000
 
 
 class Coordinator:
@@ -57,6 +62,8 @@ class Coordinator:
         heartbeat_timeout: float = defaults.HEARTBEAT_TIMEOUT,
         retry_backoff: float = defaults.RETRY_BACKOFF,
         tick_interval: float = defaults.TICK_INTERVAL,
+        data_dir: Path | None = None,
+        fsync: str = "always",
         name: str = "coordinator",
     ) -> None:
         if not 0 <= prefetch <= defaults.MAX_PREFETCH:
@@ -65,6 +72,9 @@ class Coordinator:
         self.heartbeat_timeout = heartbeat_timeout
         self.retry_backoff = retry_backoff
         self.tick_interval = tick_interval
+        self.data_dir = data_dir
+        self.fsync = fsync
+        self.journal: Journal | None = None
         self._last_purge = 0.0
         self.name = name
         self.handshake_timeout = handshake_timeout
@@ -105,6 +115,19 @@ class Coordinator:
             retry_backoff_max=max(self.retry_backoff, defaults.RETRY_BACKOFF_MAX),
             max_lost_workers=defaults.MAX_LOST_WORKERS,
         )
+        if self.data_dir is not None:
+            self.journal = Journal(self.data_dir, self.fsync)
+            entries = self.journal.replay()
+            self.core.restore(entries, now)
+            self.journal.append(self.core.take_journal())
+            log.info(
+                "%s: journal %s: %d frame(s), %d task(s) remembered, %d pending",
+                self.name,
+                self.journal.path,
+                len(entries),
+                len(self.core.store.records),
+                self.core.store.count("Pending"),
+            )
         self._running = True
         self._server.start(name=f"{self.name} accept")
         self._last_purge = now
@@ -120,6 +143,9 @@ class Coordinator:
             self._server.stop()
             self._server = None
             log.info("%s: stopped", self.name)
+        if self.journal is not None:
+            with self._lock:
+                self.journal.close()
 
     def __enter__(self) -> Coordinator:
         self.start()
@@ -158,7 +184,7 @@ class Coordinator:
                 if self._connections.get(peer.id) is conn:
                     del self._connections[peer.id]
                 assert self.core is not None
-                self._post(self.core.leave(peer.id, time.time()))
+                self._commit(self.core.leave(peer.id, time.time()))
             conn.join_writer()
             log.info("%s: %s left", self.name, conn.name)
 
@@ -205,7 +231,24 @@ class Coordinator:
             except IllegalTransition as exc:
                 log.debug("%s: ignored: %s", self.name, exc)
                 return
-            self._post(outbox)
+            self._commit(outbox)
+
+    def _commit(self, outbox: Outbox) -> None:
+        """Journal what the core decided, then send what depends on it. Under the lock.
+
+        A journal that cannot be written stops the coordinator: better to acknowledge
+        nothing more than to acknowledge what a crash could erase.
+        """
+        assert self.core is not None
+        entries = self.core.take_journal()
+        if entries and self.journal is not None:
+            try:
+                self.journal.append(entries)
+            except OSError as exc:
+                log.critical("%s: cannot write the journal (%s); stopping", self.name, exc)
+                threading.Thread(target=self.stop, name=f"{self.name} stop").start()
+                return
+        self._post(outbox)
 
     def _post(self, outbox: Outbox) -> None:
         """Queue each message on its addressee's connection, keeping order. Under the lock."""
@@ -218,6 +261,15 @@ class Coordinator:
                 conn.post(messages)
 
     # -- housekeeping -----------------------------------------------------------------------
+
+    def _maybe_compact(self) -> None:
+        """Rewrite the journal when it holds far more frames than what is remembered."""
+        assert self.core is not None
+        if self.journal is None:
+            return
+        remembered = len(self.core.store.records)
+        if self.journal.frames > 2 * (2 * remembered) + COMPACT_SLACK:
+            self.journal.compact(self.core.live_journal())
 
     def _schedule_tick(self) -> None:
         """The next tick, while the coordinator runs (each tick schedules the next one)."""
@@ -245,10 +297,13 @@ class Coordinator:
                     )
                     if conn is not None:
                         conn.close()  # its session ends; the core has already let it go
-                self._post(outbox)
+                self._commit(outbox)
+                if self.journal is not None:
+                    self.journal.sync()
                 if now - self._last_purge >= self.purge_interval:
                     self._last_purge = now
                     forgotten = self.core.purge(now)
                     if forgotten:
                         log.info("%s: forgot %d finished task(s)", self.name, forgotten)
+                    self._maybe_compact()
         self._schedule_tick()

@@ -1,0 +1,126 @@
+"""The coordinator's journal: what it has acknowledged, on disk, so a crash cannot erase it.
+
+With ``--data-dir DIR`` the coordinator appends to ``DIR/journal.vst`` one frame per event,
+in the protocol's own frame format (so ``python -m vistrit decode`` can read it):
+
+* a ``TaskSubmit`` when it accepts a task, **before** its ``TaskSubmitAck`` is sent;
+* a ``TaskOutcome`` when a task reaches its final state (Completed, Failed, Cancelled).
+
+Nothing else is needed: on restart a task with a submit and no outcome is simply pending
+again (it may run a second time: at-least-once), and one with an outcome keeps it.
+
+When is it on disk? ``fsync`` (the ``--fsync`` option):
+
+* ``always`` (the default): ``fsync`` after each batch of frames, before the messages
+  that depend on them (the acknowledgement) are sent. Survives the coordinator's crash
+  and the machine's.
+* ``batch``: ``fsync`` on the coordinator's tick, four times a second. Survives the
+  coordinator's crash; a crash of the whole machine may lose the last quarter second of
+  acknowledged tasks.
+* ``never``: the operating system writes when it likes. Survives the coordinator's crash
+  (the data is in the OS's cache once written), not the machine's.
+
+A crash in the middle of a write leaves a torn frame at the end: its checksum (or its
+length) gives it away on the next start, and the tail from there is cut off with a
+warning. The file is rewritten (compacted) when it holds far more frames than the tasks
+the coordinator still remembers: write a new file, ``fsync`` it, rename it over the old.
+
+Read next: :mod:`vistrit.coordinator.server`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from vistrit.protocol import FrameDecoder, Message, ProtocolError, encode_frame
+
+log = logging.getLogger(__name__)
+
+FSYNC_MODES = ("always", "batch", "never")
+FILE_NAME = "journal.vst"
+
+
+class Journal:
+    """One append-only journal file. Not thread-safe: the coordinator's lock guards it."""
+
+    def __init__(self, directory: Path, fsync: str = "always") -> None:
+        if fsync not in FSYNC_MODES:
+            raise ValueError(f"fsync must be one of {', '.join(FSYNC_MODES)}")
+        self.directory = Path(directory)
+        self.path = self.directory / FILE_NAME
+        self.fsync = fsync
+        self.frames = 0  # frames in the file, for deciding when to compact
+        self._dirty = False
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "ab")  # noqa: SIM115 - owned, closed by close()
+
+    def replay(self) -> list[Message]:
+        """Every whole frame in the file, in order; a torn or corrupt tail is cut off."""
+        data = self.path.read_bytes()
+        decoder = FrameDecoder()
+        decoder.feed(data)
+        messages: list[Message] = []
+        good = 0
+        try:
+            while (frame := decoder.next_frame()) is not None:
+                messages.append(frame.message)
+                good += frame.size
+        except ProtocolError as exc:
+            log.warning("journal: bad frame at byte %d (%s)", good, exc)
+        if good < len(data):
+            log.warning(
+                "journal: cutting off %d byte(s) after byte %d (a write torn by a crash)",
+                len(data) - good,
+                good,
+            )
+            self._file.close()
+            with open(self.path, "r+b") as file:
+                file.truncate(good)
+                os.fsync(file.fileno())
+            self._file = open(self.path, "ab")  # noqa: SIM115
+        self.frames = len(messages)
+        return messages
+
+    def append(self, messages: Sequence[Message]) -> None:
+        """Write frames (and, in ``always`` mode, fsync) before anything depends on them."""
+        self._file.write(b"".join(encode_frame(m, 1 if m.VARIANT < 22 else 2) for m in messages))
+        self._file.flush()
+        self.frames += len(messages)
+        if self.fsync == "always":
+            os.fsync(self._file.fileno())
+        else:
+            self._dirty = True
+
+    def sync(self) -> None:
+        """The ``batch`` mode's fsync, called on every tick."""
+        if self._dirty and self.fsync == "batch":
+            os.fsync(self._file.fileno())
+        self._dirty = False
+
+    def compact(self, live: Sequence[Message]) -> None:
+        """Replace the file by *live* (what the coordinator still remembers), atomically."""
+        temporary = self.path.with_suffix(".tmp")
+        with open(temporary, "wb") as file:
+            file.write(b"".join(encode_frame(m, 1 if m.VARIANT < 22 else 2) for m in live))
+            file.flush()
+            os.fsync(file.fileno())
+        self._file.close()
+        os.replace(temporary, self.path)
+        directory = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(directory)  # the rename itself must survive a crash
+        finally:
+            os.close(directory)
+        self._file = open(self.path, "ab")  # noqa: SIM115
+        log.info("journal: compacted from %d to %d frames", self.frames, len(live))
+        self.frames = len(live)
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.flush()
+            if self.fsync != "never":
+                os.fsync(self._file.fileno())
+            self._file.close()
