@@ -399,3 +399,83 @@ def test_a_stopping_worker_gives_its_running_task_back(cluster: Cluster) -> None
     gate("handed-back").set()
     assert future.result(15) == "handed-back"
     assert client.status(future.task_id).worker == staying.id
+
+
+@pytest.mark.parametrize("cluster", [FAST_FAILURE], indirect=True)
+def test_draining_finishes_running_work_and_hands_back_the_queued(cluster: Cluster) -> None:
+    import threading
+
+    draining = cluster.add_worker(name="draining", slots=1)
+    client = cluster.client()
+    running_task = client.submit("test-gate", "drain")
+    queued_task = client.submit("echo", "queued")  # prefetched onto the draining worker
+    wait_until(lambda: running(cluster, running_task) and draining.running == 2)
+    stopper = threading.Thread(target=draining.stop, kwargs={"drain_timeout": 10})
+    stopper.start()
+    wait_until(lambda: [w.state for w in client.workers()] == [NodeState.Draining])
+    other = cluster.add_worker(name="other")
+    assert queued_task.result(10) == "queued"  # handed back at once, run elsewhere
+    assert client.status(queued_task.task_id).worker == other.id
+    gate("drain").set()
+    assert running_task.result(10) == "drain"  # finished where it ran
+    stopper.join(10)
+    assert client.status(running_task.task_id).worker == draining.id
+
+
+@pytest.mark.parametrize("cluster", [FAST_FAILURE], indirect=True)
+def test_a_drain_that_runs_out_hands_the_task_back_without_counting_a_loss(
+    cluster: Cluster,
+) -> None:
+    leaving = cluster.add_worker(name="leaving", slots=1)
+    client = cluster.client()
+    future = client.submit("test-gate", "slow-drain")
+    wait_until(lambda: running(cluster, future))
+    cluster.add_worker(name="staying")
+    leaving.stop(drain_timeout=0.3)
+    gate("slow-drain").set()
+    assert future.result(10) == "slow-drain"
+    record = cluster.coordinator.core.store.records[future.task_id]  # type: ignore[union-attr]
+    assert record.lost_workers == 0 and record.errors == []
+
+
+def test_a_worker_that_rejoins_keeps_its_running_task(tmp_path: object) -> None:
+    """The coordinator restarts (on its journal) while a worker runs a task: the worker
+    rejoins, says it still holds the task, and the task runs once, there."""
+    from pathlib import Path
+
+    from nodes import ORDER
+
+    from vistrit.coordinator import Coordinator
+    from vistrit.worker import Worker
+
+    data = Path(str(tmp_path)) / "data"
+    first = Coordinator(("127.0.0.1", 0), data_dir=data)
+    first.start()
+    address = first.address
+    worker = Worker(address, slots=1, heartbeat_interval=0.1)
+    worker.start()
+    from vistrit.client import VistritClient
+
+    client = VistritClient(f"{address[0]}:{address[1]}", request_timeout=10)
+    ORDER.clear()
+    try:
+        future = client.submit("test-gate", "rejoin")
+        wait_until(lambda: worker.running == 1)
+        first.stop()  # the worker and the client lose it, and try again
+        second = Coordinator(address, data_dir=data)
+        second.start()
+        try:
+            core = second.core
+            assert core is not None
+            wait_until(lambda: core.store.records[future.task_id].status == "Running")
+            assert core.store.records[future.task_id].worker == worker.id  # reclaimed
+            gate("rejoin").set()
+            assert future.result(10) == "rejoin"
+            assert core.store.completed_total == 1
+        finally:
+            client.close()
+            worker.stop()
+            second.stop()
+    finally:
+        gate("rejoin").set()
+        first.stop()

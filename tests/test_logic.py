@@ -227,7 +227,13 @@ def test_a_worker_that_leaves_gives_its_tasks_back() -> None:
     assert all(world.state(i) == "Pending" for i in ids)
     stays = world.worker("stays", slots=2)
     assert all(world.core.store.records[i].worker == stays.id for i in ids)
-    assert world.result(gone, ids[0]) == []  # a result from the departed worker is ignored
+    # The departed worker comes back (a new connection, the same id) with a late result:
+    # the first result wins, the second run is told to stop, and duplicates are ignored.
+    outbox = world.result(gone, ids[0])
+    assert kinds(outbox, stays) == ["TaskCancel"] and kinds(outbox, client) == ["TaskOutcome"]
+    assert world.state(ids[0]) == "Completed"
+    assert world.result(stays, ids[0]) == [] and world.result(gone, ids[0]) == []
+    assert world.core.store.completed_total == 1
 
 
 def test_retries_then_final_failure() -> None:

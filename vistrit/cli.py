@@ -179,6 +179,21 @@ def _add_node_commands(commands: Any) -> None:
         help="import MODULE, registering its @task functions (repeat for several)",
     )
     worker.add_argument(
+        "--drain-timeout",
+        type=_non_negative_float,
+        default=defaults.DRAIN_TIMEOUT,
+        metavar="SECONDS",
+        help="on SIGTERM or Ctrl-C, let running tasks finish for this long before handing "
+        "them back (default %(default)g)",
+    )
+    worker.add_argument(
+        "--reconnect-timeout",
+        type=_non_negative_float,
+        default=defaults.RECONNECT_TIMEOUT,
+        metavar="SECONDS",
+        help="how long to keep trying to rejoin a lost coordinator (default %(default)g)",
+    )
+    worker.add_argument(
         "--allow-commands",
         action="store_true",
         help="run Command tasks (programs, without a shell); refused unless given",
@@ -366,6 +381,11 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    value = _positive_float(text) if text.strip() not in ("0", "0.0") else 0.0
+    return value
+
+
 def _non_negative_int(text: str) -> int:
     try:
         value = int(text)
@@ -439,6 +459,7 @@ def run_worker(args: argparse.Namespace, out: TextIO) -> int:
         name=args.name,
         heartbeat_interval=args.heartbeat,
         allow_commands=args.allow_commands,
+        reconnect_timeout=args.reconnect_timeout,
     )
     stop = _until_signalled()
     try:
@@ -454,7 +475,7 @@ def run_worker(args: argparse.Namespace, out: TextIO) -> int:
 
     threading.Thread(target=stop_when_lost, name="worker watch", daemon=True).start()
     stop.wait()
-    worker.stop()
+    worker.stop(drain_timeout=0 if worker.error else args.drain_timeout)
     if worker.error:
         print(f"error: {worker.error}", file=sys.stderr)
         return EXIT_FAILED

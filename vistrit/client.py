@@ -37,6 +37,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import os
+import random
 import threading
 import time
 import uuid
@@ -188,6 +189,7 @@ class VistritClient:
         name: str | None = None,
         request_timeout: float = defaults.REQUEST_TIMEOUT,
         connect_timeout: float = defaults.CONNECT_TIMEOUT,
+        reconnect_timeout: float = defaults.RECONNECT_TIMEOUT,
     ) -> None:
         texts = coordinators.split(",") if isinstance(coordinators, str) else list(coordinators)
         try:
@@ -203,7 +205,10 @@ class VistritClient:
         self._replies: dict[uuid.UUID, concurrent.futures.Future[m.Message]] = {}
         self._by_task: dict[uuid.UUID, list[concurrent.futures.Future[m.Message]]] = {}
         self._tasks: dict[uuid.UUID, TaskFuture] = {}
+        self._submitted: dict[uuid.UUID, Task] = {}  # for resubmission after a reconnect
         self._closed = False
+        self.connect_timeout = connect_timeout
+        self.reconnect_timeout = reconnect_timeout
         self._conn = self._connect(connect_timeout)
         self._reader = threading.Thread(
             target=self._read_loop, name=f"{self.name} reader", daemon=True
@@ -367,6 +372,7 @@ class VistritClient:
         with self._lock:
             self._check_open()
             self._tasks[task.id] = future
+            self._submitted[task.id] = task
             self._replies[request_id] = ack
         self._send(m.TaskSubmit(task=task, request_id=request_id))
         return future
@@ -374,15 +380,13 @@ class VistritClient:
     def _on_submit_ack(
         self, future: TaskFuture, done: concurrent.futures.Future[m.Message]
     ) -> None:
-        error = done.exception()
-        if error is not None:
-            if not future.done():
-                future.set_exception(error)
-            return
+        if done.exception() is not None:
+            return  # the connection was lost: the task is resubmitted when it comes back
         ack = done.result()
         if isinstance(ack, m.TaskSubmitAck) and not ack.accepted and not future.done():
             with self._lock:
                 self._tasks.pop(future.task_id, None)
+                self._submitted.pop(future.task_id, None)
             future.set_exception(TaskRejected(ack.reason or "the coordinator refused the task"))
 
     # -- many tasks -------------------------------------------------------------------------
@@ -515,22 +519,68 @@ class VistritClient:
     # -- the reader -------------------------------------------------------------------------
 
     def _read_loop(self) -> None:
-        reason = "the coordinator closed the connection"
+        """Read until the connection ends; then reconnect and resubmit, or give up."""
+        while True:
+            reason = self._read_until_lost()
+            self._conn.close()
+            if self._closed:
+                return
+            log.warning("%s: %s; reconnecting", self.name, reason)
+            self._fail_requests(CoordinatorUnavailable(reason))  # tasks wait, requests don't
+            if not self._reconnect():
+                self._fail_all(CoordinatorUnavailable(f"{reason}; no coordinator came back"))
+                return
+
+    def _read_until_lost(self) -> str:
         try:
             while True:
                 message = self._conn.receive()
                 if message is None:
-                    break
+                    return "the coordinator closed the connection"
                 self._dispatch(message)
         except (ProtocolError, ConnectionClosed, PeerTimeout) as exc:
-            reason = f"connection to the coordinator failed: {exc}"
-        except Exception:  # a thread boundary: log, then fail what is waiting
+            return f"connection to the coordinator failed: {exc}"
+        except Exception:  # a thread boundary: log, then reconnect
             log.exception("%s: reader failed", self.name)
-            reason = "internal error in the client's reader"
-        if not self._closed:
-            log.warning("%s: %s", self.name, reason)
-        self._conn.close()
-        self._fail_all(CoordinatorUnavailable(reason))
+            return "internal error in the client's reader"
+
+    def _reconnect(self) -> bool:
+        """Find a coordinator again (with backoff), then resubmit every unfinished task.
+
+        Resubmitting is safe because task ids are chosen here: a coordinator that knows a
+        task acknowledges it again (and sends its outcome if it has one); one that lost
+        it (it was never acknowledged) takes it as new.
+        """
+        deadline = time.monotonic() + self.reconnect_timeout
+        pause = defaults.RECONNECT_BACKOFF
+        while not self._closed and time.monotonic() < deadline:
+            try:
+                conn = self._connect(self.connect_timeout)
+            except CoordinatorUnavailable:
+                time.sleep(pause * (0.5 + random.random() / 2))  # backoff between attempts
+                pause = min(defaults.RECONNECT_BACKOFF_MAX, pause * 2)
+                continue
+            with self._lock:
+                self._conn = conn
+                unfinished = [self._submitted[t] for t in self._tasks if t in self._submitted]
+            for task in unfinished:
+                conn.post([m.TaskSubmit(task=task, request_id=uuid.uuid4())])
+            log.info(
+                "%s: reconnected; %d unfinished task(s) resubmitted", self.name, len(unfinished)
+            )
+            return True
+        return False
+
+    def _fail_requests(self, error: Exception) -> None:
+        with self._lock:
+            waiting: list[concurrent.futures.Future[Any]] = list(self._replies.values())
+            for group in self._by_task.values():
+                waiting += group
+            self._replies.clear()
+            self._by_task.clear()
+        for future in waiting:
+            if not future.done():
+                future.set_exception(error)
 
     def _dispatch(self, message: m.Message) -> None:
         request_id = getattr(message, "request_id", None)
@@ -551,6 +601,7 @@ class VistritClient:
                 )
                 if future is not None and (final or not message.found):
                     del self._tasks[message.task_id]
+                    self._submitted.pop(message.task_id, None)
             for waiter in waiters:
                 waiter.set_result(message)
             if future is not None and message.task is not None and final:
@@ -560,6 +611,7 @@ class VistritClient:
         elif isinstance(message, m.TaskOutcome):
             with self._lock:
                 future = self._tasks.pop(message.task_id, None)
+                self._submitted.pop(message.task_id, None)
             if future is not None:
                 future._settle(message.state, message.result)
         elif isinstance(message, m.TaskCancelAck):
@@ -581,6 +633,8 @@ class VistritClient:
             self._replies.clear()
             self._by_task.clear()
             self._tasks.clear()
+            self._submitted.clear()
+            self._submitted.clear()
         for future in waiting:
             if not future.done():
                 future.set_exception(error)

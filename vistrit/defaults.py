@@ -83,5 +83,13 @@ MAX_PREFETCH = 16
 #: The largest number of bytes asked of one ``recv()``. Many frames arrive in one call.
 RECV_SIZE = 256 * 1024
 
-#: How many times the client library looks for a coordinator before giving up on a call.
-CONNECT_ATTEMPTS = 3
+#: How long a worker asked to stop (SIGTERM, Ctrl-C) lets its running tasks finish before
+#: it hands them back. Ten seconds covers most short tasks without making an operator wait.
+DRAIN_TIMEOUT = 10.0
+
+#: How long a worker or a client keeps trying to reach its coordinator again after losing
+#: it (a restart, a network cut) before it gives up. Between attempts it waits
+#: RECONNECT_BACKOFF seconds, doubling up to RECONNECT_BACKOFF_MAX, with jitter.
+RECONNECT_TIMEOUT = 60.0
+RECONNECT_BACKOFF = 0.1
+RECONNECT_BACKOFF_MAX = 2.0

@@ -99,6 +99,7 @@ class CoordinatorCore:
         #: Frames for the journal (TaskSubmit, TaskOutcome), taken by the server before it
         #: sends the outbox that depends on them.
         self.journal: list[m.Message] = []
+        self._handed_back: set[uuid.UUID] = set()  # workers that said a graceful goodbye
         self._retries: list[tuple[float, int, uuid.UUID]] = []  # (when, sequence, task)
         self._deadlines: list[tuple[float, int, uuid.UUID]] = []  # (deadline, sequence, task)
         self.started_at = started_at
@@ -148,6 +149,8 @@ class CoordinatorCore:
         is failed as a poison task; lost workers do not use up the task's own retries.
         """
         self.peers.pop(peer_id, None)
+        graceful = peer_id in self._handed_back
+        self._handed_back.discard(peer_id)
         entry = self.registry.remove(peer_id)
         if entry is None:
             return []
@@ -158,7 +161,7 @@ class CoordinatorCore:
             if record is None or record.worker != peer_id or record.finished:
                 continue
             record.attempts -= 1  # the task is not to blame: its retries are not used up
-            if record.status == SCHEDULED:  # never started there
+            if record.status == SCHEDULED or graceful:  # never started there, or handed back
                 record.apply("lose", TaskState.Pending(), now)
                 self.scheduler.requeue(record)
                 continue
@@ -277,6 +280,8 @@ class CoordinatorCore:
                 return outbox + self._fail(record, failure, None, now)
             return outbox + self.schedule(now)
         outbox = [(peer.id, _submit_ack(submit, True, None))]  # idempotent resubmission
+        if existing.client is None and peer.kind == NodeType.Client:
+            existing.client = peer.id  # a client that reconnected asks for its outcome
         if existing.finished and peer.kind == NodeType.Client:
             outbox.append((peer.id, _outcome(existing)))
         return outbox
@@ -304,6 +309,8 @@ class CoordinatorCore:
 
     def on_status(self, peer: Peer, status: m.TaskStatus, now: float) -> Outbox:
         record = self._held_by(peer, status.task_id)
+        if record is None and isinstance(status.state, TaskState.Running):
+            record = self._reclaim(peer, status.task_id, now)
         if record is not None and isinstance(status.state, TaskState.Running):
             progress = status.progress if status.progress is not None else status.state.progress
             started = status.state.started_at or int(now)
@@ -312,14 +319,28 @@ class CoordinatorCore:
             record.apply("start", running, now)
         return []
 
+    def _reclaim(self, peer: Peer, task_id: uuid.UUID, now: float) -> TaskRecord | None:
+        """A worker that came back still runs a task it was thought to have lost: if the
+        task is still waiting for another worker, it is this worker's again."""
+        record = self.store.get(task_id)
+        entry = self.registry.get(peer.id)
+        if record is None or entry is None or record.status != PENDING:
+            return None
+        self.scheduler.remove(record)
+        record.apply("assign", TaskState.Scheduled(worker_id=peer.id), now)
+        record.worker = peer.id
+        record.attempts += 1
+        entry.running.add(task_id)
+        return record
+
     def on_result(self, peer: Peer, report: m.TaskResultMessage, now: float) -> Outbox:
         result = report.result
         entry = self.registry.get(peer.id)
         if entry is not None:
             entry.running.discard(result.task_id)  # the slot is free, whatever the task's fate
         record = self._held_by(peer, result.task_id)
-        if record is None:  # unknown, reassigned, cancelled or already finished: ignored
-            return self.schedule(now)
+        if record is None:
+            return self._late_result(peer, result, now) + self.schedule(now)
         if result.success:
             done = TaskState.Completed(
                 worker_id=peer.id, completed_at=int(now), duration_ms=result.duration_ms
@@ -390,7 +411,31 @@ class CoordinatorCore:
         tasks = tuple(_summary(r) for r in self.store.newest(limit))
         return [(peer.id, m.TaskListResponse(request_id=request.request_id, tasks=tasks))]
 
+    def _late_result(self, peer: Peer, result: TaskResult, now: float) -> Outbox:
+        """A result from a worker the task was taken from (it was thought lost). The first
+        success wins if the task is not finished yet; any other late report is ignored."""
+        record = self.store.get(result.task_id)
+        if record is None or record.finished or not result.success:
+            return []
+        outbox: Outbox = []
+        current = record.worker
+        if current is not None and current != peer.id:  # a second run is under way: stop it
+            stop = m.TaskCancel(task_id=record.id, requested_by=self.id, reason="done elsewhere")
+            outbox.append((current, stop))
+        if record.status == PENDING:
+            self.scheduler.remove(record)
+            record.apply("assign", TaskState.Scheduled(worker_id=peer.id), now)
+        done = TaskState.Completed(
+            worker_id=peer.id, completed_at=int(now), duration_ms=result.duration_ms
+        )
+        record.apply("complete", done, now)
+        record.result = result
+        record.worker = peer.id
+        return outbox + self._finished(record, now)
+
     def on_disconnect(self, peer: Peer, bye: m.Disconnect, now: float) -> Outbox:
+        if bye.graceful:
+            self._handed_back.add(peer.id)  # its unfinished tasks are handed back, not lost
         return []  # the server ends the session, and leave() does the rest
 
     # -- scheduling and outcomes ------------------------------------------------------------
@@ -479,7 +524,7 @@ class CoordinatorCore:
             if not isinstance(entry, m.TaskSubmit) or self.store.get(entry.task.id):
                 continue
             task = dataclasses.replace(entry.task, state=TaskState.Pending())
-            record = self.store.add(task, now, None)
+            record = self.store.add(task, now, task.submitted_by)  # its client may come back
             outcome = outcomes.get(task.id)
             if outcome is not None:
                 record.state, record.result, record.finished_at = outcome.state, outcome.result, now

@@ -22,11 +22,12 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import random
 import threading
 import time
 import uuid
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from vistrit import defaults
 from vistrit.protocol import EncodeError, ProtocolError, encode_frame
@@ -68,6 +69,7 @@ class Worker:
         heartbeat_interval: float = defaults.HEARTBEAT_INTERVAL,
         allow_commands: bool = False,
         functions: FunctionRegistry = DEFAULT,
+        reconnect_timeout: float = defaults.RECONNECT_TIMEOUT,
     ) -> None:
         if slots < 1:
             raise ValueError("a worker needs at least one slot")
@@ -88,6 +90,12 @@ class Worker:
         self._reader: threading.Thread | None = None
         self._timer: threading.Timer | None = None
         self.error: str | None = None  # why the worker stopped, if not asked to
+        self.reconnect_timeout = reconnect_timeout
+        self._unsent: list[bytes] = []  # results finished while away from the coordinator
+        self._draining = False
+        self._started: set[uuid.UUID] = set()  # tasks running now (not just queued)
+        self._idle = threading.Condition(self._lock)  # notified when a started task ends
+        self._futures: dict[uuid.UUID, Future[None]] = {}  # in the pool, to hand back
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -144,11 +152,20 @@ class Worker:
             NodeState.Starting,
         )
 
-    def stop(self) -> None:
-        """Say goodbye, cancel running tasks, and join every thread. Idempotent."""
+    def stop(self, drain_timeout: float = 0.0) -> None:
+        """Leave the cluster; join every thread. Idempotent.
+
+        With *drain_timeout* (what SIGTERM and Ctrl-C use), leave gracefully: heartbeat
+        Draining (the coordinator sends no more tasks), let the running tasks finish for at
+        most that long, then cancel what is left. Tasks not finished are not reported: the
+        worker's ``Disconnect(graceful=True)`` hands them back to the coordinator, which
+        gives them to other workers without counting them as lost.
+        """
         if self._stopping.is_set():
             self._stopped.wait(defaults.SEND_TIMEOUT)
             return
+        if drain_timeout > 0 and self._conn is not None and not self._conn.closed:
+            self._drain(drain_timeout)
         self._stopping.set()
         if self._timer is not None:
             self._timer.cancel()
@@ -165,10 +182,42 @@ class Worker:
             except ConnectionClosed:
                 pass
             self._conn.close()
+            self._conn.join_writer()
         if self._reader is not None and self._reader is not threading.current_thread():
             self._reader.join(defaults.SEND_TIMEOUT)
         self._stopped.set()
         log.info("%s: stopped", self.name)
+
+    def _drain(self, timeout: float) -> None:
+        """Announce Draining, refuse new work, and wait for the running tasks to finish."""
+        self._draining = True
+        log.info("%s: draining (at most %g s)", self.name, timeout)
+        self._beat(reschedule=False)
+        handed_back = []
+        with self._lock:  # tasks queued here and not started: handed back at once
+            for task_id, future in list(self._futures.items()):
+                if future.cancel():
+                    handed_back.append(task_id)
+                    del self._futures[task_id]
+                    self._running.pop(task_id, None)
+        assert self._conn is not None
+        for task_id in handed_back:  # a refusal after the fact puts it back in the queue
+            self._conn.post(
+                [
+                    m.TaskAssignAck(
+                        task_id=task_id,
+                        accepted=False,
+                        worker_id=self.id,
+                        reason="handed back: draining",
+                    )
+                ]
+            )
+        with self._idle:
+            finished = self._idle.wait_for(lambda: not self._started, timeout)
+        if not finished:
+            log.warning(
+                "%s: %d task(s) still running; handing them back", self.name, len(self._started)
+            )
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the worker has stopped (asked to, or lost its coordinator)."""
@@ -188,12 +237,28 @@ class Worker:
     # -- the reader -------------------------------------------------------------------------
 
     def _read_loop(self) -> None:
+        """Read until the connection ends; then reconnect (tasks keep running), or stop."""
+        while not self._stopping.is_set():
+            reason = self._read_until_lost()
+            if self._stopping.is_set():
+                return
+            assert self._conn is not None
+            self._conn.close()
+            self._conn.join_writer()
+            log.warning("%s: %s; reconnecting", self.name, reason)
+            if not self._reconnect():
+                self.error = f"{reason}; the coordinator did not come back"
+                log.error("%s: %s; stopping", self.name, self.error)
+                threading.Thread(target=self.stop, name=f"{self.name} stop").start()
+                return
+
+    def _read_until_lost(self) -> str:
         assert self._conn is not None
         try:
             while not self._stopping.is_set():
                 message = self._conn.receive()
                 if message is None:
-                    break
+                    return "the coordinator closed the connection"
                 if isinstance(message, m.TaskAssign):
                     self._on_assign(message.task)
                 elif isinstance(message, m.TaskCancel):
@@ -201,30 +266,78 @@ class Worker:
                 elif isinstance(message, m.Error):
                     log.warning("%s: coordinator says: %s", self.name, message.message)
         except (ProtocolError, ConnectionClosed, PeerTimeout) as exc:
-            self.error = f"connection to the coordinator failed: {exc}"
-        except Exception:  # a thread boundary: log, then stop the worker
+            return f"connection to the coordinator failed: {exc}"
+        except Exception:  # a thread boundary: log, then reconnect
             log.exception("%s: reader failed", self.name)
-            self.error = "internal error in the reader"
-        if not self._stopping.is_set():
-            self.error = self.error or "the coordinator closed the connection"
-            log.error("%s: %s; stopping", self.name, self.error)
-            threading.Thread(target=self.stop, name=f"{self.name} stop").start()
+            return "internal error in the reader"
+        return "stopping"
+
+    def _reconnect(self) -> bool:
+        """Join again (with backoff), then tell the coordinator what this worker holds.
+
+        The coordinator may still have the old connection open (it notices a silent one
+        only after its heartbeat timeout) and refuse the same node id until then: that is
+        one more reason to try again. Once joined, the worker reports every task it still
+        runs or has queued (a ``TaskStatus`` each), sends the results it could not send
+        while away, and heartbeats again.
+        """
+        deadline = time.monotonic() + self.reconnect_timeout
+        pause = defaults.RECONNECT_BACKOFF
+        while not self._stopping.is_set() and time.monotonic() < deadline:
+            try:
+                conn = self._connect(NEWEST_VERSION)
+            except (OSError, HandshakeRefused) as exc:
+                log.debug("%s: not yet: %s", self.name, exc)
+                self._stopping.wait(pause * (0.5 + random.random() / 2))
+                pause = min(defaults.RECONNECT_BACKOFF_MAX, pause * 2)
+                continue
+            with self._lock:
+                self._conn = conn
+                held = list(self._running)
+                unsent, self._unsent = self._unsent, []
+            now = int(time.time())
+            for task_id in held:
+                running = TaskState.Running(worker_id=self.id, started_at=now, progress=None)
+                conn.post(
+                    [
+                        m.TaskStatus(
+                            task_id=task_id,
+                            worker_id=self.id,
+                            state=running,
+                            progress=None,
+                            message="still held after a reconnect",
+                        )
+                    ]
+                )
+            conn.post(unsent)
+            log.info(
+                "%s: rejoined; %d task(s) held, %d result(s) sent late",
+                self.name,
+                len(held),
+                len(unsent),
+            )
+            self._beat()
+            return True
+        return False
 
     def _on_assign(self, task: Task) -> None:
         assert self._conn is not None and self._pool is not None
         with self._lock:
             room = self.slots + (defaults.MAX_PREFETCH if self._conn.version >= 2 else 0)
-            accepted = len(self._running) < room and not self._stopping.is_set()
+            accepted = len(self._running) < room and not (self._stopping.is_set() or self._draining)
             if accepted:
                 ctx = TaskContext(str(task.id))
                 ctx._report = lambda percent: self._progress(task.id, percent)
                 self._running[task.id] = ctx
-        reason = None if accepted else "no free slot"
+        reason = None if accepted else ("draining" if self._draining else "no free slot")
         self._conn.post(
             [m.TaskAssignAck(task_id=task.id, accepted=accepted, worker_id=self.id, reason=reason)]
         )
         if accepted:
-            self._pool.submit(self._execute, task, ctx)
+            future = self._pool.submit(self._execute, task, ctx)
+            with self._lock:
+                if task.id in self._running:
+                    self._futures[task.id] = future
 
     def _on_cancel(self, task_id: uuid.UUID) -> None:
         with self._lock:
@@ -238,6 +351,8 @@ class Worker:
     def _execute(self, task: Task, ctx: TaskContext) -> None:
         assert self._conn is not None
         started = time.monotonic()
+        with self._lock:
+            self._started.add(task.id)
         try:
             running = TaskState.Running(
                 worker_id=self.id, started_at=int(time.time()), progress=None
@@ -268,12 +383,20 @@ class Worker:
             except EncodeError as exc:  # e.g. an error text that is not valid Unicode
                 failure = Outcome(False, error=f"cannot send the result: {exc}")
                 report = encode_frame(self._report(task, failure, started), self._conn.version)
-            self._conn.post([report])
+            with self._lock:
+                conn = self._conn
+                if conn.closed:  # away from the coordinator: send it after the reconnect
+                    self._unsent.append(report)
+                    return
+            conn.post([report])
         except ConnectionClosed:
-            pass  # the reader notices and stops the worker
+            pass  # the reader notices and reconnects
         finally:
             with self._lock:
                 self._running.pop(task.id, None)
+                self._started.discard(task.id)
+                self._futures.pop(task.id, None)
+                self._idle.notify_all()
 
     def _report(self, task: Task, outcome: Outcome, started: float) -> m.TaskResultMessage:
         if outcome.data is not None and len(outcome.data) > MAX_PAYLOAD - 64 * 1024:
@@ -313,12 +436,14 @@ class Worker:
 
     # -- the heartbeat ----------------------------------------------------------------------
 
-    def _beat(self) -> None:
+    def _beat(self, reschedule: bool = True) -> None:
         """Send one Heartbeat, then schedule the next, while the worker runs."""
         if self._stopping.is_set() or self._conn is None:
             return
         running = len(self._running)
         state = NodeState.Busy if running >= self.slots else NodeState.Ready
+        if self._draining:
+            state = NodeState.Draining
         beat = m.Heartbeat(
             node_id=self.id,
             timestamp=int(time.time()),
@@ -330,6 +455,8 @@ class Worker:
         try:
             self._conn.send(beat)
         except ConnectionClosed:
+            return
+        if not reschedule:
             return
         self._timer = threading.Timer(self.heartbeat_interval, self._beat)
         self._timer.name = f"{self.name} heartbeat"
