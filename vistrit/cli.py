@@ -307,13 +307,15 @@ def _add_tool_commands(commands: Any) -> None:
         "127.0.0.1: throughput (W1: many 16-byte echo tasks from one client), latency (W2: "
         "sequential submit-and-wait round trips, 1 worker), scaling (W3: 32 tasks of ~50 ms "
         "of CPU on 1 and on 2 workers), payload (W4: echo tasks of 8 MiB). codec measures the "
-        "protocol's encoder and decoder alone. Default: the four cluster workloads.",
+        "protocol's encoder and decoder alone; detection the time to requeue the task of a "
+        "killed or frozen worker; journal the throughput cost of --data-dir in each --fsync "
+        "mode. Default: the four cluster workloads.",
     )
     bench.add_argument(
         "workloads",
         nargs="*",
         metavar="WORKLOAD",
-        help="codec, throughput, latency, scaling, payload, or all",
+        help="codec, throughput, latency, scaling, payload, detection, journal, or all",
     )
     bench.add_argument(
         "--repeats",
@@ -789,14 +791,14 @@ def run_decode(args: argparse.Namespace, out: TextIO) -> int:
 def run_bench(args: argparse.Namespace, out: TextIO) -> int:
     from vistrit.bench import cluster as cluster_bench
 
+    known = (*cluster_bench.WORKLOADS, *cluster_bench.MORE_WORKLOADS)
     chosen = args.workloads or list(cluster_bench.WORKLOADS)
     if "all" in chosen:
-        chosen = ["codec", *cluster_bench.WORKLOADS]
-    unknown = [w for w in chosen if w != "codec" and w not in cluster_bench.WORKLOADS]
+        chosen = ["codec", *known]
+    unknown = [w for w in chosen if w != "codec" and w not in known]
     if unknown:
         raise UsageError(
-            f"unknown workload {unknown[0]!r}; choose from codec, "
-            f"{', '.join(cluster_bench.WORKLOADS)} or all"
+            f"unknown workload {unknown[0]!r}; choose from codec, {', '.join(known)} or all"
         )
     if "codec" in chosen:
         _bench_codec(args, out)

@@ -106,6 +106,41 @@ class FieldsDirective(Directive):
         return [_build_table(["field", "wire type"], rows, widths=[30, 30])]
 
 
+class TaskStatesDirective(Directive):
+    """The task state machine, drawn from ``vistrit.logic.tasks.TRANSITIONS``."""
+
+    def run(self) -> list[nodes.Node]:
+        from vistrit.logic.tasks import FINAL, TRANSITIONS
+
+        states: list[str] = []
+        for (state, _), target in TRANSITIONS.items():
+            for name in (state, target):
+                if name not in states:
+                    states.append(name)
+        width = max(len(s) for s in states)
+        event_width = max(len(event) for _, event in TRANSITIONS)
+        lines = []
+        for state in states:
+            moves = [
+                (event, target)
+                for (source, event), target in TRANSITIONS.items()
+                if source == state
+            ]
+            label = state + (" (final)" if state in FINAL else "")
+            if not moves:
+                lines.append(label)
+            for index, (event, target) in enumerate(moves):
+                head = label if index == 0 else ""
+                arrow = f"--{event}--".ljust(event_width + 4, "-") + ">"
+                lines.append(f"{head:<{width + 8}} {arrow} {target}")
+            lines.append("")
+        rows = [[state, event, target] for (state, event), target in TRANSITIONS.items()]
+        return [
+            nodes.literal_block(text="\n".join(lines).rstrip()),
+            _build_table(["state", "event", "next state"], rows, widths=[20, 20, 20]),
+        ]
+
+
 class HelpDirective(Directive):
     required_arguments = 0
     optional_arguments = 1
@@ -123,4 +158,5 @@ def setup(app: Sphinx) -> dict[str, object]:
     directives.register_directive("vistrit-decode", DecodeDirective)
     directives.register_directive("vistrit-fields", FieldsDirective)
     directives.register_directive("vistrit-help", HelpDirective)
+    directives.register_directive("vistrit-task-states", TaskStatesDirective)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

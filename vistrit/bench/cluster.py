@@ -17,7 +17,9 @@ Nothing prints; figures are returned. Read next: :mod:`vistrit.cli`.
 
 from __future__ import annotations
 
+import signal
 import statistics
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,11 +43,15 @@ class Figures:
 
 
 @contextmanager
-def local_cluster(workers: int, slots: int = 1) -> Iterator[VistritClient]:
+def local_cluster(
+    workers: int, slots: int = 1, coordinator_args: tuple[str, ...] = ()
+) -> Iterator[VistritClient]:
     """A coordinator and *workers* worker processes on 127.0.0.1, and a client to them."""
     group = ProcessGroup()
     try:
-        coordinator = group.start("--log-level", "WARNING", "coordinator", "--bind", "127.0.0.1:0")
+        coordinator = group.start(
+            "--log-level", "WARNING", "coordinator", "--bind", "127.0.0.1:0", *coordinator_args
+        )
         address = group.first_line(coordinator, "coordinator").rsplit(" ", 1)[-1]
         for number in range(workers):
             worker = group.start(
@@ -154,7 +160,82 @@ def payload(tasks: int = 20, size: int = 8 * 1024 * 1024, workers: int = 2) -> F
     )
 
 
+def detection(how: str) -> float:
+    """Seconds from killing (SIGKILL) or freezing (SIGSTOP) the worker that runs a task to
+    the moment the task is running again on another worker."""
+    group = ProcessGroup()
+    try:
+        coordinator = group.start("--log-level", "ERROR", "coordinator", "--bind", "127.0.0.1:0")
+        address = group.first_line(coordinator, "coordinator").rsplit(" ", 1)[-1]
+        args = (
+            "--log-level",
+            "ERROR",
+            "worker",
+            "--coordinator",
+            address,
+            "--slots",
+            "1",
+            "--tasks",
+            "vistrit.bench.tasks",
+        )
+        doomed = group.start(*args, "--name", "doomed")
+        group.first_line(doomed, "worker")
+        with VistritClient(address) as client:
+            wait_for_workers(client, 1)
+            (doomed_worker,) = (w.id for w in client.workers())
+            future = client.submit("bench-sleep", b"1.0", retries=1)
+            while client.status(future.task_id).state != "Running":
+                time.sleep(0.005)
+            rescuer = group.start(*args, "--name", "rescuer")
+            group.first_line(rescuer, "worker")
+            wait_for_workers(client, 2)
+            started = time.perf_counter()
+            doomed.send_signal(signal.SIGKILL if how == "kill" else signal.SIGSTOP)
+            while True:
+                info = client.status(future.task_id)
+                if info.state == "Running" and info.worker != doomed_worker:
+                    break
+                time.sleep(0.005)
+            elapsed = time.perf_counter() - started
+            future.result(30)
+        if how == "stop":
+            doomed.send_signal(signal.SIGCONT)
+        return elapsed
+    finally:
+        group.stop_all()
+
+
+def failure_detection(repeats: int = 3) -> Figures:
+    kills = [detection("kill") for _ in range(repeats)]
+    stops = [detection("stop") for _ in range(repeats)]
+    return Figures(
+        "failure detection",
+        {
+            "killed_worker_requeue_s": statistics.median(kills),
+            "frozen_worker_requeue_s": statistics.median(stops),
+        },
+        {"heartbeat_timeout_s": 5.0, "repeats": repeats},
+    )
+
+
+def journal_cost(tasks: int = 5_000, workers: int = 2) -> Figures:
+    """W1 throughput without a journal and with one in each fsync mode."""
+    figures = {}
+    for mode in ("none", "never", "batch", "always"):
+        with tempfile.TemporaryDirectory() as directory:
+            args = () if mode == "none" else ("--data-dir", directory, "--fsync", mode)
+            with local_cluster(workers, coordinator_args=args) as client:
+                client.gather(client.map("echo", [b"warm"] * 100), 60)
+                started = time.perf_counter()
+                client.gather(
+                    [client.submit("echo", b"0123456789abcdef") for _ in range(tasks)], 600
+                )
+                figures[f"tasks_per_s_{mode}"] = tasks / (time.perf_counter() - started)
+    return Figures("journal cost", figures, {"tasks": tasks, "workers": workers})
+
+
 WORKLOADS = ("throughput", "latency", "scaling", "payload")
+MORE_WORKLOADS = ("detection", "journal")
 
 
 def run(
@@ -179,6 +260,10 @@ def run(
             runs.append(scaling(cpu_tasks))
         elif workload == "payload":
             runs.append(payload(payload_tasks, payload_bytes, workers))
+        elif workload == "detection":
+            return failure_detection(repeats)
+        elif workload == "journal":
+            runs.append(journal_cost(min(tasks, 5_000), workers))
         else:
             raise ValueError(f"unknown workload {workload!r}")
     medians = {key: statistics.median(r.figures[key] for r in runs) for key in runs[0].figures}

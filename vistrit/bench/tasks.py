@@ -16,3 +16,12 @@ def spin(data: bytes) -> int:
     for n in range(int(data)):
         total += n * n % 7
     return total
+
+
+@task(name="bench-sleep")
+def sleep(data: bytes) -> bytes:
+    """Wait for the given number of seconds: a task that takes time without using CPU."""
+    import time
+
+    time.sleep(float(data))
+    return data

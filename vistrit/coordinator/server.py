@@ -184,9 +184,19 @@ class Coordinator:
                 if self._connections.get(peer.id) is conn:
                     del self._connections[peer.id]
                 assert self.core is not None
+                held = self._held(peer.id)
                 self._commit(self.core.leave(peer.id, time.time()))
             conn.join_writer()
-            log.info("%s: %s left", self.name, conn.name)
+            log.info("%s: %s left%s", self.name, conn.name, held)
+
+    def _held(self, worker_id: uuid.UUID) -> str:
+        """For the log: the tasks a departing worker leaves behind. Under the lock."""
+        assert self.core is not None
+        entry = self.core.registry.get(worker_id)
+        if entry is None or not entry.running:
+            return ""
+        ids = ", ".join(str(t)[:8] for t in sorted(entry.running, key=str))
+        return f"; its task(s) {ids} go back to the queue"
 
     def _handshake(self, conn: Connection) -> Peer | None:
         deadline = time.monotonic() + self.handshake_timeout
@@ -286,14 +296,21 @@ class Coordinator:
         now = time.time()
         with self._lock:
             if self.core is not None:
+                silent = [
+                    w.id
+                    for w in self.core.registry.workers.values()
+                    if w.eligible and now - w.last_seen > self.heartbeat_timeout
+                ]
+                held = {worker_id: self._held(worker_id) for worker_id in silent}
                 outbox, dead = self.core.tick(now)
                 for worker_id in dead:
                     conn = self._connections.get(worker_id)
                     log.warning(
-                        "%s: %s sent nothing for %g s: declared dead, its tasks go to others",
+                        "%s: %s sent nothing for %g s: declared dead%s",
                         self.name,
                         conn.name if conn else worker_id,
                         self.heartbeat_timeout,
+                        held.get(worker_id, ""),
                     )
                     if conn is not None:
                         conn.close()  # its session ends; the core has already let it go
