@@ -470,3 +470,34 @@ def test_a_cancelled_task_waiting_for_its_retry_stays_cancelled() -> None:
     world.now += 60
     assert kinds(world.core.tick(world.now)[0]) == []
     assert world.state(task_id) == "Cancelled"
+
+
+def test_an_assignment_never_acknowledged_goes_to_another_worker() -> None:
+    world = World()
+    client = world.join(node(NodeType.Client, "c"))
+    mute = world.worker("mute")  # alive (it heartbeats) but never acknowledges
+    task_id, _ = world.submit(client)
+    other = world.worker("other")
+    world.now += 4
+    beat(world, mute)
+    assert world.core.tick(world.now)[0] == [] and world.state(task_id) == "Scheduled"
+    world.now += 2  # five seconds without an acknowledgement
+    beat(world, mute), beat(world, other)
+    outbox, dead = world.core.tick(world.now)
+    assert dead == [] and kinds(outbox, other) == ["TaskAssign"]
+    assert world.core.store.records[task_id].worker == other.id
+
+
+def test_an_acknowledged_assignment_may_wait_in_a_worker_queue() -> None:
+    world = World()
+    client = world.join(node(NodeType.Client, "c"))
+    worker = world.worker()
+    task_id, _ = world.submit(client)
+    world.send(
+        worker, m.TaskAssignAck(task_id=task_id, accepted=True, worker_id=worker.id, reason=None)
+    )
+    for _ in range(5):
+        world.now += 3
+        beat(world, worker)
+        world.core.tick(world.now)
+    assert world.core.store.records[task_id].worker == worker.id

@@ -102,6 +102,8 @@ class CoordinatorCore:
         self._handed_back: set[uuid.UUID] = set()  # workers that said a graceful goodbye
         self._retries: list[tuple[float, int, uuid.UUID]] = []  # (when, sequence, task)
         self._deadlines: list[tuple[float, int, uuid.UUID]] = []  # (deadline, sequence, task)
+        # (deadline, sequence, task, worker): assignments that must be acknowledged by then
+        self._ack_deadlines: list[tuple[float, int, uuid.UUID, uuid.UUID]] = []
         self.started_at = started_at
         self.retention = retention
         self.store = TaskStore()
@@ -192,6 +194,7 @@ class CoordinatorCore:
         for worker_id in dead:
             outbox += self.leave(worker_id, now)
         outbox += self._expire_attempts(now)
+        outbox += self._expire_assignments(now)
         while self._retries and self._retries[0][0] <= now:
             _, _, task_id = heapq.heappop(self._retries)
             record = self.store.get(task_id)
@@ -213,6 +216,28 @@ class CoordinatorCore:
                 outbox.append((record.worker, stop))
             outbox += self._attempt_failed(record, f"timed out after {timeout} s", None, now)
         return outbox
+
+    def _expire_assignments(self, now: float) -> Outbox:
+        """An assignment never acknowledged (lost, or ignored by a live worker) is taken
+        back, as if refused: the task goes to another worker, never stuck in Scheduled."""
+        while self._ack_deadlines and self._ack_deadlines[0][0] <= now:
+            _, _, task_id, worker_id = heapq.heappop(self._ack_deadlines)
+            record = self.store.get(task_id)
+            if (
+                record is None
+                or record.worker != worker_id
+                or record.status != SCHEDULED
+                or record.acknowledged
+            ):
+                continue
+            entry = self.registry.get(worker_id)
+            if entry is not None:
+                entry.running.discard(task_id)
+            record.excluded[worker_id] = now + REFUSAL_PAUSE
+            record.attempts -= 1
+            record.apply("reject", TaskState.Pending(), now)
+            self.scheduler.requeue(record)
+        return []
 
     def _attempt_failed(
         self, record: TaskRecord, error: str, result: TaskResult | None, now: float
@@ -290,6 +315,7 @@ class CoordinatorCore:
         record = self._held_by(peer, ack.task_id)
         if record is None:
             return []
+        record.acknowledged = ack.accepted
         if ack.accepted:
             # A v1 worker runs what it accepts at once; a v2 worker may queue it (prefetch)
             # and says when it starts, with a TaskStatus.
@@ -450,7 +476,10 @@ class CoordinatorCore:
             record.apply("assign", TaskState.Scheduled(worker_id=worker_id), now)
             record.worker = worker_id
             record.attempts += 1
+            record.acknowledged = False
             entry.running.add(task_id)
+            deadline = now + self.heartbeat_timeout  # an assignment must be acknowledged
+            heapq.heappush(self._ack_deadlines, (deadline, record.sequence, record.id, worker_id))
             task = dataclasses.replace(record.task, payload=self._inputs(record))
             outbox.append((worker_id, m.TaskAssign(task=task)))
         return outbox

@@ -88,6 +88,8 @@ class TaskRecord:
     deadline: float | None = None
     #: Workers lost while running this task (see ``defaults.MAX_LOST_WORKERS``).
     lost_workers: int = 0
+    #: Whether the worker it is assigned to has acknowledged the assignment.
+    acknowledged: bool = False
     finished_at: float | None = None
 
     @property
