@@ -83,13 +83,18 @@ import pytest  # noqa: E402
 def cluster(request: pytest.FixtureRequest) -> Iterator[object]:
     """A coordinator on a free port (workers and clients added by the test), then a check
     that stopping everything left no thread behind."""
+    import dataclasses
+
     from nodes import GATES, Cluster
 
     from vistrit.coordinator import Coordinator
+    from vistrit.defaults import Policy
 
-    options = getattr(request, "param", {})
+    options = dict(getattr(request, "param", {}))
+    names = {f.name for f in dataclasses.fields(Policy)}
+    policy = Policy(**{k: options.pop(k) for k in list(options) if k in names})
     before = set(threading.enumerate())
-    coordinator = Coordinator(("127.0.0.1", 0), **options)
+    coordinator = Coordinator(("127.0.0.1", 0), policy=policy, **options)
     coordinator.start()
     running = Cluster(coordinator)
     try:

@@ -10,6 +10,7 @@ import uuid
 import pytest
 
 from vistrit.coordinator.core import HANDLERS, CoordinatorCore, Outbox, Peer
+from vistrit.defaults import Policy
 from vistrit.logic.tasks import FINAL, TRANSITIONS, IllegalTransition, TaskRecord
 from vistrit.protocol import messages as m
 from vistrit.protocol.errors import ErrorCode
@@ -37,16 +38,14 @@ class World:
 
     def __init__(self, strategy: str = "least-loaded") -> None:
         self.now = T0
-        self.core = CoordinatorCore(
-            COORDINATOR,
-            started_at=T0,
+        policy = Policy(
             strategy=strategy,
-            rng=random.Random(1),
             retention=60,
             heartbeat_timeout=5,
             retry_backoff=0.5,
             retry_backoff_max=4,
         )
+        self.core = CoordinatorCore(COORDINATOR, started_at=T0, policy=policy, rng=random.Random(1))
 
     def join(self, hello: m.Handshake) -> Peer:
         ack, peer = self.core.join(hello, self.now)

@@ -420,18 +420,19 @@ def run_coordinator(args: argparse.Namespace, out: TextIO) -> int:
     from vistrit.coordinator import Coordinator
 
     stop = _until_signalled()
-    if args.prefetch > defaults.MAX_PREFETCH:
-        raise UsageError(f"--prefetch is at most {defaults.MAX_PREFETCH}")
+    try:
+        policy = defaults.Policy(
+            strategy=args.strategy,
+            retention=args.retention,
+            prefetch=args.prefetch,
+            heartbeat_timeout=args.heartbeat_timeout,
+            retry_backoff=args.retry_backoff,
+            retry_backoff_max=max(args.retry_backoff, defaults.RETRY_BACKOFF_MAX),
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     coordinator = Coordinator(
-        _address(args.bind),
-        strategy=args.strategy,
-        retention=args.retention,
-        prefetch=args.prefetch,
-        heartbeat_timeout=args.heartbeat_timeout,
-        retry_backoff=args.retry_backoff,
-        data_dir=args.data_dir,
-        fsync=args.fsync,
-        name=args.name,
+        _address(args.bind), policy=policy, data_dir=args.data_dir, fsync=args.fsync, name=args.name
     )
     try:
         coordinator.start()

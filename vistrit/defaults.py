@@ -9,6 +9,8 @@ This module is pure data: it never touches sockets, threads, clocks or logging. 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 #: Where a coordinator listens, and where clients and workers look for it. Loopback by
 #: default: a cluster that spans machines must say so with ``--bind 0.0.0.0:7878``.
 HOST = "127.0.0.1"
@@ -93,3 +95,28 @@ DRAIN_TIMEOUT = 10.0
 RECONNECT_TIMEOUT = 60.0
 RECONNECT_BACKOFF = 0.1
 RECONNECT_BACKOFF_MAX = 2.0
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How a coordinator schedules and copes with failure: one value, passed whole from the
+    command line to the coordinator's core. Each field defaults to the constant above that
+    explains it."""
+
+    strategy: str = "least-loaded"
+    retention: float = RESULT_RETENTION
+    prefetch: int = PREFETCH
+    heartbeat_timeout: float = HEARTBEAT_TIMEOUT
+    retry_backoff: float = RETRY_BACKOFF
+    retry_backoff_max: float = RETRY_BACKOFF_MAX
+    max_lost_workers: int = MAX_LOST_WORKERS
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.prefetch <= MAX_PREFETCH:
+            raise ValueError(f"prefetch must be between 0 and {MAX_PREFETCH}")
+        if self.heartbeat_timeout <= 0 or self.retry_backoff <= 0 or self.retention <= 0:
+            raise ValueError("timeouts, backoff and retention must be positive")
+
+
+#: The policy a coordinator uses unless told otherwise.
+DEFAULT_POLICY = Policy()

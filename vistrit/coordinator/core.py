@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from vistrit.defaults import DEFAULT_POLICY, Policy
 from vistrit.logic.registry import Registry
 from vistrit.logic.scheduler import Chooser, Scheduler
 from vistrit.logic.tasks import (
@@ -80,21 +81,11 @@ class CoordinatorCore:
         info: NodeInfo,
         *,
         started_at: float,
-        strategy: str = "least-loaded",
+        policy: Policy = DEFAULT_POLICY,
         rng: Chooser | None = None,
-        retention: float = 3600.0,
-        prefetch: int = 1,
-        heartbeat_timeout: float = 5.0,
-        retry_backoff: float = 0.5,
-        retry_backoff_max: float = 30.0,
-        max_lost_workers: int = 3,
     ) -> None:
-        self.max_lost_workers = max_lost_workers
         self.info = info
-        self.prefetch = prefetch
-        self.heartbeat_timeout = heartbeat_timeout
-        self.retry_backoff = retry_backoff
-        self.retry_backoff_max = retry_backoff_max
+        self.policy = policy
         self._rng = rng
         #: Frames for the journal (TaskSubmit, TaskOutcome), taken by the server before it
         #: sends the outbox that depends on them.
@@ -105,10 +96,9 @@ class CoordinatorCore:
         # (deadline, sequence, task, worker): assignments that must be acknowledged by then
         self._ack_deadlines: list[tuple[float, int, uuid.UUID, uuid.UUID]] = []
         self.started_at = started_at
-        self.retention = retention
         self.store = TaskStore()
         self.registry = Registry()
-        self.scheduler = Scheduler(strategy, rng)
+        self.scheduler = Scheduler(policy.strategy, rng)
         self.peers: dict[uuid.UUID, Peer] = {}
 
     @property
@@ -135,7 +125,7 @@ class CoordinatorCore:
         peer = Peer(node.id, node.node_type, version, node.name)
         self.peers[node.id] = peer
         if node.node_type == NodeType.Worker:
-            self.registry.add(node, now, prefetch=self.prefetch if version >= 2 else 0)
+            self.registry.add(node, now, prefetch=self.policy.prefetch if version >= 2 else 0)
         return self._handshake_ack(node.id, None), peer
 
     def _handshake_ack(self, node_id: uuid.UUID, reason: str | None) -> m.HandshakeAck:
@@ -169,7 +159,7 @@ class CoordinatorCore:
                 continue
             record.lost_workers += 1
             record.errors.append(f"lost its worker {name}")
-            if record.lost_workers > self.max_lost_workers:
+            if record.lost_workers > self.policy.max_lost_workers:
                 error = f"lost {record.lost_workers} workers while running: " + _attempt_errors(
                     record
                 )
@@ -188,7 +178,7 @@ class CoordinatorCore:
         dead = [
             w.id
             for w in self.registry.workers.values()
-            if w.eligible and now - w.last_seen > self.heartbeat_timeout
+            if w.eligible and now - w.last_seen > self.policy.heartbeat_timeout
         ]
         outbox: Outbox = []
         for worker_id in dead:
@@ -255,7 +245,8 @@ class CoordinatorCore:
 
     def backoff(self, attempts: int) -> float:
         """The pause before the next attempt, after *attempts* failed ones (with jitter)."""
-        pause = min(self.retry_backoff_max, self.retry_backoff * 2.0 ** (attempts - 1))
+        policy = self.policy
+        pause = min(policy.retry_backoff_max, policy.retry_backoff * 2.0 ** (attempts - 1))
         jitter: float = 0.5 + self._rng.random() / 2 if self._rng is not None else 1.0
         return pause * jitter
 
@@ -478,7 +469,7 @@ class CoordinatorCore:
             record.attempts += 1
             record.acknowledged = False
             entry.running.add(task_id)
-            deadline = now + self.heartbeat_timeout  # an assignment must be acknowledged
+            deadline = now + self.policy.heartbeat_timeout  # an assignment must be acknowledged
             heapq.heappush(self._ack_deadlines, (deadline, record.sequence, record.id, worker_id))
             task = dataclasses.replace(record.task, payload=self._inputs(record))
             outbox.append((worker_id, m.TaskAssign(task=task)))
@@ -574,7 +565,7 @@ class CoordinatorCore:
 
     def purge(self, now: float) -> int:
         """Forget finished tasks whose retention has ended; returns how many."""
-        return len(self.store.purge(now, self.retention))
+        return len(self.store.purge(now, self.policy.retention))
 
 
 def _outcome(record: TaskRecord) -> m.TaskOutcome:

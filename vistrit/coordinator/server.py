@@ -31,6 +31,7 @@ from pathlib import Path
 from vistrit import defaults
 from vistrit.coordinator.core import CoordinatorCore, IllegalTransition, Outbox, Peer
 from vistrit.coordinator.journal import Journal
+from vistrit.defaults import DEFAULT_POLICY, Policy
 from vistrit.protocol import ProtocolError
 from vistrit.protocol import messages as m
 from vistrit.protocol.errors import ErrorCode
@@ -53,24 +54,16 @@ class Coordinator:
         self,
         bind: tuple[str, int] = (defaults.HOST, defaults.PORT),
         *,
-        strategy: str = "least-loaded",
-        retention: float = defaults.RESULT_RETENTION,
+        policy: Policy = DEFAULT_POLICY,
         handshake_timeout: float = defaults.HANDSHAKE_TIMEOUT,
         frame_timeout: float = defaults.FRAME_TIMEOUT,
         purge_interval: float = defaults.PURGE_INTERVAL,
-        prefetch: int = defaults.PREFETCH,
-        heartbeat_timeout: float = defaults.HEARTBEAT_TIMEOUT,
-        retry_backoff: float = defaults.RETRY_BACKOFF,
         tick_interval: float = defaults.TICK_INTERVAL,
         data_dir: Path | None = None,
         fsync: str = "always",
         name: str = "coordinator",
     ) -> None:
-        if not 0 <= prefetch <= defaults.MAX_PREFETCH:
-            raise ValueError(f"prefetch must be between 0 and {defaults.MAX_PREFETCH}")
-        self.prefetch = prefetch
-        self.heartbeat_timeout = heartbeat_timeout
-        self.retry_backoff = retry_backoff
+        self.policy = policy
         self.tick_interval = tick_interval
         self.data_dir = data_dir
         self.fsync = fsync
@@ -81,8 +74,6 @@ class Coordinator:
         self.frame_timeout = frame_timeout
         self.purge_interval = purge_interval
         self._bind = bind
-        self._strategy = strategy
-        self._retention = retention
         self._lock = threading.Lock()
         self._connections: dict[uuid.UUID, Connection] = {}
         self._server: FrameServer | None = None
@@ -103,18 +94,7 @@ class Coordinator:
         now = time.time()
         shown = SocketAddr(host if host != "0.0.0.0" else "127.0.0.1", port)
         info = introduce(uuid.uuid4(), NodeType.Coordinator, shown, self.name, int(now))
-        self.core = CoordinatorCore(
-            info,
-            started_at=now,
-            strategy=self._strategy,
-            rng=random.Random(),
-            retention=self._retention,
-            prefetch=self.prefetch,
-            heartbeat_timeout=self.heartbeat_timeout,
-            retry_backoff=self.retry_backoff,
-            retry_backoff_max=max(self.retry_backoff, defaults.RETRY_BACKOFF_MAX),
-            max_lost_workers=defaults.MAX_LOST_WORKERS,
-        )
+        self.core = CoordinatorCore(info, started_at=now, policy=self.policy, rng=random.Random())
         if self.data_dir is not None:
             self.journal = Journal(self.data_dir, self.fsync)
             entries = self.journal.replay()
@@ -132,7 +112,9 @@ class Coordinator:
         self._server.start(name=f"{self.name} accept")
         self._last_purge = now
         self._schedule_tick()
-        log.info("%s: listening on %s:%d (strategy %s)", self.name, host, port, self._strategy)
+        log.info(
+            "%s: listening on %s:%d (strategy %s)", self.name, host, port, self.policy.strategy
+        )
 
     def stop(self) -> None:
         """Close every connection and join every thread; prompt, and leaves no port behind."""
@@ -299,7 +281,7 @@ class Coordinator:
                 silent = [
                     w.id
                     for w in self.core.registry.workers.values()
-                    if w.eligible and now - w.last_seen > self.heartbeat_timeout
+                    if w.eligible and now - w.last_seen > self.policy.heartbeat_timeout
                 ]
                 held = {worker_id: self._held(worker_id) for worker_id in silent}
                 outbox, dead = self.core.tick(now)
@@ -309,7 +291,7 @@ class Coordinator:
                         "%s: %s sent nothing for %g s: declared dead%s",
                         self.name,
                         conn.name if conn else worker_id,
-                        self.heartbeat_timeout,
+                        self.policy.heartbeat_timeout,
                         held.get(worker_id, ""),
                     )
                     if conn is not None:
