@@ -334,7 +334,9 @@ def test_bad_arguments_are_refused_locally(cluster: Cluster) -> None:
 
 # -- failures -------------------------------------------------------------------------------
 
-FAST_FAILURE = {"heartbeat_timeout": 0.5, "tick_interval": 0.05, "retry_backoff": 0.05}
+# Workers in these tests heartbeat every 0.2 s: a 1.5 s timeout is seven missed heartbeats,
+# so a loaded machine does not make a healthy worker look dead.
+FAST_FAILURE = {"heartbeat_timeout": 1.5, "tick_interval": 0.05, "retry_backoff": 0.05}
 
 
 @pytest.mark.parametrize("cluster", [FAST_FAILURE], indirect=True)
