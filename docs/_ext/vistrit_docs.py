@@ -117,6 +117,7 @@ class TaskStatesDirective(Directive):
             for name in (state, target):
                 if name not in states:
                     states.append(name)
+        states.sort(key=lambda name: name in FINAL)  # the final states last, order kept
         width = max(len(s) for s in states)
         event_width = max(len(event) for _, event in TRANSITIONS)
         lines = []
