@@ -1,0 +1,93 @@
+"""What the command line's modules share: exit codes, the usage error, argument types.
+
+Read next: :mod:`vistrit.cli.nodes`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import threading
+from typing import TextIO
+
+from vistrit import defaults
+from vistrit.transport import parse_address
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_UNAVAILABLE = 0, 1, 2, 3, 4
+
+
+class UsageError(Exception):
+    """Bad input on the command line: shown in one line, exit code 2."""
+
+
+def add_coordinator_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--coordinator",
+        default=os.environ.get("VISTRIT_COORDINATOR", defaults.COORDINATOR),
+        metavar="HOST:PORT[,HOST:PORT...]",
+        help=f"the coordinator(s) (default: $VISTRIT_COORDINATOR or {defaults.COORDINATOR})",
+    )
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = non_negative_int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = positive_float(text) if text.strip() not in ("0", "0.0") else 0.0
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"cannot be negative: {text}")
+    return value
+
+
+def address(text: str) -> tuple[str, int]:
+    try:
+        return parse_address(text)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def until_signalled() -> threading.Event:
+    """An event set by SIGINT or SIGTERM, so nodes stop cleanly."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def table(out: TextIO, header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print(
+            "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip(), file=out
+        )
+
+
+def shorten(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def reason(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or str(exc)

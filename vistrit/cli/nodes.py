@@ -1,0 +1,216 @@
+"""``coordinator`` and ``worker``: run a node until a signal, then stop it cleanly.
+
+Read next: :mod:`vistrit.cli.tasks`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import threading
+from pathlib import Path
+from typing import Any, TextIO
+
+from vistrit import defaults
+from vistrit.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_UNAVAILABLE,
+    UsageError,
+    add_coordinator_option,
+    address,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    reason,
+    until_signalled,
+)
+from vistrit.logic.scheduler import STRATEGIES
+
+
+def add_commands(commands: Any) -> None:
+    coordinator = commands.add_parser(
+        "coordinator",
+        help="run a coordinator",
+        description="Run a coordinator until interrupted (Ctrl-C or SIGTERM). It prints one "
+        "line, 'vistrit coordinator listening on HOST:PORT', once it accepts connections.",
+    )
+    coordinator.add_argument(
+        "--bind",
+        default=f"{defaults.HOST}:{defaults.PORT}",
+        metavar="HOST:PORT",
+        help="where to listen (default %(default)s; 0.0.0.0:7878 for other machines; port 0 "
+        "picks a free port)",
+    )
+    coordinator.add_argument(
+        "--strategy", default="least-loaded", choices=STRATEGIES, help="how to pick a worker"
+    )
+    coordinator.add_argument(
+        "--retention",
+        type=positive_float,
+        default=defaults.RESULT_RETENTION,
+        metavar="SECONDS",
+        help="how long finished tasks stay queryable (default %(default)g)",
+    )
+    coordinator.add_argument(
+        "--prefetch",
+        type=non_negative_int,
+        default=defaults.PREFETCH,
+        help="tasks queued on each worker beyond its slots (default %(default)s; 0 for "
+        f"strict priority order; at most {defaults.MAX_PREFETCH})",
+    )
+    coordinator.add_argument(
+        "--heartbeat-timeout",
+        type=positive_float,
+        default=defaults.HEARTBEAT_TIMEOUT,
+        metavar="SECONDS",
+        help="declare a worker dead after this long without a word from it (default %(default)g)",
+    )
+    coordinator.add_argument(
+        "--retry-backoff",
+        type=positive_float,
+        default=defaults.RETRY_BACKOFF,
+        metavar="SECONDS",
+        help="the pause before a failed task's second attempt, doubling after each further "
+        f"failure up to {defaults.RETRY_BACKOFF_MAX:g} s (default %(default)g)",
+    )
+    coordinator.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help="keep a journal in DIR, so that a restart loses no acknowledged task "
+        "(default: memory only)",
+    )
+    coordinator.add_argument(
+        "--fsync",
+        default="always",
+        choices=["always", "batch", "never"],
+        help="when the journal reaches the disk: before each acknowledgement (always, the "
+        "default), four times a second (batch), or when the OS likes (never)",
+    )
+    coordinator.add_argument("--name", default="coordinator", help="the name in logs")
+    coordinator.set_defaults(run=run_coordinator)
+
+    worker = commands.add_parser(
+        "worker",
+        help="run a worker",
+        description="Run a worker until interrupted, or until its coordinator goes away "
+        "(exit 1). It prints one line, 'vistrit worker NAME joined HOST:PORT', once joined.",
+    )
+    add_coordinator_option(worker)
+    worker.add_argument(
+        "--slots",
+        type=positive_int,
+        default=defaults.WORKER_SLOTS,
+        help="tasks run at once (default %(default)s)",
+    )
+    worker.add_argument(
+        "--tag", action="append", default=[], help="offer this tag (repeat for several)"
+    )
+    worker.add_argument("--name", help="the worker's name (default: host and process id)")
+    worker.add_argument(
+        "--heartbeat",
+        type=positive_float,
+        default=defaults.HEARTBEAT_INTERVAL,
+        metavar="SECONDS",
+        help="seconds between heartbeats (default %(default)g)",
+    )
+    worker.add_argument(
+        "--tasks",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE, registering its @task functions (repeat for several)",
+    )
+    worker.add_argument(
+        "--drain-timeout",
+        type=non_negative_float,
+        default=defaults.DRAIN_TIMEOUT,
+        metavar="SECONDS",
+        help="on SIGTERM or Ctrl-C, let running tasks finish for this long before handing "
+        "them back (default %(default)g)",
+    )
+    worker.add_argument(
+        "--reconnect-timeout",
+        type=non_negative_float,
+        default=defaults.RECONNECT_TIMEOUT,
+        metavar="SECONDS",
+        help="how long to keep trying to rejoin a lost coordinator (default %(default)g)",
+    )
+    worker.add_argument(
+        "--allow-commands",
+        action="store_true",
+        help="run Command tasks (programs, without a shell); refused unless given",
+    )
+    worker.set_defaults(run=run_worker)
+
+
+def run_coordinator(args: argparse.Namespace, out: TextIO) -> int:
+    from vistrit.coordinator import Coordinator
+
+    stop = until_signalled()
+    try:
+        policy = defaults.Policy(
+            strategy=args.strategy,
+            retention=args.retention,
+            prefetch=args.prefetch,
+            heartbeat_timeout=args.heartbeat_timeout,
+            retry_backoff=args.retry_backoff,
+            retry_backoff_max=max(args.retry_backoff, defaults.RETRY_BACKOFF_MAX),
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    coordinator = Coordinator(
+        address(args.bind), policy=policy, data_dir=args.data_dir, fsync=args.fsync, name=args.name
+    )
+    try:
+        coordinator.start()
+    except OSError as exc:
+        print(f"error: cannot listen on {args.bind}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILED
+    host, port = coordinator.address
+    print(f"vistrit coordinator listening on {host}:{port}", file=out, flush=True)
+    stop.wait()
+    coordinator.stop()
+    return EXIT_OK
+
+
+def run_worker(args: argparse.Namespace, out: TextIO) -> int:
+    from vistrit.worker import HandshakeRefused, Worker
+
+    for module in args.tasks:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise UsageError(f"cannot import --tasks {module}: {exc}") from None
+    target = address(args.coordinator.split(",")[0])
+    worker = Worker(
+        target,
+        slots=args.slots,
+        tags=args.tag,
+        name=args.name,
+        heartbeat_interval=args.heartbeat,
+        allow_commands=args.allow_commands,
+        reconnect_timeout=args.reconnect_timeout,
+    )
+    stop = until_signalled()
+    try:
+        worker.start()
+    except (OSError, HandshakeRefused) as exc:
+        print(f"error: cannot join {target[0]}:{target[1]}: {reason(exc)}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    print(f"vistrit worker {worker.name} joined {target[0]}:{target[1]}", file=out, flush=True)
+
+    def stop_when_lost() -> None:
+        worker.wait()
+        stop.set()
+
+    threading.Thread(target=stop_when_lost, name="worker watch", daemon=True).start()
+    stop.wait()
+    worker.stop(drain_timeout=0 if worker.error else args.drain_timeout)
+    if worker.error:
+        print(f"error: {worker.error}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK

@@ -1,0 +1,284 @@
+"""The client commands: ``submit``, ``status``, ``result``, ``cancel``, ``cluster``,
+``workers`` and ``tasks``, each a few calls of :class:`~vistrit.client.VistritClient`.
+
+Read next: :mod:`vistrit.cli.tools`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import contextlib
+import json
+import sys
+import uuid
+from typing import Any, TextIO
+
+from vistrit.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    UsageError,
+    add_coordinator_option,
+    non_negative_int,
+    positive_int,
+    shorten,
+    table,
+)
+from vistrit.client import TaskError, TaskInfo, TaskNotFound, VistritClient
+
+
+def add_commands(commands: Any) -> None:
+    submit = commands.add_parser(
+        "submit",
+        help="submit a task and print its result",
+        description="Submit one task, wait for it and print its output (exit 0), or its "
+        "error (exit 1). With --no-wait, print the task's id at once.",
+    )
+    what = submit.add_mutually_exclusive_group()
+    what.add_argument("--task", metavar="TEXT", help="the data, for --function (default echo)")
+    what.add_argument(
+        "--command",
+        metavar="CMD",
+        help="a program to run (needs a worker started with --allow-commands)",
+    )
+    what.add_argument("--expression", metavar="EXPR", help="arithmetic to compute, e.g. 2+3*4")
+    submit.add_argument("--function", default="echo", help="the function to run on --task")
+    submit.add_argument("--name", help="a name for the task")
+    submit.add_argument(
+        "--priority", default="normal", choices=["low", "normal", "high", "critical"]
+    )
+    submit.add_argument("--retries", type=non_negative_int, default=0, help="further attempts")
+    submit.add_argument(
+        "--timeout",
+        type=non_negative_int,
+        default=0,
+        metavar="SECONDS",
+        help="seconds an attempt may take (0: no limit)",
+    )
+    submit.add_argument("--tag", action="append", default=[], help="require a worker tag")
+    submit.add_argument(
+        "--after", action="append", default=[], metavar="ID", help="run after this task"
+    )
+    submit.add_argument("--no-wait", action="store_true", help="print the task id and return")
+    submit.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    add_coordinator_option(submit)
+    submit.set_defaults(run=run_submit)
+
+    for name, helptext, runner in (
+        ("status", "show a task's state", run_status),
+        ("result", "wait for a task and print its output", run_result),
+        ("cancel", "cancel a task", run_cancel),
+    ):
+        command = commands.add_parser(name, help=helptext, description=helptext + ".")
+        command.add_argument("task_id", metavar="ID", help="the task's id")
+        command.add_argument("--json", action="store_true", help="print JSON")
+        add_coordinator_option(command)
+        command.set_defaults(run=runner)
+
+    for name, helptext, runner in (
+        ("cluster", "show the cluster's status", run_cluster),
+        ("workers", "list the workers", run_workers),
+        ("tasks", "list the newest tasks", run_tasks),
+    ):
+        command = commands.add_parser(name, help=helptext, description=helptext + ".")
+        command.add_argument("--json", action="store_true", help="print JSON")
+        if name == "tasks":
+            command.add_argument("--limit", type=positive_int, default=20, help="how many")
+        add_coordinator_option(command)
+        command.set_defaults(run=runner)
+
+
+def _client(args: argparse.Namespace) -> VistritClient:
+    try:
+        return VistritClient(args.coordinator)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def run_submit(args: argparse.Namespace, out: TextIO) -> int:
+    options: dict[str, Any] = {
+        "retries": args.retries,
+        "timeout": args.timeout,
+        "priority": args.priority,
+        "tags": args.tag,
+        "after": [_task_id(text) for text in args.after],
+    }
+    if args.name:
+        options["name"] = args.name
+    with _client(args) as client:
+        if args.command is not None:
+            future = client.submit_command(args.command, **options)
+        elif args.expression is not None:
+            future = client.submit_compute(args.expression, **options)
+        else:
+            future = client.submit(args.function, args.task or "", **options)
+        if args.no_wait:
+            # The answer to this query comes after the submission's: once it is here, a
+            # refusal has been seen.
+            with contextlib.suppress(TaskNotFound):
+                client.status(future.task_id)
+        else:
+            concurrent.futures.wait([future])
+        if future.done() and not future.cancelled():
+            error = future.exception()
+            if error is not None and not isinstance(error, TaskError):
+                raise error
+        if args.no_wait:
+            print(future.task_id, file=out)
+            return EXIT_OK
+        return _print_outcome(client.status(future.task_id), args.json, out)
+
+
+def _print_outcome(info: TaskInfo, as_json: bool, out: TextIO) -> int:
+    if as_json:
+        print(json.dumps(_info_json(info)), file=out)
+    elif info.state == "Completed":
+        output = info.output or b""
+        text = output.decode("utf-8", "replace")
+        print(text, file=out, end="" if text.endswith("\n") else "\n")
+    elif info.state == "Failed":
+        print(f"error: task {info.id} failed: {info.error}", file=sys.stderr)
+    elif info.state == "Cancelled":
+        print(f"error: task {info.id} was cancelled", file=sys.stderr)
+    return EXIT_OK if info.state == "Completed" else EXIT_FAILED
+
+
+def run_status(args: argparse.Namespace, out: TextIO) -> int:
+    with _client(args) as client:
+        info = client.status(_task_id(args.task_id))
+    if args.json:
+        print(json.dumps(_info_json(info)), file=out)
+        return EXIT_OK
+    lines = [
+        ("task", str(info.id)),
+        ("name", info.name),
+        ("state", info.state + (f" ({info.progress}%)" if info.progress is not None else "")),
+        ("priority", info.priority),
+    ]
+    if info.worker:
+        lines.append(("worker", str(info.worker)))
+    if info.error:
+        lines.append(("error", info.error))
+    if info.output is not None:
+        lines.append(("output", shorten(info.output.decode("utf-8", "replace"))))
+    for label, value in lines:
+        print(f"{label + ':':<10}{value}", file=out)
+    return EXIT_OK
+
+
+def run_result(args: argparse.Namespace, out: TextIO) -> int:
+    with _client(args) as client:
+        info = client.wait(_task_id(args.task_id))
+    return _print_outcome(info, args.json, out)
+
+
+def run_cancel(args: argparse.Namespace, out: TextIO) -> int:
+    with _client(args) as client:
+        task_id = _task_id(args.task_id)
+        accepted = client.cancel(task_id)
+        state = client.status(task_id).state
+    if args.json:
+        print(json.dumps({"task": str(task_id), "cancelled": accepted, "state": state}), file=out)
+    elif accepted:
+        print(f"cancelled {task_id}", file=out)
+    else:
+        print(f"error: cannot cancel {task_id}: it is {state}", file=sys.stderr)
+    return EXIT_OK if accepted else EXIT_FAILED
+
+
+def run_cluster(args: argparse.Namespace, out: TextIO) -> int:
+    with _client(args) as client:
+        status = client.cluster_status()
+    fields = {
+        "leader": str(status.leader_id),
+        "nodes": status.total_nodes,
+        "workers": status.online_workers,
+        "pending": status.pending_tasks,
+        "running": status.running_tasks,
+        "completed": status.completed_tasks,
+        "failed": status.failed_tasks,
+        "uptime": status.uptime_seconds,
+    }
+    if args.json:
+        print(json.dumps(fields), file=out)
+    else:
+        for label, value in fields.items():
+            print(f"{label + ':':<11}{value}{' s' if label == 'uptime' else ''}", file=out)
+    return EXIT_OK
+
+
+def run_workers(args: argparse.Namespace, out: TextIO) -> int:
+    with _client(args) as client:
+        workers = client.workers()
+    rows: list[dict[str, Any]] = [
+        {
+            "id": str(w.id),
+            "name": w.name,
+            "address": str(w.address),
+            "state": w.state.name,
+            "running": w.running_tasks,
+            "slots": w.capabilities.max_concurrent_tasks,
+            "tags": list(w.capabilities.tags),
+        }
+        for w in workers
+    ]
+    if args.json:
+        print(json.dumps(rows), file=out)
+        return EXIT_OK
+    table(
+        out,
+        ["name", "state", "running", "slots", "tags", "address", "id"],
+        [
+            [
+                r["name"] or "",
+                r["state"],
+                f"{r['running']}",
+                f"{r['slots']}",
+                ",".join(r["tags"]),
+                r["address"],
+                r["id"],
+            ]
+            for r in rows
+        ],
+    )
+    return EXIT_OK
+
+
+def run_tasks(args: argparse.Namespace, out: TextIO) -> int:
+    with _client(args) as client:
+        tasks = client.tasks(args.limit)
+    if args.json:
+        print(json.dumps([_info_json(info) for info in tasks]), file=out)
+        return EXIT_OK
+    table(
+        out,
+        ["id", "state", "priority", "name"],
+        [[str(t.id), t.state, t.priority, t.name] for t in tasks],
+    )
+    return EXIT_OK
+
+
+def _info_json(info: TaskInfo) -> dict[str, Any]:
+    output: dict[str, Any] = {"output": None}
+    if info.output is not None:
+        try:
+            output = {"output": info.output.decode("utf-8")}
+        except UnicodeDecodeError:
+            output = {"output": None, "output_hex": info.output.hex()}
+    return {
+        "id": str(info.id),
+        "name": info.name,
+        "state": info.state,
+        "priority": info.priority,
+        "worker": str(info.worker) if info.worker else None,
+        "progress": info.progress,
+        "error": info.error,
+        **output,
+    }
+
+
+def _task_id(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise UsageError(f"not a task id: {text!r}") from None
