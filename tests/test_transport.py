@@ -274,3 +274,31 @@ def test_post_never_blocks_on_a_peer_that_does_not_read() -> None:
         conn.close()
         conn.join_writer()
         server.stop()
+
+
+def test_a_burst_is_read_as_one_batch_and_a_bad_frame_ends_it(echo_server: FrameServer) -> None:
+    from vistrit.protocol.errors import BadMagic
+
+    received: list[list[object]] = []
+    errors: list[Exception] = []
+    done = threading.Event()
+
+    def batches(conn: Connection) -> None:
+        try:
+            while (first := conn.receive()) is not None:
+                received.append([first, *conn.buffered_messages()])
+        except Exception as exc:  # the test checks which error came, and when
+            errors.append(exc)
+        finally:
+            done.set()
+
+    server = FrameServer(("127.0.0.1", 0), batches)
+    server.start()
+    try:
+        sock = raw_socket(server.address)
+        sock.sendall(encode_frame(BEAT) * 3 + b"JUNK" + encode_frame(BEAT))
+        assert done.wait(10)
+        assert sum(len(batch) for batch in received) == 3  # the good ones, all handled
+        assert len(errors) == 1 and isinstance(errors[0], BadMagic)
+    finally:
+        server.stop()

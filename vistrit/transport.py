@@ -301,6 +301,22 @@ class Connection:
                 return None
             self._decoder.feed(data)
 
+    def buffered_messages(self) -> list[Message]:
+        """The messages whose frames have already arrived whole, without waiting for more.
+
+        A burst that came in one ``recv`` can then be handled as one batch. A bad frame
+        ends the batch; the next ``receive`` raises its ``ProtocolError`` (the decoder keeps
+        it), after the good messages before it have been handled.
+        """
+        messages = []
+        try:
+            while (frame := self._decoder.next_frame()) is not None:
+                self.last_frame = frame
+                messages.append(frame.message)
+        except ProtocolError:
+            pass
+        return messages
+
     def _recv(self, wait: float | None) -> bytes | None:
         """Up to RECV_SIZE bytes; ``None`` if *wait* passed first; ``b""`` at end of stream.
 

@@ -149,9 +149,9 @@ class Coordinator:
                 message = conn.receive()
                 if message is None:
                     break
-                log.debug("%s: %s -> %s", self.name, conn.name, message)
-                self._apply(peer, message)
-                if isinstance(message, m.Disconnect):
+                batch = [message, *conn.buffered_messages()]  # all that has already arrived
+                self._apply(peer, batch)
+                if any(isinstance(message, m.Disconnect) for message in batch):
                     break
         except PeerTimeout as exc:
             conn.refuse(str(exc), ErrorCode.Protocol)
@@ -215,14 +215,19 @@ class Coordinator:
             conn.join_writer()
         return peer
 
-    def _apply(self, peer: Peer, message: m.Message) -> None:
+    def _apply(self, peer: Peer, batch: list[m.Message]) -> None:
+        """Handle messages that arrived together, under one lock, then commit them at once:
+        one journal write (and ``fsync``) for the whole batch, before any answer leaves."""
         with self._lock:
             assert self.core is not None
-            try:
-                outbox = self.core.handle(peer, message, time.time())
-            except IllegalTransition as exc:
-                log.debug("%s: ignored: %s", self.name, exc)
-                return
+            now = time.time()
+            outbox: Outbox = []
+            for message in batch:
+                log.debug("%s: %s", self.name, message)
+                try:
+                    outbox += self.core.handle(peer, message, now)
+                except IllegalTransition as exc:
+                    log.debug("%s: ignored: %s", self.name, exc)
             self._commit(outbox)
 
     def _commit(self, outbox: Outbox) -> None:
