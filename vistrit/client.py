@@ -203,7 +203,9 @@ class VistritClient:
         self.request_timeout = request_timeout
         self._lock = threading.Lock()
         self._replies: dict[uuid.UUID, concurrent.futures.Future[m.Message]] = {}
+        # Waiters for answers about a task: to TaskQuery, and (apart) to TaskCancel.
         self._by_task: dict[uuid.UUID, list[concurrent.futures.Future[m.Message]]] = {}
+        self._cancelling: dict[uuid.UUID, list[concurrent.futures.Future[m.Message]]] = {}
         self._tasks: dict[uuid.UUID, TaskFuture] = {}
         self._submitted: dict[uuid.UUID, Task] = {}  # for resubmission after a reconnect
         self._closed = False
@@ -453,7 +455,7 @@ class VistritClient:
         reply = self._ask_about(
             key,
             m.TaskCancel(task_id=key, requested_by=self.id, reason="cancelled by client"),
-            cancel=True,
+            self._cancelling,
         )
         assert isinstance(reply, m.TaskCancelAck)
         return reply.accepted
@@ -492,12 +494,16 @@ class VistritClient:
         self._send(build(request_id))
         return self._wait(reply)
 
-    def _ask_about(self, task_id: uuid.UUID, message: m.Message, cancel: bool = False) -> m.Message:
+    def _ask_about(
+        self,
+        task_id: uuid.UUID,
+        message: m.Message,
+        waiters: dict[uuid.UUID, list[concurrent.futures.Future[m.Message]]] | None = None,
+    ) -> m.Message:
         reply: concurrent.futures.Future[m.Message] = concurrent.futures.Future()
-        key = _cancel_key(task_id) if cancel else task_id
         with self._lock:
             self._check_open()
-            self._by_task.setdefault(key, []).append(reply)
+            (self._by_task if waiters is None else waiters).setdefault(task_id, []).append(reply)
         self._send(message)
         return self._wait(reply)
 
@@ -572,12 +578,14 @@ class VistritClient:
         return False
 
     def _fail_requests(self, error: Exception) -> None:
+        """Fail every request waiting for an answer (task futures are left waiting)."""
         with self._lock:
             waiting: list[concurrent.futures.Future[Any]] = list(self._replies.values())
-            for group in self._by_task.values():
-                waiting += group
+            for groups in (self._by_task, self._cancelling):
+                for group in groups.values():
+                    waiting += group
+                groups.clear()
             self._replies.clear()
-            self._by_task.clear()
         for future in waiting:
             if not future.done():
                 future.set_exception(error)
@@ -616,7 +624,7 @@ class VistritClient:
                 future._settle(message.state, message.result)
         elif isinstance(message, m.TaskCancelAck):
             with self._lock:
-                waiters = self._by_task.pop(_cancel_key(message.task_id), [])
+                waiters = self._cancelling.pop(message.task_id, [])
             for waiter in waiters:
                 waiter.set_result(message)
         elif isinstance(message, m.Error):
@@ -625,24 +633,15 @@ class VistritClient:
             )
 
     def _fail_all(self, error: Exception) -> None:
+        """Fail every request and every task future: the coordinator is gone for good."""
+        self._fail_requests(error)
         with self._lock:
-            waiting: list[concurrent.futures.Future[Any]] = list(self._replies.values())
-            for group in self._by_task.values():
-                waiting += group
-            waiting += self._tasks.values()
-            self._replies.clear()
-            self._by_task.clear()
+            waiting = list(self._tasks.values())
             self._tasks.clear()
-            self._submitted.clear()
             self._submitted.clear()
         for future in waiting:
             if not future.done():
                 future.set_exception(error)
-
-
-def _cancel_key(task_id: uuid.UUID) -> uuid.UUID:
-    """Cancel answers are kept apart from query answers for the same task."""
-    return uuid.UUID(int=task_id.int ^ (1 << 127))
 
 
 def _to_bytes(data: str | bytes) -> bytes:

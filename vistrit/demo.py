@@ -69,6 +69,20 @@ class ProcessGroup:
             raise RuntimeError(f"the {what} exited with code {process.wait(STOP_TIMEOUT)}")
         return line.strip()
 
+    def start_coordinator(self, *options: str) -> tuple[subprocess.Popen[str], str]:
+        """A coordinator on a free port of 127.0.0.1, with extra *options*: the process and
+        its address, once it listens. (Its log goes nowhere: stderr is discarded.)"""
+        process = self.start("coordinator", "--bind", "127.0.0.1:0", *options)
+        address = self.first_line(process, "coordinator").rsplit(" ", 1)[-1]
+        return process, address
+
+    def start_worker(self, address: str, name: str, *args: str) -> subprocess.Popen[str]:
+        """A worker named *name* for the coordinator at *address*, once it has joined;
+        *args* are extra worker options."""
+        process = self.start("worker", "--coordinator", address, "--name", name, *args)
+        self.first_line(process, f"worker {name}")
+        return process
+
     def stop_all(self) -> None:
         for process in reversed(self.processes):  # workers first, the coordinator last
             if process.poll() is None:
@@ -89,20 +103,10 @@ def run(workers: int = 2, report: Callable[[str], None] = lambda line: None) -> 
     paragraphs = [p for p in text.split("\n\n") if p.strip()]
     group = ProcessGroup()
     try:
-        coordinator = group.start("coordinator", "--bind", "127.0.0.1:0")
-        address = group.first_line(coordinator, "coordinator").rsplit(" ", 1)[-1]
+        _, address = group.start_coordinator()
         report(f"coordinator listening on {address}")
         for number in range(1, workers + 1):
-            worker = group.start(
-                "worker",
-                "--coordinator",
-                address,
-                "--slots",
-                "1",
-                "--name",
-                f"demo-worker-{number}",
-            )
-            group.first_line(worker, f"worker {number}")
+            group.start_worker(address, f"demo-worker-{number}", "--slots", "1")
         with VistritClient(address) as client:
             wait_for_workers(client, workers)
             report(

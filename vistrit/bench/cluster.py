@@ -28,6 +28,9 @@ from dataclasses import asdict, dataclass, field
 from vistrit.client import VistritClient
 from vistrit.demo import ProcessGroup, wait_for_workers
 
+#: Options for every benchmark worker: the benchmark's task functions.
+WORKER_OPTIONS = ("--tasks", "vistrit.bench.tasks")
+
 #: Loop turns of bench-spin that take about 50 ms here (calibrated at start).
 SPIN_SECONDS = 0.05
 
@@ -49,25 +52,11 @@ def local_cluster(
     """A coordinator and *workers* worker processes on 127.0.0.1, and a client to them."""
     group = ProcessGroup()
     try:
-        coordinator = group.start(
-            "--log-level", "WARNING", "coordinator", "--bind", "127.0.0.1:0", *coordinator_args
-        )
-        address = group.first_line(coordinator, "coordinator").rsplit(" ", 1)[-1]
+        _, address = group.start_coordinator(*coordinator_args)
         for number in range(workers):
-            worker = group.start(
-                "--log-level",
-                "WARNING",
-                "worker",
-                "--coordinator",
-                address,
-                "--slots",
-                str(slots),
-                "--tasks",
-                "vistrit.bench.tasks",
-                "--name",
-                f"bench-{number + 1}",
+            group.start_worker(
+                address, f"bench-{number + 1}", "--slots", str(slots), *WORKER_OPTIONS
             )
-            group.first_line(worker, f"worker {number + 1}")
         with VistritClient(address) as client:
             wait_for_workers(client, workers)
             yield client
@@ -165,29 +154,15 @@ def detection(how: str) -> float:
     the moment the task is running again on another worker."""
     group = ProcessGroup()
     try:
-        coordinator = group.start("--log-level", "ERROR", "coordinator", "--bind", "127.0.0.1:0")
-        address = group.first_line(coordinator, "coordinator").rsplit(" ", 1)[-1]
-        args = (
-            "--log-level",
-            "ERROR",
-            "worker",
-            "--coordinator",
-            address,
-            "--slots",
-            "1",
-            "--tasks",
-            "vistrit.bench.tasks",
-        )
-        doomed = group.start(*args, "--name", "doomed")
-        group.first_line(doomed, "worker")
+        _, address = group.start_coordinator()
+        doomed = group.start_worker(address, "doomed", "--slots", "1", *WORKER_OPTIONS)
         with VistritClient(address) as client:
             wait_for_workers(client, 1)
             (doomed_worker,) = (w.id for w in client.workers())
             future = client.submit("bench-sleep", b"1.0", retries=1)
             while client.status(future.task_id).state != "Running":
                 time.sleep(0.005)
-            rescuer = group.start(*args, "--name", "rescuer")
-            group.first_line(rescuer, "worker")
+            group.start_worker(address, "rescuer", "--slots", "1", *WORKER_OPTIONS)
             wait_for_workers(client, 2)
             started = time.perf_counter()
             doomed.send_signal(signal.SIGKILL if how == "kill" else signal.SIGSTOP)

@@ -175,11 +175,7 @@ class CoordinatorCore:
 
         Returns what to send, and the workers declared dead (the server closes them).
         """
-        dead = [
-            w.id
-            for w in self.registry.workers.values()
-            if w.eligible and now - w.last_seen > self.policy.heartbeat_timeout
-        ]
+        dead = self.silent_workers(now)
         outbox: Outbox = []
         for worker_id in dead:
             outbox += self.leave(worker_id, now)
@@ -191,6 +187,14 @@ class CoordinatorCore:
             if record is not None and record.status == PENDING:  # not cancelled meanwhile
                 self.scheduler.requeue(record)
         return outbox + self.schedule(now), dead
+
+    def silent_workers(self, now: float) -> list[uuid.UUID]:
+        """Workers not heard from for longer than the heartbeat timeout."""
+        return [
+            w.id
+            for w in self.registry.workers.values()
+            if w.eligible and now - w.last_seen > self.policy.heartbeat_timeout
+        ]
 
     def _expire_attempts(self, now: float) -> Outbox:
         """Fail attempts that passed ``timeout_seconds``; their workers are told to stop."""

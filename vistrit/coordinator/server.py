@@ -283,12 +283,7 @@ class Coordinator:
         now = time.time()
         with self._lock:
             if self.core is not None:
-                silent = [
-                    w.id
-                    for w in self.core.registry.workers.values()
-                    if w.eligible and now - w.last_seen > self.policy.heartbeat_timeout
-                ]
-                held = {worker_id: self._held(worker_id) for worker_id in silent}
+                held = {w: self._held(w) for w in self.core.silent_workers(now)}  # for the log
                 outbox, dead = self.core.tick(now)
                 for worker_id in dead:
                     conn = self._connections.get(worker_id)

@@ -346,8 +346,3 @@ def wire_variant(index: int, *, wire_name: str | None = None) -> Callable[[type[
         return data_cls
 
     return declare
-
-
-def field_names(cls: type[WireValue]) -> tuple[str, ...]:
-    """The wire field names of a declared class, in wire order."""
-    return cls.__wire__.names
