@@ -12,7 +12,7 @@ from vistrit.protocol import (
     decode_frame,
     encode_frame,
 )
-from vistrit.protocol.catalogue import V2, Catalogue
+from vistrit.protocol.catalogue import V2, V3, Catalogue, first_version
 from vistrit.protocol.errors import UnknownMessageType
 from vistrit.protocol.examples import all_examples
 from vistrit.protocol.messages import Message, wire_message
@@ -29,7 +29,7 @@ FAMILIES = {
 
 
 def test_v1_is_the_reference_catalogue() -> None:
-    assert CATALOGUES[1] is V1 and NEWEST_VERSION == 2
+    assert CATALOGUES[1] is V1 and NEWEST_VERSION == 3
     assert [m.VARIANT for m in V1.messages] == list(range(22))
     assert [hex(m.TYPE_BYTE) for m in V1.messages] == [
         "0x1", "0x2", "0x3", "0x4", "0x5", "0x10", "0x11", "0x12", "0x13", "0x14", "0x15",
@@ -43,16 +43,16 @@ def test_every_type_byte_is_in_its_family_range() -> None:
 
 
 def test_a_later_version_appends_without_changing_v1() -> None:
-    @wire_message(99, 0x40)
+    @wire_message(99, 0x4F)
     class ReplicateRecord(Message):  # an example later message (replication family)
         sequence: u64
 
     try:
-        v3 = V2.extended(3, [ReplicateRecord])
-        assert v3.messages[:22] == V1.messages and v3.messages[:26] == V2.messages
-        assert v3.message_for_type(0x40) is ReplicateRecord
+        v4 = V3.extended(4, [ReplicateRecord])
+        assert v4.messages[:22] == V1.messages and v4.messages[:30] == V3.messages
+        assert v4.message_for_type(0x4F) is ReplicateRecord
         with pytest.raises(UnknownMessageType):
-            V2.message_for_type(0x40)
+            V3.message_for_type(0x4F)
     finally:
         del Message._variants[99]  # keep the real catalogue as it was
 
@@ -68,6 +68,20 @@ def test_v2_appends_four_messages_and_the_client_node_kind() -> None:
     assert NodeType.Client == 2 and list(NodeType)[:2] == [NodeType.Coordinator, NodeType.Worker]
     with pytest.raises(UnknownMessageType):
         V1.message_for_type(0x19)
+
+
+def test_v3_appends_the_redirect_and_the_replication_family() -> None:
+    added = V3.messages[26:]
+    assert [(m.WIRE_NAME, m.VARIANT, m.TYPE_BYTE) for m in added] == [
+        ("Redirect", 26, 0x06),
+        ("Replicate", 27, 0x40),
+        ("ReplicateAck", 28, 0x41),
+        ("ReplicaSnapshot", 29, 0x42),
+    ]
+    assert V3.messages[:26] == V2.messages
+    assert [first_version(m) for m in (V1.messages[0], V2.messages[-1], added[0])] == [1, 2, 3]
+    with pytest.raises(UnknownMessageType):
+        V2.message_for_type(0x40)
 
 
 def test_duplicate_type_bytes_are_refused() -> None:

@@ -22,7 +22,7 @@ import pytest
 from conftest import VECTORS
 from nodes import Cluster, wait_until
 
-from vistrit.protocol import decode_frame, encode_frame
+from vistrit.protocol import NEWEST_VERSION, decode_frame, encode_frame
 from vistrit.protocol import messages as m
 from vistrit.protocol.errors import ErrorCode
 from vistrit.protocol.types import NodeType, TaskPayload, TaskResult, TaskState
@@ -265,7 +265,7 @@ def test_a_vistrit_worker_runs_tasks_from_a_replayed_reference_coordinator() -> 
     finally:
         worker.stop()
         server.stop()
-    assert offered == [2, 1]
+    assert offered == [NEWEST_VERSION, 1]
     hello, calc = results[HELLO_TASK.id].result, results[CALC_TASK.id].result
     assert (hello.success, hello.data, hello.exit_code) == (True, b"hello from vistrit\n", 0)
     assert (calc.success, calc.data) == (True, b"14")

@@ -21,6 +21,7 @@ LAYERS = {
     "vistrit.defaults": 0,  # the tunables: plain data
     "vistrit.logic": 1,  # pure logic: scheduling, task and election state machines
     "vistrit.transport": 2,  # all socket code
+    "vistrit.leader": 2,  # how workers and clients find the leading coordinator
     "vistrit.coordinator": 3,
     "vistrit.worker": 3,
     "vistrit.client": 3,

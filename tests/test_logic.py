@@ -150,7 +150,7 @@ def test_a_node_id_cannot_join_twice_and_versions_are_agreed() -> None:
     ack, peer = world.core.join(hello, T0)
     assert peer is None and "already connected" in (ack.reason or "")
     newer = dataclasses.replace(node(NodeType.Worker, "v9"), protocol_version=9)
-    assert world.join(newer).version == 2
+    assert world.join(newer).version == 3
 
 
 def test_the_reference_cli_handshakes_as_a_worker_but_never_gets_a_task() -> None:

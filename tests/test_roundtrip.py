@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from strategies import ANY_MESSAGE, messages_of, values_for
 
 from vistrit.protocol import FrameDecoder, annotate_frame, decode_frame, encode_frame, wire
-from vistrit.protocol.catalogue import V1, V2
+from vistrit.protocol.catalogue import V3, first_version
 from vistrit.protocol.examples import all_examples, word_count_task
 from vistrit.protocol.messages import Heartbeat, Message, TaskSubmit
 from vistrit.protocol.schema import wire_type_for
@@ -26,11 +26,11 @@ from vistrit.protocol.types import (
 )
 
 
-@pytest.mark.parametrize("cls", V2.messages, ids=lambda c: c.WIRE_NAME)
+@pytest.mark.parametrize("cls", V3.messages, ids=lambda c: c.WIRE_NAME)
 @given(data=st.data())
 def test_message_round_trips(cls: type[Message], data: st.DataObject) -> None:
     message = data.draw(messages_of(cls))
-    version = 1 if cls in V1.messages else 2
+    version = first_version(cls)
     frame = encode_frame(message, version=version)
     decoded = decode_frame(frame)
     assert decoded.message == message

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from vistrit.protocol import NEWEST_VERSION
 from vistrit.protocol import messages as m
 from vistrit.protocol.examples import word_count_task
 from vistrit.protocol.types import TaskPayload
@@ -178,7 +179,7 @@ def test_command_errors() -> None:
 # -- the worker's handshake -----------------------------------------------------------------
 
 
-def test_worker_falls_back_to_v1_for_a_coordinator_that_refuses_v2() -> None:
+def test_worker_falls_back_to_v1_for_a_coordinator_that_refuses_newer_versions() -> None:
     """A stand-in for the reference coordinator, which accepts only protocol_version 1."""
     offered: list[int] = []
 
@@ -201,7 +202,7 @@ def test_worker_falls_back_to_v1_for_a_coordinator_that_refuses_v2() -> None:
     try:
         worker = Worker(server.address, heartbeat_interval=0.1)
         worker.start()
-        assert offered == [2, 1]
+        assert offered == [NEWEST_VERSION, 1]
         worker.stop()
     finally:
         server.stop()

@@ -46,11 +46,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from vistrit import defaults
-from vistrit.protocol import ProtocolError
+from vistrit.leader import LeaderFinder, NoLeader
 from vistrit.protocol import messages as m
 from vistrit.protocol.catalogue import NEWEST_VERSION
 from vistrit.protocol.types import (
     NodeInfo,
+    NodeState,
     NodeType,
     SocketAddr,
     Task,
@@ -60,7 +61,8 @@ from vistrit.protocol.types import (
     TaskState,
     introduce,
 )
-from vistrit.transport import Connection, ConnectionClosed, PeerTimeout, connect, parse_address
+from vistrit.protocol import ProtocolError
+from vistrit.transport import Connection, ConnectionClosed, PeerTimeout, parse_address
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +192,7 @@ class VistritClient:
         request_timeout: float = defaults.REQUEST_TIMEOUT,
         connect_timeout: float = defaults.CONNECT_TIMEOUT,
         reconnect_timeout: float = defaults.RECONNECT_TIMEOUT,
+        coordinator_timeout: float = defaults.COORDINATOR_TIMEOUT,
     ) -> None:
         texts = coordinators.split(",") if isinstance(coordinators, str) else list(coordinators)
         try:
@@ -198,6 +201,10 @@ class VistritClient:
             raise ValueError(f"bad coordinator address: {exc}") from None
         if not self.addresses:
             raise ValueError("no coordinator address given")
+        self.finder = LeaderFinder(self.addresses)
+        self.coordinator_timeout = coordinator_timeout
+        self._last_heard = time.monotonic()
+        self._timer: threading.Timer | None = None
         self.id = uuid.uuid4()
         self.name = name or f"client-{os.getpid()}"
         self.request_timeout = request_timeout
@@ -216,33 +223,30 @@ class VistritClient:
             target=self._read_loop, name=f"{self.name} reader", daemon=True
         )
         self._reader.start()
+        self._beat()
 
     def _connect(self, timeout: float) -> Connection:
-        errors = []
-        for address in self.addresses:
+        """Connect to the leader (see :mod:`vistrit.leader`). While the coordinators are
+        electing one, keep trying for up to *timeout*."""
+
+        def hello(conn: Connection) -> m.Handshake:
+            return m.Handshake(node_info=self._node_info(conn), protocol_version=NEWEST_VERSION)
+
+        deadline = time.monotonic() + timeout
+        while True:
             try:
-                conn = connect(address, timeout=timeout, name=self.name)
-            except OSError as exc:
-                errors.append(f"{address[0]}:{address[1]}: {exc.strerror or exc}")
-                continue
-            try:
-                conn.send(
-                    m.Handshake(node_info=self._node_info(conn), protocol_version=NEWEST_VERSION)
-                )
-                ack = conn.receive(time.monotonic() + timeout)
-            except (OSError, ProtocolError, PeerTimeout) as exc:
-                conn.close()
-                errors.append(f"{address[0]}:{address[1]}: handshake failed: {exc}")
-                continue
-            if not isinstance(ack, m.HandshakeAck) or not ack.accepted:
-                conn.close()
-                reason = ack.reason if isinstance(ack, m.HandshakeAck) else f"got {ack!r}"
-                errors.append(f"{address[0]}:{address[1]}: refused: {reason}")
-                continue
-            conn.version = NEWEST_VERSION
-            conn.start_writer()  # sends never block the caller; bursts leave in batches
-            return conn
-        raise CoordinatorUnavailable("no coordinator answered: " + "; ".join(errors))
+                conn, _ = self.finder.open(hello, timeout, self.name)
+                break
+            except NoLeader as exc:
+                if time.monotonic() >= deadline:
+                    raise CoordinatorUnavailable(f"no coordinator leads: {exc}") from exc
+                time.sleep(defaults.RECONNECT_BACKOFF)  # an election takes a fraction of a second
+            except ConnectionError as exc:
+                raise CoordinatorUnavailable(f"no coordinator answered: {exc}") from exc
+        conn.version = NEWEST_VERSION
+        self._last_heard = time.monotonic()
+        conn.start_writer()  # sends never block the caller; bursts leave in batches
+        return conn
 
     def _node_info(self, conn: Connection) -> NodeInfo:
         local = SocketAddr(*conn.local)
@@ -253,6 +257,8 @@ class VistritClient:
         if self._closed:
             return
         self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
         try:
             self._conn.post([m.Disconnect(node_id=self.id, reason="client closing", graceful=True)])
             self._conn.flush()  # everything posted before the goodbye goes out first
@@ -543,6 +549,14 @@ class VistritClient:
                 message = self._conn.receive()
                 if message is None:
                     return "the coordinator closed the connection"
+                self._last_heard = time.monotonic()
+                if isinstance(message, m.LeaderAnnounce) and not self.finder.observe(
+                    message.term
+                ):
+                    return (
+                        f"the coordinator leads term {message.term}, older than term "
+                        f"{self.finder.term}: it was deposed"
+                    )
                 self._dispatch(message)
         except (ProtocolError, ConnectionClosed, PeerTimeout) as exc:
             return f"connection to the coordinator failed: {exc}"
@@ -576,6 +590,35 @@ class VistritClient:
             )
             return True
         return False
+
+    def _beat(self) -> None:
+        """Every heartbeat interval: tell the coordinator we are here (it answers), and
+        leave a coordinator that has not answered for ``coordinator_timeout`` (frozen, or
+        cut off): the reader then looks for the leader again."""
+        if self._closed:
+            return
+        conn = self._conn
+        silent = time.monotonic() - self._last_heard
+        if silent > self.coordinator_timeout and not conn.closed:
+            log.warning("%s: no answer from the coordinator for %.1f s", self.name, silent)
+            conn.close()
+        elif not conn.closed:
+            beat = m.Heartbeat(
+                node_id=self.id,
+                timestamp=int(time.time()),
+                running_tasks=0,
+                state=NodeState.Ready,
+                cpu_usage=None,
+                memory_usage=None,
+            )
+            try:
+                conn.post([beat])
+            except ConnectionClosed:
+                pass
+        self._timer = threading.Timer(defaults.HEARTBEAT_INTERVAL, self._beat)
+        self._timer.name = f"{self.name} heartbeat"
+        self._timer.daemon = True
+        self._timer.start()
 
     def _fail_requests(self, error: Exception) -> None:
         """Fail every request waiting for an answer (task futures are left waiting)."""

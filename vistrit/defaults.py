@@ -97,6 +97,40 @@ RECONNECT_BACKOFF = 0.1
 RECONNECT_BACKOFF_MAX = 2.0
 
 
+#: Several coordinators (``--id``, ``--peers``): the timeouts of their election, for a LAN.
+#: The leader sends every follower a heartbeat (an empty ``Replicate``) every
+#: LEADER_HEARTBEAT seconds; a follower that hears nothing for LEADER_TIMEOUT (plus up to
+#: ELECTION_JITTER at random, so that followers do not all stand at once) starts an
+#: election. Five missed heartbeats, as for workers: one late packet or a short garbage
+#: collection pause does not depose a leader, and a dead one is replaced within a second.
+#: A follower whose connection from the leader closes (the leader's process died) stands
+#: after the jitter alone, without waiting for the timeout.
+LEADER_HEARTBEAT = 0.1
+LEADER_TIMEOUT = 0.5
+ELECTION_JITTER = 0.15
+
+#: How long a candidate waits for an answer from the coordinators above it before it
+#: declares itself the winner (a LAN round trip is well under a millisecond; a busy
+#: machine may take a tick or two), and how long, once answered, it waits for the
+#: winner's announcement before it stands again.
+ANSWER_TIMEOUT = 0.2
+ANNOUNCE_TIMEOUT = 1.0
+
+#: How long the leader waits for a follower to acknowledge records before it stops
+#: waiting for that follower (it is then no longer required for acknowledgements, until
+#: it has caught up). Two leader timeouts: a follower that is slow to ``fsync`` is not
+#: dropped at once, and a dead one holds the cluster's answers up for one second at most.
+REPLICATION_TIMEOUT = 2 * LEADER_TIMEOUT
+
+#: How often a coordinator of a cluster checks its election's deadlines.
+CLUSTER_TICK = 0.05
+
+#: How long a worker or a client waits without hearing from its coordinator (it answers
+#: every heartbeat) before it looks for the leader elsewhere: three heartbeats. A frozen
+#: (``SIGSTOP``) leader is left this long after it stops answering.
+COORDINATOR_TIMEOUT = 3 * HEARTBEAT_INTERVAL
+
+
 @dataclass(frozen=True)
 class Policy:
     """How a coordinator schedules and copes with failure: one value, passed whole from the

@@ -23,8 +23,8 @@ from sphinx.application import Sphinx
 from vistrit import cli
 from vistrit.protocol import annotate_frame, encode_frame
 from vistrit.protocol import types as shared_types
-from vistrit.protocol.catalogue import V2
-from vistrit.protocol.examples import all_examples, v2_examples
+from vistrit.protocol.catalogue import V3, first_version
+from vistrit.protocol.examples import all_examples, v2_examples, v3_examples
 from vistrit.protocol.schema import wire_type_for
 from vistrit.protocol.wire import Span
 
@@ -73,9 +73,8 @@ class FrameDirective(Directive):
 
     def run(self) -> list[nodes.Node]:
         name = self.arguments[0]
-        later = v2_examples()
-        message = later[name] if name in later else all_examples()[name]
-        frame = encode_frame(message, version=2 if name in later else 1)
+        message = {**all_examples(), **v2_examples(), **v3_examples()}[name]
+        frame = encode_frame(message, version=first_version(message))
         intro = nodes.paragraph(
             text=f"Example: {len(frame)} bytes on the wire "
             f"(header 10, payload {len(frame) - 14}, checksum 4)."
@@ -97,7 +96,7 @@ class FieldsDirective(Directive):
 
     def run(self) -> list[nodes.Node]:
         name = self.arguments[0]
-        by_name = {cls.WIRE_NAME: cls for cls in V2.messages}
+        by_name = {cls.WIRE_NAME: cls for cls in V3.messages}
         cls = by_name.get(name) or getattr(shared_types, name)
         codec = wire_type_for(cls) if name not in by_name else cls.__wire__
         rows = [[field, wt.name] for field, wt in codec.fields]

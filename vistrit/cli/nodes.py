@@ -91,6 +91,37 @@ def add_commands(commands: Any) -> None:
         "default), four times a second (batch), or when the OS likes (never)",
     )
     coordinator.add_argument("--name", default="coordinator", help="the name in logs")
+    cluster = coordinator.add_argument_group(
+        "several coordinators",
+        "Run this coordinator as one of several: the highest --id alive leads (the bully "
+        "algorithm), the others keep a copy of its tasks and take over when it fails.",
+    )
+    cluster.add_argument(
+        "--id",
+        type=positive_int,
+        metavar="N",
+        help="this coordinator's rank: a positive number, unique in the cluster",
+    )
+    cluster.add_argument(
+        "--peers",
+        metavar="ID@HOST:PORT[,...]",
+        help="the other coordinators (this one's own entry may be included: it is skipped)",
+    )
+    cluster.add_argument(
+        "--no-takeover",
+        dest="takeover",
+        action="store_false",
+        help="when this coordinator (re)joins while a lower-ranked one leads, follow it until "
+        "it fails, instead of taking over at once (the bully's rule, the default)",
+    )
+    cluster.add_argument(
+        "--leader-timeout",
+        type=positive_float,
+        default=defaults.LEADER_TIMEOUT,
+        metavar="SECONDS",
+        help="start an election after this long without a word from the leader, which "
+        f"heartbeats every {defaults.LEADER_HEARTBEAT:g} s (default %(default)g)",
+    )
     coordinator.set_defaults(run=run_coordinator)
 
     worker = commands.add_parser(
@@ -163,7 +194,12 @@ def run_coordinator(args: argparse.Namespace, out: TextIO) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     coordinator = Coordinator(
-        address(args.bind), policy=policy, data_dir=args.data_dir, fsync=args.fsync, name=args.name
+        address(args.bind),
+        policy=policy,
+        data_dir=args.data_dir,
+        fsync=args.fsync,
+        name=args.name,
+        cluster=cluster_config(args),
     )
     try:
         coordinator.start()
@@ -177,6 +213,29 @@ def run_coordinator(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def cluster_config(args: argparse.Namespace) -> Any:
+    """The coordinator's place in a cluster, from --id and --peers (None: it runs alone)."""
+    from vistrit.coordinator.cluster import ClusterConfig, parse_peers
+
+    if args.id is None and args.peers is None:
+        return None
+    if args.id is None or not args.peers:
+        raise UsageError("--id and --peers go together: give both, or neither")
+    try:
+        peers = parse_peers(args.peers, own=args.id)
+        heartbeat = min(defaults.LEADER_HEARTBEAT, args.leader_timeout / 5)
+        return ClusterConfig(
+            rank=args.id,
+            peers=peers,
+            takeover=args.takeover,
+            leader_timeout=args.leader_timeout,
+            leader_heartbeat=heartbeat,
+            replication_timeout=2 * args.leader_timeout,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def run_worker(args: argparse.Namespace, out: TextIO) -> int:
     from vistrit.worker import HandshakeRefused, Worker
 
@@ -185,9 +244,11 @@ def run_worker(args: argparse.Namespace, out: TextIO) -> int:
             importlib.import_module(module)
         except ImportError as exc:
             raise UsageError(f"cannot import --tasks {module}: {exc}") from None
-    target = address(args.coordinator.split(",")[0])
+    targets = [address(text) for text in args.coordinator.split(",") if text.strip()]
+    if not targets:
+        raise UsageError("no coordinator address given")
     worker = Worker(
-        target,
+        targets,
         slots=args.slots,
         tags=args.tag,
         name=args.name,
@@ -199,9 +260,11 @@ def run_worker(args: argparse.Namespace, out: TextIO) -> int:
     try:
         worker.start()
     except (OSError, HandshakeRefused) as exc:
-        print(f"error: cannot join {target[0]}:{target[1]}: {reason(exc)}", file=sys.stderr)
+        where = ",".join(f"{host}:{port}" for host, port in targets)
+        print(f"error: cannot join {where}: {reason(exc)}", file=sys.stderr)
         return EXIT_UNAVAILABLE
-    print(f"vistrit worker {worker.name} joined {target[0]}:{target[1]}", file=out, flush=True)
+    host, port = worker.coordinator
+    print(f"vistrit worker {worker.name} joined {host}:{port}", file=out, flush=True)
 
     def stop_when_lost() -> None:
         worker.wait()

@@ -543,20 +543,31 @@ class CoordinatorCore:
     def restore(self, entries: list[m.Message], now: float) -> None:
         """Rebuild the task store from a journal: final tasks keep their outcome (retained
         from *now*); the others are pending again, waiting for their dependencies."""
-        outcomes = {e.task_id: e for e in entries if isinstance(e, m.TaskOutcome)}
         for entry in entries:
-            if not isinstance(entry, m.TaskSubmit) or self.store.get(entry.task.id):
-                continue
+            self.replay(entry, now)
+
+    def replay(self, entry: m.Message, now: float) -> None:
+        """Apply one journal record: from this coordinator's own journal on a restart, or
+        from the leader's (a follower keeps its copy of the tasks this way). Idempotent:
+        a task already known, or an outcome already applied, changes nothing."""
+        if isinstance(entry, m.TaskSubmit):
+            if self.store.get(entry.task.id) is not None:
+                return
             task = dataclasses.replace(entry.task, state=TaskState.Pending())
             record = self.store.add(task, now, task.submitted_by)  # its client may come back
-            outcome = outcomes.get(task.id)
-            if outcome is not None:
-                record.state, record.result, record.finished_at = outcome.state, outcome.result, now
-                self.store.count_final(record)
-                continue
             failure = self.scheduler.add(record, self.store.get)
             if failure is not None:
                 self._fail(record, failure, None, now)
+        elif isinstance(entry, m.TaskOutcome):
+            record = self.store.get(entry.task_id)
+            if record is None or record.finished:
+                return
+            if record.status == PENDING:
+                self.scheduler.remove(record)
+            record.state, record.result, record.finished_at = entry.state, entry.result, now
+            self.store.count_final(record)
+            for waiter_id, reason in self.scheduler.finished(record, self.store.get):
+                self._fail(self.store.records[waiter_id], reason, None, now)
 
     def live_journal(self) -> list[m.Message]:
         """The journal's content for what is remembered now (to compact it)."""

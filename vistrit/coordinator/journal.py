@@ -36,6 +36,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from vistrit.protocol import FrameDecoder, Message, ProtocolError, encode_frame
+from vistrit.protocol.catalogue import first_version
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +87,13 @@ class Journal:
 
     def append(self, messages: Sequence[Message]) -> None:
         """Write frames (and, in ``always`` mode, fsync) before anything depends on them."""
-        self._file.write(b"".join(encode_frame(m, 1 if m.VARIANT < 22 else 2) for m in messages))
+        self.append_frames(encode_records(messages))
+
+    def append_frames(self, frames: Sequence[bytes]) -> None:
+        """:meth:`append` for records already encoded (a follower writes the leader's)."""
+        self._file.write(b"".join(frames))
         self._file.flush()
-        self.frames += len(messages)
+        self.frames += len(frames)
         if self.fsync == "always":
             os.fsync(self._file.fileno())
         else:
@@ -104,7 +109,7 @@ class Journal:
         """Replace the file by *live* (what the coordinator still remembers), atomically."""
         temporary = self.path.with_suffix(".tmp")
         with open(temporary, "wb") as file:
-            file.write(b"".join(encode_frame(m, 1 if m.VARIANT < 22 else 2) for m in live))
+            file.write(b"".join(encode_records(live)))
             file.flush()
             os.fsync(file.fileno())
         self._file.close()
@@ -124,3 +129,8 @@ class Journal:
             if self.fsync != "never":
                 os.fsync(self._file.fileno())
             self._file.close()
+
+
+def encode_records(messages: Sequence[Message]) -> list[bytes]:
+    """Journal records as frames, each in the oldest version that carries it."""
+    return [encode_frame(message, first_version(message)) for message in messages]

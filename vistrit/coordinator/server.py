@@ -29,11 +29,14 @@ from collections import defaultdict
 from pathlib import Path
 
 from vistrit import defaults
+from vistrit.coordinator.cluster import Cluster, ClusterConfig
 from vistrit.coordinator.core import CoordinatorCore, IllegalTransition, Outbox, Peer
-from vistrit.coordinator.journal import Journal
+from vistrit.coordinator.journal import Journal, encode_records
 from vistrit.defaults import DEFAULT_POLICY, Policy
+from vistrit.logic.election import coordinator_id, rank_of
 from vistrit.protocol import ProtocolError
 from vistrit.protocol import messages as m
+from vistrit.protocol.catalogue import NEWEST_VERSION, agree_version
 from vistrit.protocol.errors import ErrorCode
 from vistrit.protocol.types import NodeType, SocketAddr, introduce
 from vistrit.transport import Connection, ConnectionClosed, FrameServer, PeerTimeout
@@ -62,8 +65,11 @@ class Coordinator:
         data_dir: Path | None = None,
         fsync: str = "always",
         name: str = "coordinator",
+        cluster: ClusterConfig | None = None,
     ) -> None:
         self.policy = policy
+        self.cluster_config = cluster
+        self.cluster: Cluster | None = None
         self.tick_interval = tick_interval
         self.data_dir = data_dir
         self.fsync = fsync
@@ -93,8 +99,11 @@ class Coordinator:
         host, port = self._server.address
         now = time.time()
         shown = SocketAddr(host if host != "0.0.0.0" else "127.0.0.1", port)
-        info = introduce(uuid.uuid4(), NodeType.Coordinator, shown, self.name, int(now))
-        self.core = CoordinatorCore(info, started_at=now, policy=self.policy, rng=random.Random())
+        config = self.cluster_config
+        node_id = coordinator_id(config.rank) if config is not None else uuid.uuid4()
+        self._info = introduce(node_id, NodeType.Coordinator, shown, self.name, int(now))
+        self._started_at = now
+        self.core = self._new_core()
         if self.data_dir is not None:
             self.journal = Journal(self.data_dir, self.fsync)
             entries = self.journal.replay()
@@ -109,6 +118,9 @@ class Coordinator:
                 self.core.store.count("Pending"),
             )
         self._running = True
+        if config is not None:
+            self.cluster = Cluster(self, config)
+            self.cluster.start(shown, now)
         self._server.start(name=f"{self.name} accept")
         self._last_purge = now
         self._schedule_tick()
@@ -121,6 +133,8 @@ class Coordinator:
         self._running = False
         if self._timer is not None:
             self._timer.cancel()
+        if self.cluster is not None:
+            self.cluster.stop()
         if self._server is not None:
             self._server.stop()
             self._server = None
@@ -128,6 +142,18 @@ class Coordinator:
         if self.journal is not None:
             with self._lock:
                 self.journal.close()
+
+    def _new_core(self) -> CoordinatorCore:
+        return CoordinatorCore(
+            self._info, started_at=self._started_at, policy=self.policy, rng=random.Random()
+        )
+
+    def _reset(self, now: float) -> None:
+        """A follower's copy is replaced by the leader's snapshot: start from nothing (the
+        journal too), before the snapshot's records are applied. Under the lock."""
+        self.core = self._new_core()
+        if self.journal is not None:
+            self.journal.compact([])
 
     def __enter__(self) -> Coordinator:
         self.start()
@@ -141,6 +167,9 @@ class Coordinator:
     def _serve(self, conn: Connection) -> None:
         peer = self._handshake(conn)
         if peer is None:
+            return
+        if peer.kind == NodeType.Coordinator:
+            self._serve_peer(peer, conn)
             return
         conn.name = f"{peer.kind.name.lower()} {peer.name or str(peer.id)[:8]}"
         log.info("%s: %s joined from %s (v%d)", self.name, conn.name, conn.peer, peer.version)
@@ -171,6 +200,33 @@ class Coordinator:
             conn.join_writer()
             log.info("%s: %s left%s", self.name, conn.name, held)
 
+    def _serve_peer(self, peer: Peer, conn: Connection) -> None:
+        """A connection another coordinator opened to us: its election and replication
+        messages, handled by the cluster."""
+        assert self.cluster is not None
+        rank = rank_of(peer.id)
+        conn.name = f"coordinator {rank}"
+        try:
+            while (message := conn.receive()) is not None:
+                batch = [message, *conn.buffered_messages()]
+                with self._lock:
+                    now = time.time()
+                    for message in batch:
+                        log.debug("%s: from %s: %s", self.name, conn.name, message)
+                        self.cluster.on_message(rank, message, now)
+        except PeerTimeout as exc:
+            conn.refuse(str(exc), ErrorCode.Protocol)
+        except ProtocolError as exc:
+            log.warning("%s: %s sent a bad frame: %s", self.name, conn.name, exc)
+            conn.refuse(exc)
+        except ConnectionClosed:
+            pass
+        finally:
+            conn.close()
+            with self._lock:
+                self.cluster.peer_gone(rank, conn, time.time())
+            conn.join_writer()
+
     def _held(self, worker_id: uuid.UUID) -> str:
         """For the log: the tasks a departing worker leaves behind. Under the lock."""
         assert self.core is not None
@@ -200,13 +256,20 @@ class Coordinator:
         conn.start_writer()  # before the peer is reachable from other threads' outboxes
         with self._lock:
             assert self.core is not None
-            ack, peer = self.core.join(hello, time.time())
+            refusal = self._cluster_refusal(hello, conn)
+            if refusal is not None:
+                ack, peer = refusal
+            else:
+                ack, peer = self.core.join(hello, time.time())
             if peer is not None:
                 conn.version = peer.version
-                self._connections[peer.id] = conn
-                conn.post([ack])  # first in the queue: nothing can overtake it
+                if peer.kind != NodeType.Coordinator:
+                    self._connections[peer.id] = conn
+                greeting = self.cluster.greeting(peer.version) if self.cluster else []
+                conn.post([ack, *greeting])  # first in the queue: nothing can overtake it
         if peer is None:
-            log.info("%s: refused %s: %s", self.name, conn.peer, ack.reason)
+            reason = getattr(ack, "reason", None) or getattr(ack, "message", "")
+            log.info("%s: refused %s: %s", self.name, conn.peer, reason)
             try:
                 conn.send(ack)
             except ConnectionClosed:
@@ -214,6 +277,26 @@ class Coordinator:
             conn.close()
             conn.join_writer()
         return peer
+
+    def _cluster_refusal(
+        self, hello: m.Handshake, conn: Connection
+    ) -> tuple[m.Message, Peer | None] | None:
+        """The cluster's say on a handshake: a peer coordinator is admitted (or not); a
+        worker or client is redirected while this coordinator does not lead. None: the
+        core decides. Under the lock."""
+        node = hello.node_info
+        if self.cluster is None:
+            return None
+        version = agree_version(NEWEST_VERSION, hello.protocol_version) or 1
+        if node.node_type == NodeType.Coordinator:
+            ack = self.cluster.admit(hello, conn)
+            peer = Peer(node.id, node.node_type, version, node.name) if ack.accepted else None
+            return ack, peer
+        redirect = self.cluster.refusal(version)
+        if redirect is None:
+            return None
+        conn.version = version
+        return redirect, None
 
     def _apply(self, peer: Peer, batch: list[m.Message]) -> None:
         """Handle messages that arrived together, under one lock, then commit them at once:
@@ -238,14 +321,21 @@ class Coordinator:
         """
         assert self.core is not None
         entries = self.core.take_journal()
-        if entries and self.journal is not None:
+        frames = encode_records(entries) if entries else []
+        if self.cluster is not None and not self.cluster.is_leader:
+            frames = []  # a follower's copy decides nothing: the leader's records count
+        if frames and self.journal is not None:
             try:
-                self.journal.append(entries)
+                self.journal.append_frames(frames)
             except OSError as exc:
                 log.critical("%s: cannot write the journal (%s); stopping", self.name, exc)
                 threading.Thread(target=self.stop, name=f"{self.name} stop").start()
                 return
-        self._post(outbox)
+        if self.cluster is None:
+            self._post(outbox)
+            return
+        for ready in self.cluster.commit(frames, outbox, time.time()):
+            self._post(ready)
 
     def _post(self, outbox: Outbox) -> None:
         """Queue each message on its addressee's connection, keeping order. Under the lock."""

@@ -16,7 +16,9 @@ How a later version is added, without changing v1:
 
 Version 2 (``V2`` below) appends ``TaskCancelAck`` (22, 0x19), ``TaskListRequest`` (23, 0x1A),
 ``TaskListResponse`` (24, 0x1B), ``TaskOutcome`` (25, 0x1C) and the node kind
-``NodeType.Client``.
+``NodeType.Client``. Version 3 (``V3``) appends ``Redirect`` (26, 0x06) and the
+replication family: ``Replicate`` (27, 0x40), ``ReplicateAck`` (28, 0x41) and
+``ReplicaSnapshot`` (29, 0x42).
 
 How two peers agree on a version (the handshake):
 
@@ -114,8 +116,20 @@ V2 = V1.extended(
     ],
 )
 
+#: Version 3: v2 plus what coordinators need to work as a group: ``Redirect`` to the leader,
+#: and the replication of the leader's journal to its followers.
+V3 = V2.extended(
+    3,
+    [
+        messages.Redirect,
+        messages.Replicate,
+        messages.ReplicateAck,
+        messages.ReplicaSnapshot,
+    ],
+)
+
 #: Every version this implementation speaks, by header version byte.
-CATALOGUES: dict[int, Catalogue] = {1: V1, 2: V2}
+CATALOGUES: dict[int, Catalogue] = {1: V1, 2: V2, 3: V3}
 
 #: The newest version this implementation speaks.
 NEWEST_VERSION = max(CATALOGUES)
@@ -129,3 +143,9 @@ def agree_version(ours: int, theirs: int) -> int | None:
     """
     agreed = min(ours, theirs)
     return agreed if agreed >= 1 and agreed in CATALOGUES else None
+
+
+def first_version(message: type[Message] | Message) -> int:
+    """The oldest version whose frames can carry *message* (1 for every v1 message)."""
+    cls = message if isinstance(message, type) else type(message)
+    return min(v for v, catalogue in CATALOGUES.items() if cls in catalogue.classes)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 
+from vistrit.protocol.frame import encode_frame
 from vistrit.protocol import messages as m
 from vistrit.protocol.errors import ErrorCode
 from vistrit.protocol.types import (
@@ -169,6 +170,25 @@ def v2_examples() -> dict[str, m.Message]:
             task_id=TASK_ID,
             state=TaskState.Completed(worker_id=WORKER_ID, completed_at=NOW + 1, duration_ms=2),
             result=RESULT,
+        ),
+    ]
+    return {type(message).WIRE_NAME: message for message in examples}
+
+
+def v3_examples() -> dict[str, m.Message]:
+    """One example of each message version 3 adds, by wire name."""
+    submit = encode_frame(m.TaskSubmit(task=word_count_task(b"a b c"), request_id=REQUEST_ID), 1)
+    examples: list[m.Message] = [
+        m.Redirect(
+            term=7,
+            leader_id=COORDINATOR_ID,
+            leader_address=SocketAddr("127.0.0.1", 7878),
+            reason="not the leader",
+        ),
+        m.Replicate(term=7, leader_id=COORDINATOR_ID, index=42, records=(submit,)),
+        m.ReplicateAck(term=7, follower_id=WORKER_ID, index=42, accepted=True),
+        m.ReplicaSnapshot(
+            term=7, leader_id=COORDINATOR_ID, index=41, part=0, last=True, records=(submit,)
         ),
     ]
     return {type(message).WIRE_NAME: message for message in examples}

@@ -11,8 +11,8 @@ them after what they carry:
 * *Answer* ("I am alive and above you; stand down") is :class:`ElectionVote`;
 * *Coordinator* ("I won; I lead from now on") is :class:`LeaderAnnounce`.
 
-Messages 22 and up belong to version 2, which only appends to v1 (see
-:mod:`vistrit.protocol.catalogue`).
+Messages 22 to 25 belong to version 2, 26 to 29 to version 3; each only appends to the
+one before (see :mod:`vistrit.protocol.catalogue`).
 
 One name clash: the message that carries a :class:`~vistrit.protocol.types.TaskResult` is
 also called ``TaskResult`` in the protocol; here it is :class:`TaskResultMessage`, with
@@ -293,3 +293,58 @@ class TaskOutcome(Message):
     task_id: TaskId
     state: TaskState
     result: TaskResult | None
+
+
+# -- version 3: leader election and replication between coordinators ---------------------
+
+
+@wire_message(26, 0x06)
+class Redirect(Message):
+    """v3. A coordinator that does not lead refuses a worker or a client with this instead
+    of a ``HandshakeAck``, and closes the connection: go to ``leader_address`` (``None``
+    while an election is under way: try again shortly). A v1 peer gets an ``Error`` of code
+    ``Unavailable`` naming the leader instead."""
+
+    term: u64
+    leader_id: NodeId | None
+    leader_address: SocketAddr | None
+    reason: str
+
+
+@wire_message(27, 0x40)
+class Replicate(Message):
+    """v3. The leader's journal records, sent to each follower: complete frames
+    (``TaskSubmit``, ``TaskOutcome``) exactly as the leader's journal holds them. ``index``
+    numbers the first record in this term's stream (the records after a snapshot count
+    from its ``index`` + 1). With no records it is the leader's heartbeat."""
+
+    term: u64
+    leader_id: NodeId
+    index: u64
+    records: tuple[bytes, ...]
+
+
+@wire_message(28, 0x41)
+class ReplicateAck(Message):
+    """v3. A follower's answer: ``accepted`` with the last index it holds (on its disk),
+    or refused, with the newest term it knows (the sender is deposed) or with a gap in the
+    stream (the leader sends a snapshot)."""
+
+    term: u64
+    follower_id: NodeId
+    index: u64
+    accepted: bool
+
+
+@wire_message(29, 0x42)
+class ReplicaSnapshot(Message):
+    """v3. Everything the leader remembers, as of record ``index``, in parts that fit a
+    frame: part 0 replaces the follower's copy, ``last`` completes it. Sent to a follower
+    that joins, that falls behind, and to every follower at the start of a term."""
+
+    term: u64
+    leader_id: NodeId
+    index: u64
+    part: u32
+    last: bool
+    records: tuple[bytes, ...]

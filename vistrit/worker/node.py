@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from vistrit import defaults
+from vistrit.leader import LeaderFinder, NoLeader, Refused
 from vistrit.protocol import EncodeError, ProtocolError, encode_frame
 from vistrit.protocol import messages as m
 from vistrit.protocol.catalogue import NEWEST_VERSION
@@ -45,7 +46,7 @@ from vistrit.protocol.types import (
     TaskState,
     introduce,
 )
-from vistrit.transport import Connection, ConnectionClosed, PeerTimeout, connect
+from vistrit.transport import Connection, ConnectionClosed, PeerTimeout
 from vistrit.worker.execution import Outcome, run_task
 from vistrit.worker.functions import DEFAULT, FunctionRegistry, TaskContext
 
@@ -61,7 +62,7 @@ class Worker:
 
     def __init__(
         self,
-        coordinator: tuple[str, int],
+        coordinator: tuple[str, int] | Sequence[tuple[str, int]],
         *,
         slots: int = defaults.WORKER_SLOTS,
         tags: Sequence[str] = (),
@@ -70,10 +71,15 @@ class Worker:
         allow_commands: bool = False,
         functions: FunctionRegistry = DEFAULT,
         reconnect_timeout: float = defaults.RECONNECT_TIMEOUT,
+        coordinator_timeout: float = defaults.COORDINATOR_TIMEOUT,
     ) -> None:
         if slots < 1:
             raise ValueError("a worker needs at least one slot")
-        self.coordinator = coordinator
+        addresses = [coordinator] if isinstance(coordinator[0], str) else list(coordinator)
+        self.finder = LeaderFinder(addresses)  # type: ignore[arg-type]
+        self.coordinator: tuple[str, int] = self.finder.addresses[0]  # the one joined
+        self.coordinator_timeout = coordinator_timeout
+        self._last_heard = time.monotonic()
         self.slots = slots
         self.tags = tuple(tags)
         self.name = name or f"worker-{platform.node() or 'local'}-{os.getpid()}"
@@ -100,8 +106,17 @@ class Worker:
     # -- life cycle -------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Connect and handshake (raises ``OSError`` or :class:`HandshakeRefused`), then run."""
-        self._conn = self._connect(NEWEST_VERSION)
+        """Connect and handshake (raises ``OSError`` or :class:`HandshakeRefused`), then run.
+        While the coordinators are still electing a leader, keep trying for a few seconds."""
+        deadline = time.monotonic() + defaults.CONNECT_TIMEOUT
+        while True:
+            try:
+                self._conn = self._connect(NEWEST_VERSION)
+                break
+            except NoLeader:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(defaults.RECONNECT_BACKOFF)
         self._pool = ThreadPoolExecutor(self.slots, thread_name_prefix=f"{self.name} slot")
         self._reader = threading.Thread(target=self._read_loop, name=f"{self.name} reader")
         self._reader.start()
@@ -115,22 +130,20 @@ class Worker:
         )
 
     def _connect(self, version: int) -> Connection:
-        conn = connect(self.coordinator, name=self.name)
-        conn.send(m.Handshake(node_info=self._node_info(conn), protocol_version=version))
+        """Join the leader among the coordinators (see :mod:`vistrit.leader`)."""
+
+        def hello(conn: Connection) -> m.Handshake:
+            return m.Handshake(node_info=self._node_info(conn), protocol_version=version)
+
         try:
-            ack = conn.receive(time.monotonic() + defaults.HANDSHAKE_TIMEOUT)
-        except (PeerTimeout, ProtocolError, ConnectionClosed) as exc:
-            conn.close()
-            raise HandshakeRefused(f"no HandshakeAck: {exc}") from exc
-        if not isinstance(ack, m.HandshakeAck):
-            conn.close()
-            raise HandshakeRefused(f"expected HandshakeAck, got {ack!r}")
-        if not ack.accepted:
-            conn.close()
+            conn, _ = self.finder.open(hello, defaults.HANDSHAKE_TIMEOUT, self.name)
+        except Refused as exc:
             if version > 1:  # a v1-only coordinator: offer v1
                 return self._connect(1)
-            raise HandshakeRefused(ack.reason or "refused")
+            raise HandshakeRefused(str(exc)) from None
+        self.coordinator = self.finder.joined
         conn.version = version
+        self._last_heard = time.monotonic()
         conn.start_writer()  # assignment acks, statuses and results leave in batches
         return conn
 
@@ -259,6 +272,14 @@ class Worker:
                 message = self._conn.receive()
                 if message is None:
                     return "the coordinator closed the connection"
+                self._last_heard = time.monotonic()
+                if isinstance(message, m.LeaderAnnounce) and not self.finder.observe(
+                    message.term
+                ):
+                    return (
+                        f"the coordinator leads term {message.term}, older than term "
+                        f"{self.finder.term}: it was deposed"
+                    )
                 if isinstance(message, m.TaskAssign):
                     self._on_assign(message.task)
                 elif isinstance(message, m.TaskCancel):
@@ -289,7 +310,8 @@ class Worker:
             except (OSError, HandshakeRefused) as exc:
                 log.debug("%s: not yet: %s", self.name, exc)
                 self._stopping.wait(pause * (0.5 + random.random() / 2))
-                pause = min(defaults.RECONNECT_BACKOFF_MAX, pause * 2)
+                if not isinstance(exc, NoLeader):  # an election is brief: keep trying
+                    pause = min(defaults.RECONNECT_BACKOFF_MAX, pause * 2)
                 continue
             with self._lock:
                 self._conn = conn
@@ -311,8 +333,9 @@ class Worker:
                 )
             conn.post(unsent)
             log.info(
-                "%s: rejoined; %d task(s) held, %d result(s) sent late",
+                "%s: rejoined %s:%d; %d task(s) held, %d result(s) sent late",
                 self.name,
+                *self.coordinator,
                 len(held),
                 len(unsent),
             )
@@ -440,6 +463,10 @@ class Worker:
         """Send one Heartbeat, then schedule the next, while the worker runs."""
         if self._stopping.is_set() or self._conn is None:
             return
+        silent = time.monotonic() - self._last_heard
+        if silent > self.coordinator_timeout and not self._conn.closed:
+            log.warning("%s: no answer from the coordinator for %.1f s", self.name, silent)
+            self._conn.close()  # the reader wakes up and looks for the leader
         running = len(self._running)
         state = NodeState.Busy if running >= self.slots else NodeState.Ready
         if self._draining:

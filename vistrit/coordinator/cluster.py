@@ -1,0 +1,654 @@
+"""Several coordinators as one: links between them, the election, and replication.
+
+A :class:`~vistrit.coordinator.server.Coordinator` started with a :class:`ClusterConfig`
+(``--id N --peers ID@HOST:PORT,...``) owns one :class:`Cluster`, which wires three
+things to it:
+
+* **Links.** For each peer, a :class:`PeerLink` thread keeps a connection *to* that peer
+  open (connecting again with backoff when it drops) and sends on it; what a peer sends
+  to us arrives on the connection *it* opened, through the ordinary server. So every
+  message between two coordinators travels on the sender's own link, one way.
+* **The election** (:mod:`vistrit.logic.election`): the cluster feeds it the election
+  messages, the leader's heartbeats and the passing of time, and sends what it asks.
+  When the role changes, the coordinator is promoted (it serves workers and clients) or
+  steps down (it closes their connections: they find the leader themselves).
+* **Replication** (:mod:`vistrit.logic.replication`): the leader sends each follower a
+  snapshot of its tasks when the follower joins, then every journal record as it
+  commits it, and holds the answers that depend on the records until the followers
+  that are alive have them. A follower applies the records to its own copy of the tasks
+  (and its own journal), so that it can lead at once if elected.
+
+A follower refuses workers and clients at the handshake with a ``Redirect`` naming the
+leader (a v3 peer) or an ``Error`` of code ``Unavailable`` (an older one).
+
+Every method here runs under the coordinator's lock, except the link threads' loops.
+
+Read next: :mod:`vistrit.coordinator.server`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from vistrit import defaults
+from vistrit.coordinator.core import Outbox
+from vistrit.coordinator.journal import encode_records
+from vistrit.logic.election import LEADER, Election, Sends, Timing, coordinator_id, rank_of
+from vistrit.logic.replication import Replicator
+from vistrit.protocol import ProtocolError, decode_frame
+from vistrit.protocol import messages as m
+from vistrit.protocol.catalogue import NEWEST_VERSION
+from vistrit.protocol.errors import ErrorCode
+from vistrit.protocol.types import NodeInfo, SocketAddr
+from vistrit.transport import Connection, ConnectionClosed, PeerTimeout, connect, parse_address
+
+if TYPE_CHECKING:
+    from vistrit.coordinator.server import Coordinator
+
+log = logging.getLogger(__name__)
+
+#: A snapshot is sent in parts of about this many bytes of records (a frame holds 16 MiB).
+SNAPSHOT_PART_BYTES = 4 * 1024 * 1024
+
+#: A cluster tick this much later than planned means this process was paused (SIGSTOP,
+#: a swap storm): the pause is not held against the peers.
+PAUSE = 0.25
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """One coordinator's place in a cluster: its rank, its peers', and the timeouts."""
+
+    rank: int
+    peers: dict[int, tuple[str, int]]
+    takeover: bool = True
+    leader_heartbeat: float = defaults.LEADER_HEARTBEAT
+    leader_timeout: float = defaults.LEADER_TIMEOUT
+    answer_timeout: float = defaults.ANSWER_TIMEOUT
+    announce_timeout: float = defaults.ANNOUNCE_TIMEOUT
+    jitter: float = defaults.ELECTION_JITTER
+    replication_timeout: float = defaults.REPLICATION_TIMEOUT
+    tick: float = field(default=defaults.CLUSTER_TICK)
+
+    def __post_init__(self) -> None:
+        if self.rank < 1:
+            raise ValueError("a coordinator's --id must be a positive number")
+        if not self.peers:
+            raise ValueError("a cluster needs at least one peer")
+        if self.rank in self.peers:
+            raise ValueError(f"--id {self.rank} is also one of the peers")
+        if self.leader_heartbeat >= self.leader_timeout:
+            raise ValueError("the leader's heartbeat must be shorter than the leader timeout")
+
+    @property
+    def timing(self) -> Timing:
+        return Timing(self.leader_timeout, self.answer_timeout, self.announce_timeout, self.jitter)
+
+
+def parse_peers(text: str, own: int | None = None) -> dict[int, tuple[str, int]]:
+    """``"1@host:7878,2@host:7879"`` as ``{1: ("host", 7878), ...}``; *own* is left out
+    (every coordinator may be given the same list)."""
+    peers: dict[int, tuple[str, int]] = {}
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        rank_text, at, address = item.partition("@")
+        if not at or not rank_text.strip().isdigit() or int(rank_text) < 1:
+            raise ValueError(f"a peer is ID@HOST:PORT with a positive ID, not {item!r}")
+        rank = int(rank_text)
+        if rank in peers:
+            raise ValueError(f"peer id {rank} is given twice")
+        peers[rank] = parse_address(address)
+    if own is not None:
+        peers.pop(own, None)
+    return peers
+
+
+class PeerLink:
+    """The connection from this coordinator to one peer, kept open by its own thread."""
+
+    def __init__(self, cluster: Cluster, rank: int, address: tuple[str, int]) -> None:
+        self.cluster = cluster
+        self.rank = rank
+        self.address = address
+        self.conn: Connection | None = None
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"{cluster.name} link to {rank}", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        conn = self.conn
+        if conn is not None:
+            conn.close()
+        self._thread.join(defaults.SEND_TIMEOUT)
+
+    def post(self, messages: list[m.Message]) -> bool:
+        """Queue messages to the peer; False (and dropped) while the link is down."""
+        conn = self.conn
+        if conn is None:
+            return False
+        try:
+            conn.post(messages)
+        except ConnectionClosed:
+            return False
+        return True
+
+    def _run(self) -> None:
+        pause = defaults.RECONNECT_BACKOFF
+        while not self._stopping.is_set():
+            conn = self._open()
+            if conn is None:
+                self._stopping.wait(pause * (0.5 + random.random() / 2))
+                pause = min(self.cluster.config.leader_timeout, pause * 2)
+                continue
+            pause = defaults.RECONNECT_BACKOFF
+            self.conn = conn
+            self.cluster.link_up(self.rank)
+            try:
+                while conn.receive() is not None:
+                    pass  # the peer answers on its own link; only its HandshakeAck came here
+            except (ProtocolError, ConnectionClosed, PeerTimeout):
+                pass
+            finally:
+                self.conn = None
+                conn.close()
+                conn.join_writer()
+                self.cluster.link_down(self.rank)
+
+    def _open(self) -> Connection | None:
+        try:
+            conn = connect(
+                self.address, timeout=self.cluster.config.leader_timeout, name=f"peer {self.rank}"
+            )
+        except OSError:
+            return None
+        try:
+            conn.send(m.Handshake(node_info=self.cluster.info, protocol_version=NEWEST_VERSION))
+            ack = conn.receive(time.monotonic() + self.cluster.config.leader_timeout * 2)
+        except (ProtocolError, ConnectionClosed, PeerTimeout, OSError):
+            conn.close()
+            return None
+        if not isinstance(ack, m.HandshakeAck) or not ack.accepted:
+            reason = ack.reason if isinstance(ack, m.HandshakeAck) else repr(ack)
+            log.debug("%s: peer %d refused the link: %s", self.cluster.name, self.rank, reason)
+            conn.close()
+            return None
+        conn.version = NEWEST_VERSION
+        conn.start_writer()
+        return conn
+
+
+class Cluster:
+    """The election and replication of one coordinator (see the module docstring)."""
+
+    def __init__(self, node: Coordinator, config: ClusterConfig) -> None:
+        self.node = node
+        self.config = config
+        self.name = node.name
+        self.links = {rank: PeerLink(self, rank, address) for rank, address in config.peers.items()}
+        self.election: Election | None = None
+        self.replicator: Replicator[Outbox] | None = None  # while leading
+        self._incoming: dict[int, Connection] = {}
+        self._stream: tuple[int, int] | None = None  # (term, leader) of the records we hold
+        self._applied = 0  # the last index of that stream we hold
+        self._next_part = 0  # the snapshot part expected next
+        # followers sent a snapshot (when), not yet acknowledged: their refusals of what
+        # was sent before it arrived are stale
+        self._awaiting_snapshot: dict[int, float] = {}
+        self._last_tick = 0.0
+        self._last_beat = 0.0
+        self._term_file: Path | None = None
+        self._saved_term: int | None = None
+        self._timer: threading.Timer | None = None
+        self._running = False
+
+    @property
+    def info(self) -> NodeInfo:
+        assert self.node.core is not None
+        return self.node.core.info
+
+    @property
+    def is_leader(self) -> bool:
+        return self.election is not None and self.election.is_leader
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    def start(self, address: SocketAddr, now: float) -> None:
+        term = 0
+        if self.node.data_dir is not None:
+            self._term_file = Path(self.node.data_dir) / "term"
+            if self._term_file.exists():
+                term = int(self._term_file.read_text().strip() or 0)
+                self._saved_term = term
+        peers = {rank: SocketAddr(*address) for rank, address in self.config.peers.items()}
+        self.election = Election(
+            self.config.rank,
+            address,
+            peers,
+            self.config.timing,
+            now=now,
+            random=random.random,
+            term=term,
+            takeover=self.config.takeover,
+        )
+        self._last_tick = now
+        self._running = True
+        for link in self.links.values():
+            link.start()
+        self._schedule_tick()
+        log.info(
+            "%s: coordinator %d of a cluster with %s (term %d); listening for a leader",
+            self.name,
+            self.config.rank,
+            ", ".join(str(rank) for rank in sorted(self.config.peers)),
+            term,
+        )
+
+    def stop(self) -> None:
+        self._running = False
+        if self._timer is not None:
+            self._timer.cancel()
+        for link in self.links.values():
+            link.stop()
+        for conn in list(self._incoming.values()):
+            conn.close()
+
+    def _schedule_tick(self) -> None:
+        if not self._running:
+            return
+        self._timer = threading.Timer(self.config.tick, self._on_timer)
+        self._timer.name = f"{self.name} election"
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _on_timer(self) -> None:
+        with self.node._lock:
+            if self._running:
+                self.tick(time.time())
+        self._schedule_tick()
+
+    # -- handshakes -------------------------------------------------------------------------
+
+    def admit(self, hello: m.Handshake, conn: Connection) -> m.HandshakeAck:
+        """A coordinator connects to us (its link): accept it if it is one of our peers."""
+        rank = rank_of(hello.node_info.id)
+        reason = None if rank in self.config.peers else f"coordinator {rank} is not a peer"
+        if reason is None:
+            old = self._incoming.get(rank)
+            if old is not None:
+                old.close()  # it restarted: its old link is dead
+            self._incoming[rank] = conn
+        return m.HandshakeAck(
+            accepted=reason is None, node_id=hello.node_info.id, coordinator_info=self.info,
+            reason=reason,
+        )
+
+    def refusal(self, version: int) -> m.Message | None:
+        """What a worker or client is told by a coordinator that does not lead (None if it
+        leads): a ``Redirect`` for a v3 peer, an ``Error`` (Unavailable) for older ones."""
+        election = self.election
+        assert election is not None
+        if election.is_leader:
+            return None
+        leader = election.leader
+        address = election.leader_address
+        if leader is None or address is None:
+            reason = "no leader yet: an election is under way; try again shortly"
+        else:
+            reason = f"not the leader; the leader is coordinator {leader} at {address}"
+        if version >= 3:
+            return m.Redirect(
+                term=election.term,
+                leader_id=coordinator_id(leader) if leader is not None else None,
+                leader_address=address,
+                reason=reason,
+            )
+        return m.Error(
+            code=ErrorCode.Unavailable,
+            message=reason,
+            entity_id=f"{address.host}:{address.port}" if address is not None else None,
+            details=f"term {election.term}",
+        )
+
+    def greeting(self, version: int) -> list[m.Message]:
+        """Sent to a v3 worker or client after its HandshakeAck: who leads, in which term
+        (it refuses a leader whose term is older than one it has seen)."""
+        if version < 3 or self.election is None or not self.election.is_leader:
+            return []
+        return [self.election.announcement()]
+
+    # -- links ------------------------------------------------------------------------------
+
+    def link_up(self, rank: int) -> None:
+        """Our link to *rank* is open (called by its thread)."""
+        with self.node._lock:
+            log.debug("%s: link to coordinator %d is up", self.name, rank)
+            if self.is_leader:
+                self._join(rank, time.time())
+
+    def link_down(self, rank: int) -> None:
+        with self.node._lock:
+            log.debug("%s: link to coordinator %d is down", self.name, rank)
+            if self.replicator is not None:
+                self._awaiting_snapshot.pop(rank, None)
+                self._post_all(self.replicator.leave(rank))
+
+    def peer_gone(self, rank: int, conn: Connection, now: float) -> None:
+        """The connection *rank* opened to us closed. If it was the leader's, stand soon."""
+        if self._incoming.get(rank) is conn:
+            del self._incoming[rank]
+            assert self.election is not None
+            if self.election.leader == rank and not self.election.is_leader:
+                log.warning(
+                    "%s: the connection from leader %d closed; an election follows",
+                    self.name,
+                    rank,
+                )
+                self.election.leader_lost(now)
+
+    def _send(self, sends: Sends) -> None:
+        for rank, message in sends:
+            link = self.links.get(rank)
+            if link is not None:
+                link.post([message])
+
+    # -- the election -----------------------------------------------------------------------
+
+    def tick(self, now: float) -> None:
+        election = self.election
+        assert election is not None
+        paused = now - self._last_tick > PAUSE + self.config.tick
+        self._last_tick = now
+        if paused:
+            log.warning("%s: paused for %.1f s", self.name, now - self._last_tick)
+            election.deadline = max(election.deadline, now + self.config.leader_timeout)
+        self._after(election.tick(now), now)
+        if self.replicator is not None:
+            released, dropped = self.replicator.tick(now, paused)
+            for rank in dropped:
+                log.warning(
+                    "%s: coordinator %d did not acknowledge within %g s; not waiting for it",
+                    self.name,
+                    rank,
+                    self.config.replication_timeout,
+                )
+            self._post_all(released)
+            if now - self._last_beat >= self.config.leader_heartbeat:
+                self._last_beat = now
+                self._replicate([], now)
+                self.replicator.probe(now)
+
+    def on_message(self, rank: int, message: m.Message, now: float) -> None:
+        """A message from the coordinator *rank* (on the link it opened to us)."""
+        election = self.election
+        assert election is not None
+        if isinstance(message, m.ElectionStart):
+            self._after(election.on_start(message, now), now)
+        elif isinstance(message, m.ElectionVote):
+            self._after(election.on_vote(message, now), now)
+        elif isinstance(message, m.LeaderAnnounce):
+            self._after(election.on_announce(message, now), now)
+        elif isinstance(message, m.Replicate):
+            self._on_replicate(rank, message, now)
+        elif isinstance(message, m.ReplicaSnapshot):
+            self._on_snapshot(rank, message, now)
+        elif isinstance(message, m.ReplicateAck):
+            self._on_ack(rank, message, now)
+        elif isinstance(message, m.Disconnect):
+            pass
+        else:
+            log.warning("%s: coordinator %d sent %s; ignored", self.name, rank, message.WIRE_NAME)
+
+    def _after(self, sends: Sends, now: float) -> None:
+        """Send what the election asked, log its moves, and act on a change of role."""
+        election = self.election
+        assert election is not None
+        was_leader = self.replicator is not None
+        for event, role, term in election.history:
+            log.info("%s: %s: now %s (term %d)", self.name, event, role, term)
+        election.history.clear()
+        self._save_term(election.term)
+        if election.role == LEADER and not was_leader:
+            self._promote(now)
+        elif election.role != LEADER and was_leader:
+            self._step_down()
+        self._send(sends)
+
+    def _save_term(self, term: int) -> None:
+        if self._term_file is None or self._saved_term == term:
+            return
+        temporary = self._term_file.with_suffix(".tmp")
+        with open(temporary, "w") as file:
+            file.write(f"{term}\n")
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, self._term_file)
+        self._saved_term = term
+
+    def _promote(self, now: float) -> None:
+        assert self.election is not None and self.node.core is not None
+        self.replicator = Replicator(self.config.replication_timeout)
+        self._stream = None
+        core = self.node.core
+        log.warning(
+            "%s: leading in term %d with %d task(s) (%d pending)",
+            self.name,
+            self.election.term,
+            len(core.store.records),
+            core.store.count("Pending"),
+        )
+        for rank, link in self.links.items():
+            if link.conn is not None:
+                self._join(rank, now)
+
+    def _step_down(self) -> None:
+        assert self.replicator is not None and self.election is not None
+        dropped = self.replicator.discard()
+        self.replicator = None
+        self._awaiting_snapshot.clear()
+        log.warning(
+            "%s: no longer the leader (term %d); %d unreplicated answer(s) dropped; "
+            "closing the workers' and clients' connections",
+            self.name,
+            self.election.term,
+            dropped,
+        )
+        for conn in list(self.node._connections.values()):
+            conn.close()
+
+    # -- replication: the leader ------------------------------------------------------------
+
+    def _join(self, rank: int, now: float) -> None:
+        """Bring a follower in: tell it who leads, then send it everything (a snapshot)."""
+        assert self.replicator is not None and self.election is not None
+        assert self.node.core is not None
+        index = self.replicator.join(rank, now)
+        frames = encode_records(self.node.core.live_journal())
+        parts: list[list[bytes]] = [[]]
+        size = 0
+        for frame in frames:
+            if parts[-1] and size + len(frame) > SNAPSHOT_PART_BYTES:
+                parts.append([])
+                size = 0
+            parts[-1].append(frame)
+            size += len(frame)
+        term, me = self.election.term, coordinator_id(self.config.rank)
+        messages: list[m.Message] = [self.election.announcement()]
+        for number, records in enumerate(parts):
+            messages.append(
+                m.ReplicaSnapshot(
+                    term=term,
+                    leader_id=me,
+                    index=index,
+                    part=number,
+                    last=number == len(parts) - 1,
+                    records=tuple(records),
+                )
+            )
+        self._awaiting_snapshot[rank] = now
+        self.links[rank].post(messages)
+        log.info(
+            "%s: coordinator %d joins: snapshot of %d record(s) in %d part(s)",
+            self.name,
+            rank,
+            len(frames),
+            len(parts),
+        )
+
+    def commit(self, frames: list[bytes], outbox: Outbox, now: float) -> list[Outbox]:
+        """The leader journaled *frames*: replicate them; returns the outboxes that may go
+        now (this one only once the followers that are alive hold the frames)."""
+        if self.replicator is None:
+            return [outbox]  # a follower: its own core decides nothing that must last
+        index = self._replicate(frames, now) if frames else None
+        return self.replicator.hold(outbox, index)
+
+    def _replicate(self, frames: list[bytes], now: float) -> int:
+        """Send records to every follower; returns the index of the last one."""
+        assert self.replicator is not None and self.election is not None
+        first = self.replicator.record(len(frames), now) if frames else self.replicator.index + 1
+        message = m.Replicate(
+            term=self.election.term,
+            leader_id=coordinator_id(self.config.rank),
+            index=first,
+            records=tuple(frames),
+        )
+        for rank in self.replicator.followers:
+            self.links[rank].post([message])
+        return self.replicator.index
+
+    def _on_ack(self, rank: int, ack: m.ReplicateAck, now: float) -> None:
+        election = self.election
+        assert election is not None
+        if ack.term > election.term:
+            log.warning(
+                "%s: coordinator %d knows term %d, newer than ours (%d): we were deposed",
+                self.name,
+                rank,
+                ack.term,
+                election.term,
+            )
+            election.newer_term(ack.term, now)
+            self._after([], now)
+            return
+        if self.replicator is None or ack.term < election.term:
+            return
+        if ack.accepted:
+            self._awaiting_snapshot.pop(rank, None)
+            self._post_all(self.replicator.acked(rank, ack.index))
+            return
+        sent_at = self._awaiting_snapshot.get(rank)
+        if sent_at is None or now - sent_at > self.config.replication_timeout:
+            log.info("%s: coordinator %d is missing records; sending a snapshot", self.name, rank)
+            self._join(rank, now)
+
+    def _post_all(self, outboxes: list[Outbox]) -> None:
+        for outbox in outboxes:
+            self.node._post(outbox)
+
+    # -- replication: a follower ------------------------------------------------------------
+
+    def _answer(self, leader: int, accepted: bool) -> None:
+        assert self.election is not None
+        ack = m.ReplicateAck(
+            term=self.election.term,
+            follower_id=coordinator_id(self.config.rank),
+            index=self._applied,
+            accepted=accepted,
+        )
+        link = self.links.get(leader)
+        if link is not None:
+            link.post([ack])
+
+    def _heard(self, leader: int, term: int, now: float) -> bool:
+        """Replication traffic from *leader*: follow it, or refuse it (an older term)."""
+        election = self.election
+        assert election is not None
+        if election.heard_from(term, leader, now):
+            self._after([], now)
+            return True
+        log.info(
+            "%s: refused records from coordinator %d of term %d (we know term %d)",
+            self.name,
+            leader,
+            term,
+            election.term,
+        )
+        self._after([], now)
+        self._answer(leader, False)
+        return False
+
+    def _on_replicate(self, rank: int, message: m.Replicate, now: float) -> None:
+        leader = rank_of(message.leader_id)
+        if not self._heard(leader, message.term, now):
+            return
+        if self._stream != (message.term, leader) or message.index != self._applied + 1:
+            self._answer(leader, False)  # a gap: the leader sends a snapshot
+            return
+        if message.records and not self._apply(message.records, now):
+            self._answer(leader, False)
+            return
+        self._applied += len(message.records)
+        self._answer(leader, True)
+
+    def _on_snapshot(self, rank: int, message: m.ReplicaSnapshot, now: float) -> None:
+        leader = rank_of(message.leader_id)
+        if not self._heard(leader, message.term, now):
+            return
+        if message.part == 0:
+            self.node._reset(now)
+            self._stream, self._next_part = None, 0
+        if message.part != self._next_part or not self._apply(message.records, now):
+            self._next_part = -1  # broken: ignore the rest; the next gap asks again
+            self._answer(leader, False)
+            return
+        self._next_part += 1
+        if message.last:
+            self._stream, self._applied = (message.term, leader), message.index
+            assert self.node.core is not None
+            log.info(
+                "%s: in sync with leader %d (term %d): %d task(s)",
+                self.name,
+                leader,
+                message.term,
+                len(self.node.core.store.records),
+            )
+            self._answer(leader, True)
+            assert self.election is not None
+            self._after(self.election.synced(now), now)
+
+    def _apply(self, records: tuple[bytes, ...], now: float) -> bool:
+        """Journal the leader's records (as they are) and apply them to our copy."""
+        core = self.node.core
+        assert core is not None
+        try:
+            messages = [decode_frame(frame).message for frame in records]
+        except ProtocolError as exc:
+            log.error("%s: the leader sent a bad record: %s", self.name, exc)
+            return False
+        journal = self.node.journal
+        if journal is not None:
+            try:
+                journal.append_frames(list(records))
+            except OSError as exc:
+                log.critical("%s: cannot write the journal (%s)", self.name, exc)
+                return False
+        for message in messages:
+            core.replay(message, now)
+        core.take_journal()  # what the copy decided for itself is the leader's to decide
+        return True
+
+
+__all__ = ["Cluster", "ClusterConfig", "PeerLink", "parse_peers"]

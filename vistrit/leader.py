@@ -1,0 +1,132 @@
+"""How a worker or a client finds the coordinator that leads, and keeps away from old ones.
+
+Both are given a list of coordinator addresses (``--coordinator a:7878,b:7878,c:7878``).
+:class:`LeaderFinder` tries them in turn, the leader named by the last redirect first:
+
+* a coordinator that leads answers the ``Handshake`` with ``HandshakeAck`` and then (v3)
+  a ``LeaderAnnounce`` saying its term;
+* one that does not lead answers ``Redirect`` (v3; ``Error`` of code ``Unavailable`` for
+  older versions) naming the leader, or no one while an election runs; the finder goes
+  there next, and if no coordinator leads yet it says so (:class:`NoLeader`), so that
+  the caller tries again shortly instead of backing off for long.
+
+Terms fence off deposed leaders: the finder remembers the newest term it has seen (in a
+redirect or an announcement), and :meth:`LeaderFinder.observe` says whether a leader's
+term is still acceptable. A leader that was paused and comes back with an older term is
+refused: the worker or client looks for the current one instead.
+
+Read next: :mod:`vistrit.worker`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+from vistrit.protocol import ProtocolError
+from vistrit.protocol import messages as m
+from vistrit.protocol.errors import ErrorCode
+from vistrit.transport import Connection, ConnectionClosed, PeerTimeout, connect, parse_address
+
+Address = tuple[str, int]
+
+
+class Redirected(ConnectionError):
+    """A coordinator that does not lead sent us elsewhere (``leader`` None: not known yet)."""
+
+    def __init__(self, reason: str, leader: Address | None) -> None:
+        super().__init__(reason)
+        self.leader = leader
+
+
+class NoLeader(ConnectionError):
+    """Coordinators answered, but none leads yet (an election is under way): try again
+    soon, without backing off far."""
+
+
+class Refused(ConnectionError):
+    """A coordinator refused the handshake (``HandshakeAck`` not accepted, or no answer)."""
+
+
+class LeaderFinder:
+    """The addresses to try, the leader to try first, and the newest term seen."""
+
+    def __init__(self, addresses: Sequence[Address]) -> None:
+        if not addresses:
+            raise ValueError("no coordinator address given")
+        self.addresses = list(addresses)
+        self.leader: Address | None = None
+        self.term = 0
+        self.joined: Address = self.addresses[0]  # the coordinator of the last success
+
+    def order(self) -> list[Address]:
+        """The addresses to try now: the known leader first, then the others in turn."""
+        first = [self.leader] if self.leader is not None else []
+        return first + [a for a in self.addresses if a != self.leader]
+
+    def observe(self, term: int) -> bool:
+        """A leader says it leads in *term*: False if that term is older than one seen."""
+        if term < self.term:
+            return False
+        self.term = term
+        return True
+
+    def handshake(self, conn: Connection, hello: m.Handshake, timeout: float) -> m.HandshakeAck:
+        """Send *hello* and read the answer: the ``HandshakeAck`` if accepted; raises
+        :class:`Redirected` (remembering where the leader is) or :class:`Refused`."""
+        try:
+            conn.send(hello)
+            answer = conn.receive(time.monotonic() + timeout)
+        except (ProtocolError, ConnectionClosed, PeerTimeout, OSError) as exc:
+            raise Refused(f"no HandshakeAck: {exc}") from exc
+        if isinstance(answer, m.Redirect):
+            self.observe(max(answer.term, self.term))
+            leader = answer.leader_address
+            self.leader = (leader.host, leader.port) if leader is not None else None
+            raise Redirected(answer.reason, self.leader)
+        if isinstance(answer, m.Error) and answer.code == ErrorCode.Unavailable:
+            where = parse_address(answer.entity_id) if answer.entity_id else None
+            self.leader = where
+            raise Redirected(answer.message, where)
+        if not isinstance(answer, m.HandshakeAck):
+            raise Refused(f"expected HandshakeAck, got {answer!r}")
+        if not answer.accepted:
+            raise Refused(answer.reason or "refused")
+        return answer
+
+    def open(
+        self, hello: Callable[[Connection], m.Handshake], timeout: float, name: str
+    ) -> tuple[Connection, m.HandshakeAck]:
+        """Connect to the leader: each address in turn, following redirects. Raises
+        :class:`Refused` if a coordinator refuses the handshake itself (a version it does not
+        speak, a node id already connected), else ``ConnectionError`` saying what each
+        coordinator answered."""
+        errors: list[str] = []
+        redirected = False
+        tried: set[Address] = set()
+        queue = self.order()
+        while queue:
+            address = queue.pop(0)
+            if address in tried:
+                continue
+            tried.add(address)
+            where = f"{address[0]}:{address[1]}"
+            try:
+                conn = connect(address, timeout=timeout, name=name)
+            except OSError as exc:
+                errors.append(f"{where}: {exc.strerror or exc}")
+                continue
+            try:
+                ack = self.handshake(conn, hello(conn), timeout)
+                self.joined = address
+                return conn, ack
+            except Redirected as exc:
+                conn.close()
+                redirected = True
+                errors.append(f"{where}: {exc}")
+                if exc.leader is not None and exc.leader not in tried:
+                    queue.insert(0, exc.leader)
+            except Refused as exc:
+                conn.close()
+                raise Refused(f"{where}: {exc}") from None
+        raise (NoLeader if redirected else ConnectionError)("; ".join(errors))

@@ -1,0 +1,282 @@
+"""Which coordinator leads: the bully algorithm (Garcia-Molina, 1982), with terms.
+
+Every coordinator has a rank, its ``--id``: a positive number, unique in the cluster.
+The highest-ranked coordinator that is alive leads. The literature's three messages are
+the protocol's v1 election messages:
+
+=================  ====================  =============================================
+literature         Vistrit (v1)          meaning
+=================  ====================  =============================================
+*Election*         ``ElectionStart``     "I stand; is anyone above me alive?"
+*Answer*           ``ElectionVote``      "I am above you and alive: stand down"
+*Coordinator*      ``LeaderAnnounce``    "I won: I lead from this term on"
+=================  ====================  =============================================
+
+How an election runs (the table :data:`TRANSITIONS` is the whole state machine):
+
+1. A **Follower** that hears nothing from its leader for ``leader_timeout`` (with jitter,
+   so that followers do not all start together), or that knows no leader, becomes a
+   **Candidate**: it starts a new term and sends ``ElectionStart`` to every coordinator
+   ranked above it.
+2. A coordinator that receives ``ElectionStart`` from one ranked below answers with
+   ``ElectionVote`` ("I am alive") and, if it is a follower, stands itself (step 1).
+3. A candidate that gets an answer waits (**Waiting**) for the winner's announcement,
+   at most ``announce_timeout``; if none comes, the one above died too: it stands again.
+4. A candidate that gets no answer within ``answer_timeout`` has won: it is the
+   **Leader**, and sends ``LeaderAnnounce`` to every coordinator.
+
+Terms fence off the past. Each election has a term, one higher than any the candidate
+has seen; every message carries its sender's term, and a receiver adopts a newer term
+at once. A message from an older term is refused: a leader that was paused (``SIGSTOP``)
+and comes back still believes in its old term, and every reply it gets tells it it has
+been deposed. Two leaders of the same term (possible only if messages were lost between
+them) are settled by rank: the higher one stays.
+
+A coordinator that starts (or comes back) while a lower-ranked one leads first follows
+it, receives its copy of the tasks, and only then takes over (``takeover=True``, the
+bully's rule and Vistrit's default); with ``takeover=False`` it follows until the leader
+fails.
+
+This module never touches sockets, threads, clocks or logging: time is passed in as
+``now``. Read next: :mod:`vistrit.logic.replication`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from vistrit.protocol import messages as m
+from vistrit.protocol.types import SocketAddr
+
+FOLLOWER = "Follower"
+CANDIDATE = "Candidate"
+WAITING = "Waiting"
+LEADER = "Leader"
+ROLES = (FOLLOWER, CANDIDATE, WAITING, LEADER)
+
+#: (role, event) -> the role after it. Anything not listed cannot happen.
+TRANSITIONS: dict[tuple[str, str], str] = {
+    (FOLLOWER, "leader silent"): CANDIDATE,
+    (FOLLOWER, "challenged"): CANDIDATE,  # answer the lower one, and stand too
+    (FOLLOWER, "outranks leader"): CANDIDATE,  # takeover: synced, and above the leader
+    (CANDIDATE, "challenged"): CANDIDATE,  # answer; already standing
+    (CANDIDATE, "answered"): WAITING,
+    (CANDIDATE, "unanswered"): LEADER,
+    (WAITING, "challenged"): WAITING,  # answer; someone above is taking over
+    (WAITING, "no announcement"): CANDIDATE,
+    (LEADER, "challenged"): LEADER,  # answer, and announce again
+    (LEADER, "newer term"): CANDIDATE,  # a challenger saw a newer term: elect anew
+    (FOLLOWER, "announced"): FOLLOWER,
+    (CANDIDATE, "announced"): FOLLOWER,
+    (WAITING, "announced"): FOLLOWER,
+    (LEADER, "announced"): FOLLOWER,  # deposed: a newer term, or a higher rank in ours
+}
+
+#: What the election asks its node to send: ``(rank, message)``.
+Sends = list[tuple[int, m.Message]]
+
+
+class IllegalElectionEvent(Exception):
+    """An event the table has no transition for, in the current role."""
+
+
+def coordinator_id(rank: int) -> uuid.UUID:
+    """A coordinator's node id is its rank as a UUID (rank 3 is ``...0003``): the
+    election messages carry node ids, and every coordinator can read a rank from them."""
+    return uuid.UUID(int=rank)
+
+
+def rank_of(node_id: uuid.UUID) -> int:
+    return node_id.int
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The election's timeouts, in seconds (see :mod:`vistrit.defaults`)."""
+
+    leader_timeout: float
+    answer_timeout: float
+    announce_timeout: float
+    jitter: float
+
+
+class Election:
+    """One coordinator's view of the election. Call its methods under the node's lock."""
+
+    def __init__(
+        self,
+        rank: int,
+        address: SocketAddr,
+        peers: dict[int, SocketAddr],
+        timing: Timing,
+        *,
+        now: float,
+        random: Callable[[], float],
+        term: int = 0,
+        takeover: bool = True,
+    ) -> None:
+        if rank < 1 or rank in peers:
+            raise ValueError("a coordinator's id must be positive and unlike its peers'")
+        self.rank = rank
+        self.address = address
+        self.peers = dict(peers)
+        self.timing = timing
+        self.takeover = takeover
+        self._random = random
+        self.role = FOLLOWER
+        self.term = term
+        self.leader: int | None = None  # the rank of the leader, if known
+        self.leader_address: SocketAddr | None = None
+        self.deadline = now + self._jittered(timing.leader_timeout)  # listen first
+        self.history: list[tuple[str, str, int]] = []  # (event, new role, term): for the log
+
+    @property
+    def id(self) -> uuid.UUID:
+        return coordinator_id(self.rank)
+
+    @property
+    def is_leader(self) -> bool:
+        return self.role == LEADER
+
+    def _jittered(self, timeout: float) -> float:
+        return timeout + self.timing.jitter * self._random()
+
+    def _event(self, event: str) -> None:
+        role = TRANSITIONS.get((self.role, event))
+        if role is None:
+            raise IllegalElectionEvent(f"{event!r} cannot happen to a {self.role}")
+        self.role = role
+        self.history.append((event, role, self.term))
+
+    def _observe(self, term: int) -> None:
+        self.term = max(self.term, term)
+
+    # -- the passing of time ----------------------------------------------------------------
+
+    def tick(self, now: float) -> Sends:
+        """Act on the deadline that passed, if one did."""
+        if self.role == LEADER or now < self.deadline:
+            return []
+        if self.role == FOLLOWER:
+            return self._stand("leader silent", now)
+        if self.role == WAITING:
+            return self._stand("no announcement", now)
+        return self._win(now)  # a candidate nobody above answered
+
+    def leader_lost(self, now: float) -> None:
+        """The connection from the leader closed: stand soon, without waiting the timeout
+        (only the jitter, so that followers do not all stand at once)."""
+        if self.role == FOLLOWER and self.leader is not None:
+            self.leader = self.leader_address = None
+            self.deadline = min(self.deadline, now + self.timing.jitter * self._random())
+
+    def _stand(self, event: str, now: float) -> Sends:
+        """Become (or stay) a candidate: a new term, and a challenge to everyone above."""
+        self.term += 1
+        self._event(event)
+        self.leader = self.leader_address = None
+        self.deadline = now + self.timing.answer_timeout
+        above = [rank for rank in sorted(self.peers) if rank > self.rank]
+        if not above:
+            return self._win(now)
+        start = m.ElectionStart(term=self.term, candidate_id=self.id, priority=self.rank)
+        return [(rank, start) for rank in above]
+
+    def _win(self, now: float) -> Sends:
+        self._event("unanswered")
+        self.leader, self.leader_address = self.rank, self.address
+        return [(rank, self.announcement()) for rank in sorted(self.peers)]
+
+    def announcement(self) -> m.LeaderAnnounce:
+        assert self.leader is not None and self.leader_address is not None
+        return m.LeaderAnnounce(
+            term=self.term,
+            leader_id=coordinator_id(self.leader),
+            leader_address=self.leader_address,
+        )
+
+    # -- messages from other coordinators ---------------------------------------------------
+
+    def on_start(self, start: m.ElectionStart, now: float) -> Sends:
+        """A candidate challenges us: answer if we rank above it, then stand or announce."""
+        candidate = rank_of(start.candidate_id)
+        newer = start.term > self.term
+        self._observe(start.term)
+        if candidate not in self.peers or candidate > self.rank:
+            return []  # a stranger, or one above us: the bully only challenges upwards
+        answer = m.ElectionVote(term=self.term, voter_id=self.id, vote_for=self.id)
+        sends: Sends = [(candidate, answer)]
+        if self.role == LEADER and not newer:
+            self._event("challenged")
+            return [*sends, (candidate, self.announcement())]
+        if self.role == LEADER:
+            return sends + self._stand("newer term", now)
+        if self.role == FOLLOWER:
+            return sends + self._stand("challenged", now)
+        self._event("challenged")  # a candidate already, or waiting for one above
+        return sends
+
+    def on_vote(self, vote: m.ElectionVote, now: float) -> Sends:
+        """One above us answered: it takes over; wait for its announcement."""
+        self._observe(vote.term)
+        if self.role == CANDIDATE and rank_of(vote.voter_id) > self.rank:
+            self._event("answered")
+            self.deadline = now + self.timing.announce_timeout
+        return []
+
+    def on_announce(self, announce: m.LeaderAnnounce, now: float) -> Sends:
+        """A leader announces itself. Follow it, unless its term is older than ours (or
+        equal, with a higher-ranked leader already known): then tell it who leads."""
+        leader = rank_of(announce.leader_id)
+        if not self._accepts(announce.term, leader):
+            if self.leader is not None and leader in self.peers:
+                return [(leader, self.announcement())]  # the news it missed: it is deposed
+            return []
+        self._follow(announce.term, leader, announce.leader_address, now)
+        return []
+
+    def _accepts(self, term: int, leader: int) -> bool:
+        if leader != self.rank and leader not in self.peers:
+            return False
+        if term < self.term:
+            return False
+        if term == self.term and self.leader is not None and self.leader != leader:
+            return leader > self.leader  # same term, two leaders: the higher rank stays
+        return True
+
+    def _follow(self, term: int, leader: int, address: SocketAddr | None, now: float) -> None:
+        self._observe(term)
+        if self.role != FOLLOWER or self.leader != leader:
+            self._event("announced")
+        self.leader = leader
+        self.leader_address = address if address is not None else self.peers.get(leader)
+        self.deadline = now + self._jittered(self.timing.leader_timeout)
+
+    def heard_from(self, term: int, leader: int, now: float) -> bool:
+        """The leader's replication traffic (its heartbeat). False: refuse it, it is stale."""
+        if leader == self.rank or not self._accepts(term, leader):
+            return False
+        if self.role != FOLLOWER or self.leader != leader or term > self.term:
+            self._follow(term, leader, None, now)
+        else:
+            self.deadline = now + self._jittered(self.timing.leader_timeout)
+        return True
+
+    def newer_term(self, term: int, now: float) -> None:
+        """A reply showed a newer term than ours: a leader is deposed and follows again,
+        waiting to hear who leads now."""
+        if term <= self.term:
+            return
+        self._observe(term)
+        if self.role == LEADER:
+            self._event("announced")
+            self.leader = self.leader_address = None
+            self.deadline = now + self._jittered(self.timing.leader_timeout)
+
+    def synced(self, now: float) -> Sends:
+        """Our copy of the leader's tasks is complete: take over if we outrank it."""
+        if self.takeover and self.role == FOLLOWER and (self.leader or 0) < self.rank:
+            return self._stand("outranks leader", now)
+        return []
