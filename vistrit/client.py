@@ -216,9 +216,12 @@ class VistritClient:
         self._tasks: dict[uuid.UUID, TaskFuture] = {}
         self._submitted: dict[uuid.UUID, Task] = {}  # for resubmission after a reconnect
         self._closed = False
+        self._gave_up = False  # the coordinators were lost for good
+        self._connected = threading.Event()  # clear while reconnecting
         self.connect_timeout = connect_timeout
         self.reconnect_timeout = reconnect_timeout
         self._conn = self._connect(connect_timeout)
+        self._connected.set()
         self._reader = threading.Thread(
             target=self._read_loop, name=f"{self.name} reader", daemon=True
         )
@@ -257,6 +260,7 @@ class VistritClient:
         if self._closed:
             return
         self._closed = True
+        self._connected.set()  # requests waiting for a reconnection fail now
         if self._timer is not None:
             self._timer.cancel()
         try:
@@ -492,13 +496,15 @@ class VistritClient:
         return [TaskInfo.of(task, None) for task in reply.tasks]
 
     def _ask(self, build: Callable[[uuid.UUID], m.Message]) -> m.Message:
-        request_id = uuid.uuid4()
-        reply: concurrent.futures.Future[m.Message] = concurrent.futures.Future()
-        with self._lock:
-            self._check_open()
+        """A read-only request: asked again if the connection is lost before the answer
+        (the new leader answers it), until ``request_timeout``."""
+
+        def register(reply: concurrent.futures.Future[m.Message]) -> m.Message:
+            request_id = uuid.uuid4()
             self._replies[request_id] = reply
-        self._send(build(request_id))
-        return self._wait(reply)
+            return build(request_id)
+
+        return self._request(register, retry=True)
 
     def _ask_about(
         self,
@@ -506,12 +512,33 @@ class VistritClient:
         message: m.Message,
         waiters: dict[uuid.UUID, list[concurrent.futures.Future[m.Message]]] | None = None,
     ) -> m.Message:
-        reply: concurrent.futures.Future[m.Message] = concurrent.futures.Future()
-        with self._lock:
-            self._check_open()
+        """A request answered by task id (a query, read-only, asked again like :meth:`_ask`;
+        a cancel, asked once)."""
+
+        def register(reply: concurrent.futures.Future[m.Message]) -> m.Message:
             (self._by_task if waiters is None else waiters).setdefault(task_id, []).append(reply)
-        self._send(message)
-        return self._wait(reply)
+            return message
+
+        return self._request(register, retry=waiters is None)
+
+    def _request(
+        self,
+        register: Callable[[concurrent.futures.Future[m.Message]], m.Message],
+        retry: bool,
+    ) -> m.Message:
+        deadline = time.monotonic() + self.request_timeout
+        while True:
+            reply: concurrent.futures.Future[m.Message] = concurrent.futures.Future()
+            self._wait_connected()
+            with self._lock:
+                self._check_open()
+                message = register(reply)
+            self._send(message)
+            try:
+                return self._wait(reply)
+            except CoordinatorUnavailable:
+                if not retry or self._closed or self._gave_up or time.monotonic() > deadline:
+                    raise
 
     def _wait(self, reply: concurrent.futures.Future[m.Message]) -> m.Message:
         try:
@@ -522,11 +549,20 @@ class VistritClient:
             ) from None
 
     def _send(self, message: m.Message) -> None:
-        self._conn.post([message])  # if the connection is lost, the reader fails the futures
+        try:
+            self._conn.post([message])
+        except ConnectionClosed:
+            pass  # lost: the reader fails the requests, and resubmits the tasks once back
+
+    def _wait_connected(self) -> None:
+        """A request made while the client looks for its coordinator waits for it."""
+        self._check_open()
+        if not self._connected.wait(self.request_timeout):
+            raise TimeoutError(f"no coordinator within {self.request_timeout:g} s")
 
     def _check_open(self) -> None:
-        if self._closed or self._conn.closed:
-            raise CoordinatorUnavailable("the client is closed or lost its coordinator")
+        if self._closed or self._gave_up:
+            raise CoordinatorUnavailable("the client is closed or lost its coordinators")
 
     # -- the reader -------------------------------------------------------------------------
 
@@ -538,10 +574,14 @@ class VistritClient:
             if self._closed:
                 return
             log.warning("%s: %s; reconnecting", self.name, reason)
+            self._connected.clear()
             self._fail_requests(CoordinatorUnavailable(reason))  # tasks wait, requests don't
             if not self._reconnect():
+                self._gave_up = True
+                self._connected.set()  # wakes waiting requests, which then fail
                 self._fail_all(CoordinatorUnavailable(f"{reason}; no coordinator came back"))
                 return
+            self._connected.set()
 
     def _read_until_lost(self) -> str:
         try:

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import os
 import queue
+import socket
 import subprocess
 import sys
 import threading
@@ -25,12 +27,21 @@ import time
 import uuid
 from collections.abc import Callable
 from importlib import resources
+from pathlib import Path
 
 from vistrit.client import TaskFuture, VistritClient
 
 #: How long each process may take to start, and to stop, before it is killed.
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
+
+
+def free_port() -> int:
+    """A port of 127.0.0.1 free right now (for nodes that must know each other's address
+    before they start, as the coordinators of a cluster do)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def sample_text() -> str:
@@ -43,13 +54,15 @@ class ProcessGroup:
     def __init__(self) -> None:
         self.processes: list[subprocess.Popen[str]] = []
 
-    def start(self, *args: str) -> subprocess.Popen[str]:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "vistrit", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
+    def start(self, *args: str, stderr: Path | None = None) -> subprocess.Popen[str]:
+        """``python -m vistrit ARGS``; its log (stderr) goes to the file *stderr*, or nowhere."""
+        with open(stderr or os.devnull, "a") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "vistrit", *args],
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+            )
         self.processes.append(process)
         return process
 
@@ -75,6 +88,34 @@ class ProcessGroup:
         process = self.start("coordinator", "--bind", "127.0.0.1:0", *options)
         address = self.first_line(process, "coordinator").rsplit(" ", 1)[-1]
         return process, address
+
+    def start_coordinators(
+        self, count: int, *options: str, log_dir: Path | None = None, data: bool = False
+    ) -> dict[int, tuple[subprocess.Popen[str], str]]:
+        """*count* coordinators of one cluster (ids 1 to *count*) on free ports of 127.0.0.1,
+        started at once: ``{id: (process, address)}``, once each listens. With *log_dir*,
+        each one's log goes to ``coordinator-ID.log`` there, and with *data* too, each
+        keeps its journal in ``data-ID`` there."""
+        addresses = {rank: f"127.0.0.1:{free_port()}" for rank in range(1, count + 1)}
+        peers = ",".join(f"{rank}@{address}" for rank, address in addresses.items())
+        started = {}
+        for rank, address in addresses.items():
+            log = None if log_dir is None else log_dir / f"coordinator-{rank}.log"
+            extra = ("--data-dir", str(log_dir / f"data-{rank}")) if data and log_dir else ()
+            process = self.start_coordinator_at(address, rank, peers, *options, *extra, log=log)
+            started[rank] = (process, address)
+        for rank, (process, _) in started.items():
+            self.first_line(process, f"coordinator {rank}")
+        return started
+
+    def start_coordinator_at(
+        self, address: str, rank: int, peers: str, *options: str, log: Path | None = None
+    ) -> subprocess.Popen[str]:
+        """One coordinator of a cluster (not waiting for it to listen: see ``first_line``)."""
+        args = ("coordinator", "--bind", address, "--id", str(rank), "--peers", peers)
+        if log is None:
+            return self.start(*args, *options)
+        return self.start("--log-level", "INFO", *args, *options, stderr=log)
 
     def start_worker(self, address: str, name: str, *args: str) -> subprocess.Popen[str]:
         """A worker named *name* for the coordinator at *address*, once it has joined;

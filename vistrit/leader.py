@@ -45,7 +45,12 @@ class NoLeader(ConnectionError):
 
 
 class Refused(ConnectionError):
-    """A coordinator refused the handshake (``HandshakeAck`` not accepted, or no answer)."""
+    """A coordinator refused the handshake: ``HandshakeAck`` not accepted."""
+
+
+class Unanswered(ConnectionError):
+    """A coordinator accepted the connection but did not answer the handshake (a frozen
+    process, a wrong port): the next address is tried."""
 
 
 class LeaderFinder:
@@ -78,7 +83,9 @@ class LeaderFinder:
             conn.send(hello)
             answer = conn.receive(time.monotonic() + timeout)
         except (ProtocolError, ConnectionClosed, PeerTimeout, OSError) as exc:
-            raise Refused(f"no HandshakeAck: {exc}") from exc
+            raise Unanswered(f"no HandshakeAck: {exc}") from exc
+        if answer is None:
+            raise Unanswered("the connection closed before a HandshakeAck")
         if isinstance(answer, m.Redirect):
             self.observe(max(answer.term, self.term))
             leader = answer.leader_address
@@ -115,11 +122,18 @@ class LeaderFinder:
                 conn = connect(address, timeout=timeout, name=name)
             except OSError as exc:
                 errors.append(f"{where}: {exc.strerror or exc}")
+                if self.leader == address:
+                    self.leader = None
                 continue
             try:
                 ack = self.handshake(conn, hello(conn), timeout)
                 self.joined = address
                 return conn, ack
+            except Unanswered as exc:
+                conn.close()
+                errors.append(f"{where}: {exc}")
+                if self.leader == address:
+                    self.leader = None  # not worth trying first again
             except Redirected as exc:
                 conn.close()
                 redirected = True

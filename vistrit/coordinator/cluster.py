@@ -57,9 +57,6 @@ log = logging.getLogger(__name__)
 #: A snapshot is sent in parts of about this many bytes of records (a frame holds 16 MiB).
 SNAPSHOT_PART_BYTES = 4 * 1024 * 1024
 
-#: A cluster tick this much later than planned means this process was paused (SIGSTOP,
-#: a swap storm): the pause is not held against the peers.
-PAUSE = 0.25
 
 
 @dataclass(frozen=True)
@@ -366,14 +363,30 @@ class Cluster:
 
     # -- the election -----------------------------------------------------------------------
 
+    def check_pause(self, now: float) -> bool:
+        """Was this process asleep (``SIGSTOP``, swapping) for longer than the leader
+        timeout? Then the others may have moved on without us: step down and listen.
+        Checked before anything else is handled, on the tick and on every peer message."""
+        election = self.election
+        assert election is not None
+        gap = now - self._last_tick
+        self._last_tick = max(self._last_tick, now)
+        if gap <= self.config.leader_timeout:
+            return False
+        log.warning(
+            "%s: this process was paused for %.1f s; listening before acting again",
+            self.name,
+            gap,
+        )
+        election.paused(now)
+        self._after([], now)
+        return True
+
     def tick(self, now: float) -> None:
         election = self.election
         assert election is not None
-        paused = now - self._last_tick > PAUSE + self.config.tick
+        paused = self.check_pause(now)
         self._last_tick = now
-        if paused:
-            log.warning("%s: paused for %.1f s", self.name, now - self._last_tick)
-            election.deadline = max(election.deadline, now + self.config.leader_timeout)
         self._after(election.tick(now), now)
         if self.replicator is not None:
             released, dropped = self.replicator.tick(now, paused)
@@ -394,6 +407,7 @@ class Cluster:
         """A message from the coordinator *rank* (on the link it opened to us)."""
         election = self.election
         assert election is not None
+        self.check_pause(now)
         if isinstance(message, m.ElectionStart):
             self._after(election.on_start(message, now), now)
         elif isinstance(message, m.ElectionVote):
@@ -610,6 +624,8 @@ class Cluster:
         if message.part == 0:
             self.node._reset(now)
             self._stream, self._next_part = None, 0
+            assert self.election is not None
+            self.election.current = False  # a partial copy, until the last part
         if message.part != self._next_part or not self._apply(message.records, now):
             self._next_part = -1  # broken: ignore the rest; the next gap asks again
             self._answer(leader, False)

@@ -304,6 +304,10 @@ class Coordinator:
         with self._lock:
             assert self.core is not None
             now = time.time()
+            if self.cluster is not None:
+                self.cluster.check_pause(now)
+                if not self.cluster.is_leader:
+                    return  # deposed meanwhile: this connection is being closed
             outbox: Outbox = []
             for message in batch:
                 log.debug("%s: %s", self.name, message)

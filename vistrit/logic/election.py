@@ -37,6 +37,14 @@ it, receives its copy of the tasks, and only then takes over (``takeover=True``,
 bully's rule and Vistrit's default); with ``takeover=False`` it follows until the leader
 fails.
 
+One rule is added to the bully's, because a coordinator here carries state: only a
+coordinator whose copy of the tasks is **current** answers challenges. Its copy is
+current once it has led, or has received the whole copy of the leader it follows; it
+stops being current when it starts following a new leader, and when it finds it was
+paused past the leader timeout (it cannot know what it missed). A coordinator that is
+not current keeps quiet, so the others elect one that is; it stands only if nobody has
+led for ``STALE_WAIT`` leader timeouts (someone must lead, even from an old copy).
+
 This module never touches sockets, threads, clocks or logging: time is passed in as
 ``now``. Read next: :mod:`vistrit.logic.replication`.
 """
@@ -72,7 +80,12 @@ TRANSITIONS: dict[tuple[str, str], str] = {
     (CANDIDATE, "announced"): FOLLOWER,
     (WAITING, "announced"): FOLLOWER,
     (LEADER, "announced"): FOLLOWER,  # deposed: a newer term, or a higher rank in ours
+    (LEADER, "paused"): FOLLOWER,  # it slept past the leader timeout: deposed, maybe
 }
+
+#: A coordinator whose copy of the tasks may be stale waits this many leader timeouts
+#: (instead of one) before it stands, so that one with a current copy wins first.
+STALE_WAIT = 4
 
 #: What the election asks its node to send: ``(rank, message)``.
 Sends = list[tuple[int, m.Message]]
@@ -129,7 +142,8 @@ class Election:
         self.term = term
         self.leader: int | None = None  # the rank of the leader, if known
         self.leader_address: SocketAddr | None = None
-        self.deadline = now + self._jittered(timing.leader_timeout)  # listen first
+        self.current = True  # our copy of the tasks is complete (see the module docstring)
+        self.deadline = self._listen(now)  # listen for a leader first
         self.history: list[tuple[str, str, int]] = []  # (event, new role, term): for the log
 
     @property
@@ -140,8 +154,10 @@ class Election:
     def is_leader(self) -> bool:
         return self.role == LEADER
 
-    def _jittered(self, timeout: float) -> float:
-        return timeout + self.timing.jitter * self._random()
+    def _listen(self, now: float) -> float:
+        """The deadline for hearing from a leader before standing."""
+        wait = self.timing.leader_timeout * (1 if self.current else STALE_WAIT)
+        return now + wait + self.timing.jitter * self._random()
 
     def _event(self, event: str) -> None:
         role = TRANSITIONS.get((self.role, event))
@@ -186,6 +202,7 @@ class Election:
 
     def _win(self, now: float) -> Sends:
         self._event("unanswered")
+        self.current = True  # what it holds is, from now on, the truth
         self.leader, self.leader_address = self.rank, self.address
         return [(rank, self.announcement()) for rank in sorted(self.peers)]
 
@@ -206,6 +223,8 @@ class Election:
         self._observe(start.term)
         if candidate not in self.peers or candidate > self.rank:
             return []  # a stranger, or one above us: the bully only challenges upwards
+        if not self.current:
+            return []  # our copy may be stale: let the others elect one that is current
         answer = m.ElectionVote(term=self.term, voter_id=self.id, vote_for=self.id)
         sends: Sends = [(candidate, answer)]
         if self.role == LEADER and not newer:
@@ -213,6 +232,10 @@ class Election:
             return [*sends, (candidate, self.announcement())]
         if self.role == LEADER:
             return sends + self._stand("newer term", now)
+        if self.role == FOLLOWER and self.leader is not None and not newer:
+            # It has not seen our leader's term: a challenge sent long ago (we were
+            # paused), or one that missed the news. Tell it who leads, and stay.
+            return [*sends, (candidate, self.announcement())]
         if self.role == FOLLOWER:
             return sends + self._stand("challenged", now)
         self._event("challenged")  # a candidate already, or waiting for one above
@@ -247,21 +270,19 @@ class Election:
         return True
 
     def _follow(self, term: int, leader: int, address: SocketAddr | None, now: float) -> None:
-        self._observe(term)
-        if self.role != FOLLOWER or self.leader != leader:
+        if self.role != FOLLOWER or self.leader != leader or term > self.term:
             self._event("announced")
+            self.current = False  # until this leader's copy has arrived whole
+        self._observe(term)
         self.leader = leader
         self.leader_address = address if address is not None else self.peers.get(leader)
-        self.deadline = now + self._jittered(self.timing.leader_timeout)
+        self.deadline = self._listen(now)
 
     def heard_from(self, term: int, leader: int, now: float) -> bool:
         """The leader's replication traffic (its heartbeat). False: refuse it, it is stale."""
         if leader == self.rank or not self._accepts(term, leader):
             return False
-        if self.role != FOLLOWER or self.leader != leader or term > self.term:
-            self._follow(term, leader, None, now)
-        else:
-            self.deadline = now + self._jittered(self.timing.leader_timeout)
+        self._follow(term, leader, None, now)
         return True
 
     def newer_term(self, term: int, now: float) -> None:
@@ -273,10 +294,22 @@ class Election:
         if self.role == LEADER:
             self._event("announced")
             self.leader = self.leader_address = None
-            self.deadline = now + self._jittered(self.timing.leader_timeout)
+            self.current = False
+            self.deadline = self._listen(now)
+
+    def paused(self, now: float) -> None:
+        """This process slept past the leader timeout (``SIGSTOP``, swapping): others may
+        have elected a leader and moved on. A leader steps down; either way our copy is no
+        longer known to be current, and we listen before anything else."""
+        if self.role == LEADER:
+            self._event("paused")
+        self.leader = self.leader_address = None
+        self.current = False
+        self.deadline = self._listen(now)
 
     def synced(self, now: float) -> Sends:
         """Our copy of the leader's tasks is complete: take over if we outrank it."""
+        self.current = True
         if self.takeover and self.role == FOLLOWER and (self.leader or 0) < self.rank:
             return self._stand("outranks leader", now)
         return []
