@@ -215,6 +215,4 @@ def test_the_last_coordinator_standing_leads_with_every_result(
         cluster.kill(2)
         assert client.gather(work(client, 10, 20), 30) == expected(10, 20)
         assert leader_of(client) == 1
-        assert [client.status(f.task_id).output for f in done] == [
-            r.encode() for r in expected(10)
-        ]
+        assert [client.status(f.task_id).output for f in done] == [r.encode() for r in expected(10)]

@@ -47,6 +47,7 @@ from typing import Any
 
 from vistrit import defaults
 from vistrit.leader import LeaderFinder, NoLeader
+from vistrit.protocol import ProtocolError
 from vistrit.protocol import messages as m
 from vistrit.protocol.catalogue import NEWEST_VERSION
 from vistrit.protocol.types import (
@@ -61,7 +62,6 @@ from vistrit.protocol.types import (
     TaskState,
     introduce,
 )
-from vistrit.protocol import ProtocolError
 from vistrit.transport import Connection, ConnectionClosed, PeerTimeout, parse_address
 
 log = logging.getLogger(__name__)
@@ -590,9 +590,7 @@ class VistritClient:
                 if message is None:
                     return "the coordinator closed the connection"
                 self._last_heard = time.monotonic()
-                if isinstance(message, m.LeaderAnnounce) and not self.finder.observe(
-                    message.term
-                ):
+                if isinstance(message, m.LeaderAnnounce) and not self.finder.observe(message.term):
                     return (
                         f"the coordinator leads term {message.term}, older than term "
                         f"{self.finder.term}: it was deposed"

@@ -58,7 +58,6 @@ log = logging.getLogger(__name__)
 SNAPSHOT_PART_BYTES = 4 * 1024 * 1024
 
 
-
 @dataclass(frozen=True)
 class ClusterConfig:
     """One coordinator's place in a cluster: its rank, its peers', and the timeouts."""
@@ -288,7 +287,9 @@ class Cluster:
                 old.close()  # it restarted: its old link is dead
             self._incoming[rank] = conn
         return m.HandshakeAck(
-            accepted=reason is None, node_id=hello.node_info.id, coordinator_info=self.info,
+            accepted=reason is None,
+            node_id=hello.node_info.id,
+            coordinator_info=self.info,
             reason=reason,
         )
 
@@ -562,11 +563,33 @@ class Cluster:
         if ack.accepted:
             self._awaiting_snapshot.pop(rank, None)
             self._post_all(self.replicator.acked(rank, ack.index))
+            self._maybe_hand_over(rank, now)
             return
         sent_at = self._awaiting_snapshot.get(rank)
         if sent_at is None or now - sent_at > self.config.replication_timeout:
             log.info("%s: coordinator %d is missing records; sending a snapshot", self.name, rank)
             self._join(rank, now)
+
+    def _maybe_hand_over(self, rank: int, now: float) -> None:
+        """The bully's takeover, made safe: a follower ranked above us that holds every
+        record we numbered (so every one we acknowledged) is challenged, and wins."""
+        assert self.replicator is not None and self.election is not None
+        follower = self.replicator.followers.get(rank)
+        if (
+            not self.config.takeover
+            or rank < self.config.rank
+            or follower is None
+            or not follower.required
+            or follower.acked < self.replicator.index
+            or rank in self._awaiting_snapshot
+        ):
+            return
+        log.warning(
+            "%s: coordinator %d ranks above us and holds every record: handing over",
+            self.name,
+            rank,
+        )
+        self._after(self.election.hand_over(now), now)
 
     def _post_all(self, outboxes: list[Outbox]) -> None:
         for outbox in outboxes:
@@ -615,6 +638,8 @@ class Cluster:
             self._answer(leader, False)
             return
         self._applied += len(message.records)
+        assert self.election is not None
+        self.election.current = True  # the leader's copy, up to its latest record
         self._answer(leader, True)
 
     def _on_snapshot(self, rank: int, message: m.ReplicaSnapshot, now: float) -> None:
@@ -643,7 +668,7 @@ class Cluster:
             )
             self._answer(leader, True)
             assert self.election is not None
-            self._after(self.election.synced(now), now)
+            self.election.synced()
 
     def _apply(self, records: tuple[bytes, ...], now: float) -> bool:
         """Journal the leader's records (as they are) and apply them to our copy."""

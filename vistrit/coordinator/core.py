@@ -559,14 +559,14 @@ class CoordinatorCore:
             if failure is not None:
                 self._fail(record, failure, None, now)
         elif isinstance(entry, m.TaskOutcome):
-            record = self.store.get(entry.task_id)
-            if record is None or record.finished:
+            known = self.store.get(entry.task_id)
+            if known is None or known.finished:
                 return
-            if record.status == PENDING:
-                self.scheduler.remove(record)
-            record.state, record.result, record.finished_at = entry.state, entry.result, now
-            self.store.count_final(record)
-            for waiter_id, reason in self.scheduler.finished(record, self.store.get):
+            if known.status == PENDING:
+                self.scheduler.remove(known)
+            known.state, known.result, known.finished_at = entry.state, entry.result, now
+            self.store.count_final(known)
+            for waiter_id, reason in self.scheduler.finished(known, self.store.get):
                 self._fail(self.store.records[waiter_id], reason, None, now)
 
     def live_journal(self) -> list[m.Message]:

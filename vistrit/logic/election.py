@@ -33,9 +33,11 @@ been deposed. Two leaders of the same term (possible only if messages were lost 
 them) are settled by rank: the higher one stays.
 
 A coordinator that starts (or comes back) while a lower-ranked one leads first follows
-it, receives its copy of the tasks, and only then takes over (``takeover=True``, the
-bully's rule and Vistrit's default); with ``takeover=False`` it follows until the leader
-fails.
+it and receives its copy of the tasks. Then the bully's rule applies (``takeover=True``,
+Vistrit's default): the leader, which alone knows when that copy holds every record it
+has acknowledged, challenges the higher one (``ElectionStart``), which answers, stands
+and wins. With ``takeover=False`` the leader keeps leading until it fails. Every
+coordinator of a cluster should be given the same setting: the leader's decides.
 
 One rule is added to the bully's, because a coordinator here carries state: only a
 coordinator whose copy of the tasks is **current** answers challenges. Its copy is
@@ -68,14 +70,14 @@ ROLES = (FOLLOWER, CANDIDATE, WAITING, LEADER)
 TRANSITIONS: dict[tuple[str, str], str] = {
     (FOLLOWER, "leader silent"): CANDIDATE,
     (FOLLOWER, "challenged"): CANDIDATE,  # answer the lower one, and stand too
-    (FOLLOWER, "outranks leader"): CANDIDATE,  # takeover: synced, and above the leader
     (CANDIDATE, "challenged"): CANDIDATE,  # answer; already standing
     (CANDIDATE, "answered"): WAITING,
     (CANDIDATE, "unanswered"): LEADER,
     (WAITING, "challenged"): WAITING,  # answer; someone above is taking over
     (WAITING, "no announcement"): CANDIDATE,
     (LEADER, "challenged"): LEADER,  # answer, and announce again
-    (LEADER, "newer term"): CANDIDATE,  # a challenger saw a newer term: elect anew
+    (LEADER, "outranked"): CANDIDATE,  # a higher one holds every record: hand over
+    (LEADER, "newer term"): FOLLOWER,  # an election ran without us: we may be deposed
     (FOLLOWER, "announced"): FOLLOWER,
     (CANDIDATE, "announced"): FOLLOWER,
     (WAITING, "announced"): FOLLOWER,
@@ -141,6 +143,7 @@ class Election:
         self.role = FOLLOWER
         self.term = term
         self.leader: int | None = None  # the rank of the leader, if known
+        self.leader_term = 0  # the term it leads in
         self.leader_address: SocketAddr | None = None
         self.current = True  # our copy of the tasks is complete (see the module docstring)
         self.deadline = self._listen(now)  # listen for a leader first
@@ -204,6 +207,7 @@ class Election:
         self._event("unanswered")
         self.current = True  # what it holds is, from now on, the truth
         self.leader, self.leader_address = self.rank, self.address
+        self.leader_term = self.term
         return [(rank, self.announcement()) for rank in sorted(self.peers)]
 
     def announcement(self) -> m.LeaderAnnounce:
@@ -231,7 +235,11 @@ class Election:
             self._event("challenged")
             return [*sends, (candidate, self.announcement())]
         if self.role == LEADER:
-            return sends + self._stand("newer term", now)
+            # An election ran in a term we never saw (we were cut off, or slow): another
+            # leader may have acknowledged work we lack. Step down, quiet, and listen.
+            self._event("newer term")
+            self._unsure(now)
+            return []
         if self.role == FOLLOWER and self.leader is not None and not newer:
             # It has not seen our leader's term: a challenge sent long ago (we were
             # paused), or one that missed the news. Tell it who leads, and stay.
@@ -265,7 +273,7 @@ class Election:
             return False
         if term < self.term:
             return False
-        if term == self.term and self.leader is not None and self.leader != leader:
+        if term == self.leader_term and self.leader is not None and self.leader != leader:
             return leader > self.leader  # same term, two leaders: the higher rank stays
         return True
 
@@ -274,7 +282,7 @@ class Election:
             self._event("announced")
             self.current = False  # until this leader's copy has arrived whole
         self._observe(term)
-        self.leader = leader
+        self.leader, self.leader_term = leader, term
         self.leader_address = address if address is not None else self.peers.get(leader)
         self.deadline = self._listen(now)
 
@@ -293,9 +301,7 @@ class Election:
         self._observe(term)
         if self.role == LEADER:
             self._event("announced")
-            self.leader = self.leader_address = None
-            self.current = False
-            self.deadline = self._listen(now)
+            self._unsure(now)
 
     def paused(self, now: float) -> None:
         """This process slept past the leader timeout (``SIGSTOP``, swapping): others may
@@ -303,13 +309,21 @@ class Election:
         longer known to be current, and we listen before anything else."""
         if self.role == LEADER:
             self._event("paused")
+        self._unsure(now)
+
+    def _unsure(self, now: float) -> None:
+        """Our copy may be stale: follow nobody, answer nobody, listen for a leader."""
         self.leader = self.leader_address = None
         self.current = False
         self.deadline = self._listen(now)
 
-    def synced(self, now: float) -> Sends:
-        """Our copy of the leader's tasks is complete: take over if we outrank it."""
+    def synced(self) -> None:
+        """Our copy of the leader's tasks is complete."""
         self.current = True
-        if self.takeover and self.role == FOLLOWER and (self.leader or 0) < self.rank:
-            return self._stand("outranks leader", now)
-        return []
+
+    def hand_over(self, now: float) -> Sends:
+        """We lead, and a higher-ranked coordinator holds every record we acknowledged:
+        with ``takeover``, challenge it (it answers, stands and wins: the bully's rule)."""
+        if not self.takeover or self.role != LEADER:
+            return []
+        return self._stand("outranked", now)

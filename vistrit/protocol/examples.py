@@ -13,9 +13,9 @@ from __future__ import annotations
 import dataclasses
 import uuid
 
-from vistrit.protocol.frame import encode_frame
 from vistrit.protocol import messages as m
 from vistrit.protocol.errors import ErrorCode
+from vistrit.protocol.frame import encode_frame
 from vistrit.protocol.types import (
     NodeCapabilities,
     NodeInfo,

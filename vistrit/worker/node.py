@@ -273,9 +273,7 @@ class Worker:
                 if message is None:
                     return "the coordinator closed the connection"
                 self._last_heard = time.monotonic()
-                if isinstance(message, m.LeaderAnnounce) and not self.finder.observe(
-                    message.term
-                ):
+                if isinstance(message, m.LeaderAnnounce) and not self.finder.observe(message.term):
                     return (
                         f"the coordinator leads term {message.term}, older than term "
                         f"{self.finder.term}: it was deposed"

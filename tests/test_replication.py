@@ -1,0 +1,293 @@
+"""Coordinators of one cluster in this process, on 127.0.0.1: snapshots, redirects, the
+followers' journals, and a network partition made by relays that stop forwarding."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from nodes import wait_until
+
+from vistrit.client import TaskNotFound, VistritClient
+from vistrit.coordinator import Coordinator
+from vistrit.coordinator import cluster as cluster_module
+from vistrit.coordinator.cluster import ClusterConfig, parse_peers
+from vistrit.coordinator.journal import Journal
+from vistrit.demo import free_port
+from vistrit.protocol import messages as m
+from vistrit.protocol.errors import ErrorCode
+from vistrit.protocol.types import NodeType, SocketAddr, introduce
+from vistrit.transport import connect
+from vistrit.worker import Worker
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class Relay:
+    """Forwards TCP connections from its own port to *target*. ``cut()`` stops forwarding
+    in both directions (nothing is lost: bytes wait, as packets of a broken link would be
+    sent again), ``heal()`` resumes it. A partition that neither side can see."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.open = threading.Event()
+        self.open.set()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.address = self._listener.getsockname()[:2]
+        self._sockets: list[socket.socket] = []
+        self._stopped = False
+        threading.Thread(target=self._accept, name="relay accept", daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._stopped:
+            try:
+                inbound, _ = self._listener.accept()
+            except OSError:
+                return
+            try:
+                outbound = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                inbound.close()
+                continue
+            self._sockets += [inbound, outbound]
+            for src, dst in ((inbound, outbound), (outbound, inbound)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                while not self.open.wait(0.1):
+                    if self._stopped:
+                        return
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def cut(self) -> None:
+        self.open.clear()
+
+    def heal(self) -> None:
+        self.open.set()
+
+    def close(self) -> None:
+        self._stopped = True
+        self.open.set()
+        self._listener.close()
+        for sock in self._sockets:
+            sock.close()
+
+
+class Nodes:
+    """Everything a test started, stopped at the end in order."""
+
+    def __init__(self) -> None:
+        self.coordinators: dict[int, Coordinator] = {}
+        self.others: list[VistritClient | Worker | Relay] = []
+
+    def coordinator(
+        self, rank: int, port: int, peers: dict[int, tuple[str, int]], **options: object
+    ) -> Coordinator:
+        config = ClusterConfig(rank=rank, peers=peers)
+        coordinator = Coordinator(("127.0.0.1", port), name=f"c{rank}", cluster=config, **options)  # type: ignore[arg-type]
+        coordinator.start()
+        self.coordinators[rank] = coordinator
+        return coordinator
+
+    def add(self, node: VistritClient | Worker | Relay) -> VistritClient | Worker | Relay:
+        self.others.append(node)
+        return node
+
+    def stop(self) -> None:
+        for node in reversed(self.others):
+            if isinstance(node, VistritClient):
+                node.close()
+            elif isinstance(node, Worker):
+                node.stop()
+        for coordinator in self.coordinators.values():
+            coordinator.stop()
+        for node in self.others:
+            if isinstance(node, Relay):
+                node.close()
+
+
+@pytest.fixture
+def nodes() -> Iterator[Nodes]:
+    started = Nodes()
+    yield started
+    started.stop()
+
+
+def leader(nodes: Nodes) -> int | None:
+    leading = [r for r, c in nodes.coordinators.items() if c.cluster and c.cluster.is_leader]
+    return leading[0] if len(leading) == 1 else None
+
+
+def handshake(port: int, version: int) -> m.Message | None:
+    conn = connect(("127.0.0.1", port), timeout=5)
+    try:
+        info = introduce(uuid.uuid4(), NodeType.Worker, SocketAddr(*conn.local), "probe", 0)
+        conn.send(m.Handshake(node_info=info, protocol_version=version))
+        return conn.receive(time.monotonic() + 5)
+    finally:
+        conn.close()
+
+
+def address(port: int) -> tuple[str, int]:
+    return ("127.0.0.1", port)
+
+
+def test_peers_are_parsed_and_bad_configurations_refused() -> None:
+    assert parse_peers("1@a:7001, 2@b:7002,3@c:7003", own=2) == {1: ("a", 7001), 3: ("c", 7003)}
+    for bad, error in [
+        ("x@a:1", "ID@HOST:PORT"),
+        ("0@a:1", "positive"),
+        ("a:1", "ID@HOST:PORT"),
+        ("1@a:1,1@b:2", "given twice"),
+        ("1@a:notaport", "port"),
+    ]:
+        with pytest.raises(ValueError, match=error):
+            parse_peers(bad)
+    with pytest.raises(ValueError, match="also one of the peers"):
+        ClusterConfig(rank=1, peers={1: ("a", 1)})
+    with pytest.raises(ValueError, match="at least one peer"):
+        ClusterConfig(rank=1, peers={})
+    with pytest.raises(ValueError, match="positive"):
+        ClusterConfig(rank=0, peers={1: ("a", 1)})
+    with pytest.raises(ValueError, match="shorter than the leader timeout"):
+        ClusterConfig(rank=1, peers={2: ("a", 1)}, leader_heartbeat=1, leader_timeout=1)
+
+
+def test_a_joining_follower_gets_a_snapshot_in_parts_and_journals_it(
+    nodes: Nodes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(cluster_module, "SNAPSHOT_PART_BYTES", 2000)
+    caplog.set_level(logging.INFO, logger="vistrit.coordinator.cluster")
+    ports = {1: free_port(), 2: free_port()}
+    two = nodes.coordinator(2, ports[2], {1: address(ports[1])}, data_dir=tmp_path / "2")
+    wait_until(lambda: two.cluster is not None and two.cluster.is_leader, what="2 to lead alone")
+    client = nodes.add(VistritClient(f"127.0.0.1:{ports[2]}"))
+    assert isinstance(client, VistritClient)
+    futures = [client.submit("uppercase", f"task {n}" * 20) for n in range(30)]
+    client.status(futures[-1].task_id)  # every submission is acknowledged
+    one = nodes.coordinator(1, ports[1], {2: address(ports[2])}, data_dir=tmp_path / "1")
+    wait_until(lambda: one.core is not None and len(one.core.store.records) == 30, what="copy")
+    parts = [r.getMessage() for r in caplog.records if "snapshot of 30 record(s)" in r.getMessage()]
+    assert parts and not parts[0].endswith("in 1 part(s)")
+    # Submissions from now on reach the follower one by one, and its own journal.
+    more = client.submit("uppercase", "one more")
+    client.status(more.task_id)
+    assert one.core is not None and one.core.store.get(more.task_id) is not None
+    journal = Journal(tmp_path / "1")
+    replayed = journal.replay()
+    journal.close()
+    assert {e.task.id for e in replayed if isinstance(e, m.TaskSubmit)} == {
+        f.task_id for f in [*futures, more]
+    }
+
+
+def test_followers_redirect_v3_peers_and_refuse_older_ones_with_unavailable(nodes: Nodes) -> None:
+    ports = {1: free_port(), 2: free_port()}
+    nodes.coordinator(1, ports[1], {2: address(ports[2])})
+    nodes.coordinator(2, ports[2], {1: address(ports[1])})
+    wait_until(lambda: leader(nodes) == 2, what="2 to lead")
+    wait_until(lambda: isinstance(handshake(ports[1], 3), m.Redirect), what="a redirect")
+    redirect = handshake(ports[1], 3)
+    assert isinstance(redirect, m.Redirect)
+    assert redirect.leader_id == uuid.UUID(int=2)
+    assert redirect.leader_address == SocketAddr("127.0.0.1", ports[2])
+    assert "the leader is coordinator 2" in redirect.reason
+    error = handshake(ports[1], 1)
+    assert isinstance(error, m.Error) and error.code == ErrorCode.Unavailable
+    assert error.entity_id == f"127.0.0.1:{ports[2]}" and error.details == f"term {redirect.term}"
+    ack = handshake(ports[2], 3)
+    assert isinstance(ack, m.HandshakeAck) and ack.accepted
+
+
+def test_a_follower_missing_records_is_sent_a_new_snapshot(
+    nodes: Nodes, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="vistrit.coordinator.cluster")
+    ports = {1: free_port(), 2: free_port()}
+    one = nodes.coordinator(1, ports[1], {2: address(ports[2])})
+    two = nodes.coordinator(2, ports[2], {1: address(ports[1])})
+    wait_until(lambda: leader(nodes) == 2, what="2 to lead")
+    client = nodes.add(VistritClient(f"127.0.0.1:{ports[2]}"))
+    assert isinstance(client, VistritClient)
+    first = client.submit("uppercase", "a")
+    client.status(first.task_id)
+    assert one.cluster is not None and two.core is not None
+    with two._lock:
+        one.cluster._applied -= 1  # as if a record had been lost on the way
+    wait_until(lambda: any("missing records" in r.getMessage() for r in caplog.records))
+    second = client.submit("uppercase", "b")
+    client.status(second.task_id)
+    wait_until(lambda: one.core is not None and one.core.store.get(second.task_id) is not None)
+
+
+def test_a_partition_makes_two_leaders_and_the_terms_settle_it_when_it_heals(
+    nodes: Nodes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The split-brain demonstration of the limits page. Coordinator 3 is cut off from 1
+    and 2; its own client and worker can still reach it. 1 and 2 elect 2; 3 keeps leading
+    its side alone once it stops waiting for its followers. Two leaders, two terms. When
+    the partition heals, 3 sees the newer term and steps down, and what it alone
+    acknowledged meanwhile is lost: its client still holds its unfinished tasks and
+    resubmits them, but a task that 3 finished during the partition is unknown to the
+    cluster."""
+    caplog.set_level(logging.INFO, logger="vistrit")
+    ports = {rank: free_port() for rank in (1, 2, 3)}
+    to = {rank: Relay(address(port)) for rank, port in ports.items()}
+    for relay in to.values():
+        nodes.add(relay)
+    direct = {rank: address(port) for rank, port in ports.items()}
+    nodes.coordinator(1, ports[1], {2: direct[2], 3: to[3].address})
+    nodes.coordinator(2, ports[2], {1: direct[1], 3: to[3].address})
+    three = nodes.coordinator(3, ports[3], {1: to[1].address, 2: to[2].address})
+    wait_until(lambda: leader(nodes) == 3, what="3 to lead")
+    minority = nodes.add(Worker(direct[3], heartbeat_interval=0.2, name="minority-worker"))
+    assert isinstance(minority, Worker)
+    minority.start()
+    left = nodes.add(VistritClient(f"127.0.0.1:{ports[3]}", request_timeout=10))
+    assert isinstance(left, VistritClient)
+    assert left.submit("uppercase", "before").result(10) == "BEFORE"
+
+    for relay in to.values():
+        relay.cut()
+    wait_until(lambda: nodes.coordinators[2].cluster.is_leader, what="2 to lead its side")  # type: ignore[union-attr]
+    assert three.cluster is not None and three.cluster.is_leader  # it cannot know
+    during = left.submit("uppercase", "during")  # acknowledged by 3 alone, after a wait
+    assert during.result(10) == "DURING"
+    assert any("did not acknowledge within" in r.getMessage() for r in caplog.records)
+    right = nodes.add(
+        VistritClient(f"127.0.0.1:{ports[1]},127.0.0.1:{ports[2]}", request_timeout=10)
+    )
+    assert isinstance(right, VistritClient)
+    majority = nodes.add(
+        Worker([direct[1], direct[2]], heartbeat_interval=0.2, name="majority-worker")
+    )
+    assert isinstance(majority, Worker)
+    majority.start()
+    assert right.submit("uppercase", "elsewhere").result(10) == "ELSEWHERE"
+    two = nodes.coordinators[2].cluster
+    assert two is not None and two.election is not None and three.cluster.election is not None
+    assert two.election.term > three.cluster.election.term  # two leaders, two terms
+
+    for relay in to.values():
+        relay.heal()
+    wait_until(lambda: not three.cluster.is_leader, what="3 to step down")  # type: ignore[union-attr]
+    wait_until(lambda: leader(nodes) in (2, 3) and leader(nodes) is not None, what="one leader")
+    with pytest.raises(TaskNotFound):
+        right.status(during.task_id)  # finished by the deposed leader alone: lost
+    assert right.submit("uppercase", "after").result(10) == "AFTER"
