@@ -12,6 +12,11 @@ coordinator``/``worker``, with ``--tasks vistrit.bench.tasks``), drives them fro
 * **W4 payload** - 20 echo tasks of 8 MiB; megabytes per second of task data sent out and
   back.
 
+More, on request: **detection** (how soon a killed or frozen worker's task runs again),
+**journal** (what ``--data-dir`` costs W1 in each ``--fsync`` mode) and **failover**
+(three coordinators; the leader is killed mid-run: the time to the first task the new
+leader accepts, and to the end of the interrupted run).
+
 Nothing prints; figures are returned. Read next: :mod:`vistrit.cli`.
 """
 
@@ -24,6 +29,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from vistrit.client import VistritClient
 from vistrit.demo import ProcessGroup, wait_for_workers
@@ -209,8 +215,52 @@ def journal_cost(tasks: int = 5_000, workers: int = 2) -> Figures:
     return Figures("journal cost", figures, {"tasks": tasks, "workers": workers})
 
 
+def failover_once(tasks: int = 2_000) -> tuple[float, float]:
+    """Three coordinators (journals on disk), two workers, a client running *tasks* echo
+    tasks; SIGKILL the leader once a tenth are done. Returns the seconds from the kill to
+    the first task accepted by the new leader, and to the end of the interrupted run."""
+    group = ProcessGroup()
+    with tempfile.TemporaryDirectory() as directory:
+        try:
+            started = group.start_coordinators(3, log_dir=Path(directory), data=True)
+            addresses = ",".join(address for _, address in started.values())
+            for number in (1, 2):
+                group.start_worker(addresses, f"bench-{number}", "--slots", "2", *WORKER_OPTIONS)
+            with VistritClient(addresses) as client, VistritClient(addresses) as probe:
+                wait_for_workers(client, 2)
+                leader = client.cluster_status().leader_id
+                assert leader is not None
+                futures = [client.submit("echo", f"task {n}") for n in range(tasks)]
+                while sum(f.done() for f in futures) < tasks // 10:
+                    time.sleep(0.001)
+                killed = time.perf_counter()
+                started[leader.int][0].send_signal(signal.SIGKILL)
+                first = probe.submit("echo", "probe")
+                probe.status(first.task_id)  # answered once the new leader has accepted it
+                accepted = time.perf_counter() - killed
+                results = client.gather(futures, 120)
+                completed = time.perf_counter() - killed
+            if results != [f"task {n}" for n in range(tasks)]:
+                raise RuntimeError("the interrupted run came back with wrong results")
+            return accepted, completed
+        finally:
+            group.stop_all()
+
+
+def failover(repeats: int = 3, tasks: int = 2_000) -> Figures:
+    runs = [failover_once(tasks) for _ in range(repeats)]
+    return Figures(
+        "failover",
+        {
+            "first_accepted_s": statistics.median(a for a, _ in runs),
+            "run_completed_s": statistics.median(c for _, c in runs),
+        },
+        {"coordinators": 3, "tasks": tasks, "repeats": repeats},
+    )
+
+
 WORKLOADS = ("throughput", "latency", "scaling", "payload")
-MORE_WORKLOADS = ("detection", "journal")
+MORE_WORKLOADS = ("detection", "journal", "failover")
 
 
 def run(
@@ -237,6 +287,8 @@ def run(
             runs.append(payload(payload_tasks, payload_bytes, workers))
         elif workload == "detection":
             return failure_detection(repeats)
+        elif workload == "failover":
+            return failover(repeats, min(tasks, 2_000))
         elif workload == "journal":
             runs.append(journal_cost(min(tasks, 5_000), workers))
         else:

@@ -83,13 +83,15 @@ def add_commands(commands: Any) -> None:
         "of CPU on 1 and on 2 workers), payload (W4: echo tasks of 8 MiB). codec measures the "
         "protocol's encoder and decoder alone; detection the time to requeue the task of a "
         "killed or frozen worker; journal the throughput cost of --data-dir in each --fsync "
-        "mode. Default: the four cluster workloads.",
+        "mode; failover the time from killing the leader of three coordinators to the first "
+        "task the new leader accepts, and to the end of the interrupted run. Default: the "
+        "four cluster workloads.",
     )
     bench.add_argument(
         "workloads",
         nargs="*",
         metavar="WORKLOAD",
-        help="codec, throughput, latency, scaling, payload, detection, journal, or all",
+        help="codec, throughput, latency, scaling, payload, detection, journal, failover, or all",
     )
     bench.add_argument(
         "--repeats",
@@ -242,7 +244,7 @@ def run_bench(args: argparse.Namespace, out: TextIO) -> int:
         if args.json:
             print(json.dumps({"bench": workload, **figures.as_dict()}), file=out, flush=True)
         else:
-            shown = ", ".join(f"{key} {value:,.1f}" for key, value in figures.figures.items())
+            shown = ", ".join(f"{key} {_figure(value)}" for key, value in figures.figures.items())
             print(
                 f"{figures.workload}: {shown}  (median of {figures.settings['repeats']})",
                 file=out,
@@ -348,3 +350,8 @@ def run_demo(args: argparse.Namespace, out: TextIO) -> int:
     ok = demo.run(args.workers, report=lambda line: print(line, file=out, flush=True))
     print("all answers correct" if ok else "SOME ANSWERS WERE WRONG", file=out)
     return EXIT_OK if ok else EXIT_FAILED
+
+
+def _figure(value: float) -> str:
+    """A measured figure: two decimals below 10 (seconds, ratios), one above."""
+    return f"{value:,.2f}" if abs(value) < 10 else f"{value:,.1f}"
