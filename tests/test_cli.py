@@ -84,6 +84,39 @@ def test_wire_demo_round_trips_every_message(tmp_path: Path) -> None:
     assert "task.payload.function" in run.stdout
 
 
+def test_election_demo_draws_a_real_election_and_a_failover(tmp_path: Path) -> None:
+    run = vistrit("--log-level", "ERROR", "demo", "--election", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    before, after = run.stdout.split("coordinator 3 stops (as if killed)")
+    assert "LeaderAnnounce t" in before and "ReplicaSnapshot" in before
+    assert "unanswered: now Leader" in before
+    assert "unanswered: now Leader" in after and "LeaderAnnounce t" in after
+    assert all(" (3)" not in line for line in after.splitlines() if "LeaderAnnounce" in line)
+
+
+def test_cluster_options_are_checked(tmp_path: Path) -> None:
+    for args, message in [
+        (("--id", "1"), "--id and --peers go together"),
+        (("--peers", "2@127.0.0.1:7001"), "--id and --peers go together"),
+        (("--id", "1", "--peers", "two@127.0.0.1:7001"), "ID@HOST:PORT"),
+        (("--id", "1", "--peers", "1@127.0.0.1:7001"), "at least one peer"),
+        (("--id", "0", "--peers", "2@127.0.0.1:7001"), "must be positive"),
+    ]:
+        run = vistrit("coordinator", "--bind", "127.0.0.1:0", *args, cwd=tmp_path)
+        assert run.returncode == 2 and message in run.stderr, (args, run.stderr)
+
+
+def test_bench_failover_measures_a_real_failover(tmp_path: Path) -> None:
+    run = vistrit(
+        "bench", "failover", "--repeats", "1", "--tasks", "200", "--json", cwd=tmp_path
+    )
+    assert run.returncode == 0, run.stderr
+    (row,) = [json.loads(line) for line in run.stdout.splitlines()]
+    figures = row["figures"]
+    assert 0 < figures["first_accepted_s"] and 0 < figures["run_completed_s"]
+    assert row["settings"]["coordinators"] == 3
+
+
 def test_bench_codec_prints_one_json_line_per_message(tmp_path: Path) -> None:
     run = vistrit("bench", "codec", "--seconds", "0.01", "--repeats", "1", "--json", cwd=tmp_path)
     assert run.returncode == 0, run.stderr

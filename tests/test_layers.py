@@ -28,6 +28,7 @@ LAYERS = {
     "vistrit.tracer": 3,
     "vistrit.bench": 4,
     "vistrit.demo": 4,
+    "vistrit.election_demo": 4,
     "vistrit.cli": 5,
     "vistrit.__main__": 5,
     "vistrit": 5,  # the package's own __init__

@@ -126,10 +126,15 @@ def add_commands(commands: Any) -> None:
         description="Start a coordinator and workers on this machine, run a word count "
         "over a text that ships with Vistrit as map/reduce (plus a few other tasks), check "
         "every answer, and stop everything. --wire shows the protocol instead: the frames "
-        "of a task's life, one byte by byte.",
+        "of a task's life, one byte by byte. --election shows leader election instead: "
+        "three coordinators elect a leader, the leader stops, the others elect another; "
+        "every election message drawn as a sequence diagram.",
     )
     demo.add_argument("--workers", type=positive_int, default=2, help="how many (default 2)")
     demo.add_argument("--wire", action="store_true", help="show the frames instead")
+    demo.add_argument(
+        "--election", action="store_true", help="show an election among coordinators instead"
+    )
     demo.set_defaults(run=run_demo)
 
 
@@ -344,6 +349,11 @@ def run_wire_demo(out: TextIO) -> int:
 def run_demo(args: argparse.Namespace, out: TextIO) -> int:
     if args.wire:
         return run_wire_demo(out)
+    if args.election:
+        from vistrit import election_demo
+
+        print(election_demo.draw(election_demo.record()), file=out)
+        return EXIT_OK
     from vistrit import demo
 
     print(f"Vistrit demo: a coordinator and {args.workers} workers on this machine", file=out)

@@ -33,6 +33,7 @@ import os
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -209,6 +210,10 @@ class Cluster:
         self._saved_term: int | None = None
         self._timer: threading.Timer | None = None
         self._running = False
+        #: Called with (sender rank, our rank, message) for each message from a peer, and
+        #: with (our rank, our rank, "event: now Role (term N)") for each election move:
+        #: what ``python -m vistrit demo --election`` draws.
+        self.tap: Callable[[int, int, m.Message | str], None] | None = None
 
     @property
     def info(self) -> NodeInfo:
@@ -409,6 +414,8 @@ class Cluster:
         election = self.election
         assert election is not None
         self.check_pause(now)
+        if self.tap is not None:
+            self.tap(rank, self.config.rank, message)
         if isinstance(message, m.ElectionStart):
             self._after(election.on_start(message, now), now)
         elif isinstance(message, m.ElectionVote):
@@ -433,10 +440,18 @@ class Cluster:
         was_leader = self.replicator is not None
         for event, role, term in election.history:
             log.info("%s: %s: now %s (term %d)", self.name, event, role, term)
+            if self.tap is not None:
+                self.tap(self.config.rank, self.config.rank, f"{event}: now {role} (term {term})")
         election.history.clear()
         self._save_term(election.term)
         if election.role == LEADER and not was_leader:
             self._promote(now)
+            assert self.replicator is not None  # the joined followers were announced to
+            sends = [
+                (rank, message)
+                for rank, message in sends
+                if not isinstance(message, m.LeaderAnnounce) or rank not in self.replicator.followers
+            ]
         elif election.role != LEADER and was_leader:
             self._step_down()
         self._send(sends)

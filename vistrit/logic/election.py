@@ -278,10 +278,11 @@ class Election:
         return True
 
     def _follow(self, term: int, leader: int, address: SocketAddr | None, now: float) -> None:
-        if self.role != FOLLOWER or self.leader != leader or term > self.term:
+        changed = self.role != FOLLOWER or self.leader != leader or term > self.term
+        self._observe(term)
+        if changed:
             self._event("announced")
             self.current = False  # until this leader's copy has arrived whole
-        self._observe(term)
         self.leader, self.leader_term = leader, term
         self.leader_address = address if address is not None else self.peers.get(leader)
         self.deadline = self._listen(now)
