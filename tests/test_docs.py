@@ -5,8 +5,8 @@ cluster, in real processes:
 
 * ``coordinator``, ``worker`` and ``trace`` commands start in the background (their first
   line says they are ready) and are stopped when the page is done;
-* every address of port 7878 becomes 127.0.0.1 on a free port, so the tests never touch a
-  real 7878 nor leave loopback;
+* every address of a port from 7878 to 7889 becomes 127.0.0.1 on a free port (one for
+  each), so the tests never touch a real 7878 nor leave loopback;
 * ``NAME=$(python -m vistrit ...)`` keeps the output for ``$NAME`` in later commands;
 * the output a page shows under a command must appear in the command's output (lines
   with ``...`` are placeholders); a command whose shown output starts with ``error:``
@@ -55,7 +55,7 @@ SMALL_BENCH = [
     "1",
 ]
 EXIT_CODE = re.compile(r"exit code (\d)")
-ADDRESS = re.compile(r"(?:0\.0\.0\.0|localhost|127\.0\.0\.1):(787[89])")
+ADDRESS = re.compile(r"(?:0\.0\.0\.0|localhost|127\.0\.0\.1):(78[78]\d)")
 
 
 @dataclass
@@ -118,13 +118,13 @@ def test_every_console_page_is_found() -> None:
 
 @pytest.mark.parametrize(("page", "steps"), SESSIONS, ids=[p.name for p, _ in SESSIONS])
 def test_page_commands_run_as_shown(page: Path, steps: list[Step], tmp_path: Path) -> None:
-    port, trace_port = free_port(), free_port()
-    env = {**os.environ, "VISTRIT_COORDINATOR": f"127.0.0.1:{port}"}
+    ports = {"7878": free_port()}
+    env = {**os.environ, "VISTRIT_COORDINATOR": f"127.0.0.1:{ports['7878']}"}
     variables: dict[str, str] = {}
     with background() as processes:
         for step in steps:
             text = ADDRESS.sub(
-                lambda a: f"127.0.0.1:{port if a[1] == '7878' else trace_port}", step.command
+                lambda a: f"127.0.0.1:{ports.setdefault(a[1], free_port())}", step.command
             )
             for name, value in variables.items():
                 text = text.replace(f"${name}", value)

@@ -142,6 +142,8 @@ class ClusterStatus:
     completed_tasks: int
     failed_tasks: int
     uptime_seconds: int
+    term: int = 0  # the leader's term (0: a coordinator that runs alone)
+    address: str = ""  # HOST:PORT of the coordinator that answered
 
 
 class TaskFuture(concurrent.futures.Future[Any]):
@@ -482,6 +484,8 @@ class VistritClient:
             completed_tasks=reply.completed_tasks,
             failed_tasks=reply.failed_tasks,
             uptime_seconds=reply.uptime_seconds,
+            term=self.finder.term,
+            address="{}:{}".format(*self.finder.joined),
         )
 
     def workers(self) -> list[NodeInfo]:

@@ -105,40 +105,63 @@ class FieldsDirective(Directive):
         return [_build_table(["field", "wire type"], rows, widths=[30, 30])]
 
 
+def _state_machine(
+    transitions: dict[tuple[str, str], str], final: frozenset[str] | set[str], kind: str
+) -> list[nodes.Node]:
+    """A state machine drawn from its table: each state's moves, then the table itself."""
+    states: list[str] = []
+    for (state, _), target in transitions.items():
+        for name in (state, target):
+            if name not in states:
+                states.append(name)
+    states.sort(key=lambda name: name in final)  # the final states last, order kept
+    width = max(len(s) for s in states)
+    event_width = max(len(event) for _, event in transitions)
+    lines = []
+    for state in states:
+        moves = [
+            (event, target) for (source, event), target in transitions.items() if source == state
+        ]
+        label = state + (" (final)" if state in final else "")
+        if not moves:
+            lines.append(label)
+        for index, (event, target) in enumerate(moves):
+            head = label if index == 0 else ""
+            arrow = f"--{event}--".ljust(event_width + 4, "-") + ">"
+            lines.append(f"{head:<{width + 8}} {arrow} {target}")
+        lines.append("")
+    rows = [[state, event, target] for (state, event), target in transitions.items()]
+    return [
+        nodes.literal_block(text="\n".join(lines).rstrip()),
+        _build_table([kind, "event", f"next {kind}"], rows, widths=[20, 20, 20]),
+    ]
+
+
 class TaskStatesDirective(Directive):
     """The task state machine, drawn from ``vistrit.logic.tasks.TRANSITIONS``."""
 
     def run(self) -> list[nodes.Node]:
         from vistrit.logic.tasks import FINAL, TRANSITIONS
 
-        states: list[str] = []
-        for (state, _), target in TRANSITIONS.items():
-            for name in (state, target):
-                if name not in states:
-                    states.append(name)
-        states.sort(key=lambda name: name in FINAL)  # the final states last, order kept
-        width = max(len(s) for s in states)
-        event_width = max(len(event) for _, event in TRANSITIONS)
-        lines = []
-        for state in states:
-            moves = [
-                (event, target)
-                for (source, event), target in TRANSITIONS.items()
-                if source == state
-            ]
-            label = state + (" (final)" if state in FINAL else "")
-            if not moves:
-                lines.append(label)
-            for index, (event, target) in enumerate(moves):
-                head = label if index == 0 else ""
-                arrow = f"--{event}--".ljust(event_width + 4, "-") + ">"
-                lines.append(f"{head:<{width + 8}} {arrow} {target}")
-            lines.append("")
-        rows = [[state, event, target] for (state, event), target in TRANSITIONS.items()]
-        return [
-            nodes.literal_block(text="\n".join(lines).rstrip()),
-            _build_table(["state", "event", "next state"], rows, widths=[20, 20, 20]),
-        ]
+        return _state_machine(TRANSITIONS, FINAL, "state")
+
+
+class ElectionStatesDirective(Directive):
+    """The election state machine, drawn from ``vistrit.logic.election.TRANSITIONS``."""
+
+    def run(self) -> list[nodes.Node]:
+        from vistrit.logic.election import TRANSITIONS
+
+        return _state_machine(TRANSITIONS, set(), "role")
+
+
+class ElectionRunDirective(Directive):
+    """A real election, run while the docs are built, drawn as a sequence diagram."""
+
+    def run(self) -> list[nodes.Node]:
+        from vistrit import election_demo
+
+        return [nodes.literal_block(text=election_demo.draw(election_demo.record()))]
 
 
 class HelpDirective(Directive):
@@ -159,4 +182,6 @@ def setup(app: Sphinx) -> dict[str, object]:
     directives.register_directive("vistrit-fields", FieldsDirective)
     directives.register_directive("vistrit-help", HelpDirective)
     directives.register_directive("vistrit-task-states", TaskStatesDirective)
+    directives.register_directive("vistrit-election-states", ElectionStatesDirective)
+    directives.register_directive("vistrit-election-run", ElectionRunDirective)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

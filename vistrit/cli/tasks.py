@@ -191,6 +191,8 @@ def run_cluster(args: argparse.Namespace, out: TextIO) -> int:
         status = client.cluster_status()
     fields = {
         "leader": str(status.leader_id),
+        "address": status.address,
+        "term": status.term,
         "nodes": status.total_nodes,
         "workers": status.online_workers,
         "pending": status.pending_tasks,

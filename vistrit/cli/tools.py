@@ -142,9 +142,13 @@ def run_trace(args: argparse.Namespace, out: TextIO) -> int:
     from vistrit.tracer import TracedFrame, TraceRelay
 
     lock = threading.Lock()
+    names: dict[int, str] = {}  # the connecting node of each connection, from its Handshake
 
     def show(frame: TracedFrame) -> None:
-        arrow = "client -> coordinator" if frame.direction == "->" else "coordinator -> client"
+        if frame.message == "Handshake" and frame.error is None:
+            names[frame.connection] = _node_name(frame.data)
+        node = names.get(frame.connection, "node")
+        arrow = f"{node} -> coordinator" if frame.direction == "->" else f"coordinator -> {node}"
         with lock:
             print(
                 f"\n#{frame.connection} {arrow}: {frame.message} ({len(frame.data)} bytes)",
@@ -365,3 +369,16 @@ def run_demo(args: argparse.Namespace, out: TextIO) -> int:
 def _figure(value: float) -> str:
     """A measured figure: two decimals below 10 (seconds, ratios), one above."""
     return f"{value:,.2f}" if abs(value) < 10 else f"{value:,.1f}"
+
+
+def _node_name(frame: bytes) -> str:
+    """``client``, ``worker`` or, for a coordinator of a cluster, ``coordinator N``."""
+    from vistrit.protocol import decode_frame
+    from vistrit.protocol import messages as m
+
+    hello = decode_frame(frame).message
+    assert isinstance(hello, m.Handshake)
+    kind = hello.node_info.node_type.name.lower()
+    if kind == "coordinator" and hello.node_info.id.int < 1 << 32:
+        return f"coordinator {hello.node_info.id.int}"
+    return kind

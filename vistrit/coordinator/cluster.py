@@ -334,16 +334,23 @@ class Cluster:
 
     # -- links ------------------------------------------------------------------------------
 
+    def _count(self) -> None:
+        """How many coordinators the cluster status reports: this one, and those reached."""
+        if self.node.core is not None:
+            self.node.core.coordinators = 1 + sum(1 for link in self.links.values() if link.conn)
+
     def link_up(self, rank: int) -> None:
         """Our link to *rank* is open (called by its thread)."""
         with self.node._lock:
             log.debug("%s: link to coordinator %d is up", self.name, rank)
+            self._count()
             if self.is_leader:
                 self._join(rank, time.time())
 
     def link_down(self, rank: int) -> None:
         with self.node._lock:
             log.debug("%s: link to coordinator %d is down", self.name, rank)
+            self._count()
             if self.replicator is not None:
                 self._awaiting_snapshot.pop(rank, None)
                 self._post_all(self.replicator.leave(rank))
@@ -471,6 +478,7 @@ class Cluster:
         assert self.election is not None and self.node.core is not None
         self.replicator = Replicator(self.config.replication_timeout)
         self._stream = None
+        self._count()
         core = self.node.core
         log.warning(
             "%s: leading in term %d with %d task(s) (%d pending)",

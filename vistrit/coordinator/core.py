@@ -100,6 +100,7 @@ class CoordinatorCore:
         self.registry = Registry()
         self.scheduler = Scheduler(policy.strategy, rng)
         self.peers: dict[uuid.UUID, Peer] = {}
+        self.coordinators = 1  # this one, and the others of its cluster it reaches
 
     @property
     def id(self) -> uuid.UUID:
@@ -413,7 +414,7 @@ class CoordinatorCore:
         response = m.ClusterStatusResponse(
             request_id=request.request_id,
             leader_id=self.id,
-            total_nodes=1 + online,
+            total_nodes=self.coordinators + online,
             online_workers=online,
             pending_tasks=self.store.count(PENDING),
             running_tasks=self.store.count(SCHEDULED, RUNNING),
