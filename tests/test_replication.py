@@ -215,6 +215,23 @@ def test_followers_redirect_v3_peers_and_refuse_older_ones_with_unavailable(node
     assert isinstance(ack, m.HandshakeAck) and ack.accepted
 
 
+def test_a_submission_too_large_to_replicate_is_refused(nodes: Nodes) -> None:
+    from vistrit.client import TaskRejected
+    from vistrit.protocol.frame import MAX_PAYLOAD
+
+    ports = {1: free_port(), 2: free_port()}
+    nodes.coordinator(1, ports[1], {2: address(ports[2])})
+    nodes.coordinator(2, ports[2], {1: address(ports[1])})
+    wait_until(lambda: leader(nodes) == 2, what="2 to lead")
+    client = nodes.add(VistritClient(f"127.0.0.1:{ports[2]}"))
+    assert isinstance(client, VistritClient)
+    huge = client.submit("echo", b"x" * (MAX_PAYLOAD - 800))
+    with pytest.raises(TaskRejected, match="too large to replicate"):
+        huge.result(20)
+    fits = client.submit("echo", b"x" * (MAX_PAYLOAD - 4096))
+    assert client.status(fits.task_id).state == "Pending"  # accepted (no worker to run it)
+
+
 def test_a_follower_missing_records_is_sent_a_new_snapshot(
     nodes: Nodes, caplog: pytest.LogCaptureFixture
 ) -> None:

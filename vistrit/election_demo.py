@@ -28,6 +28,9 @@ DRAWN = (m.ElectionStart, m.ElectionVote, m.LeaderAnnounce, m.ReplicaSnapshot)
 
 WIDTH = 22  # the columns' spacing
 
+#: Nothing recorded for this long: the messages in flight have arrived.
+QUIET = 0.2
+
 
 @dataclass(frozen=True)
 class Event:
@@ -62,11 +65,12 @@ def record(count: int = 3, timeout: float = 10.0) -> list[Event | str]:
     try:
         top = max(nodes)
         _wait(lambda: _settled(nodes, top), timeout)
+        _wait_quiet(events, lock, timeout)  # answers still on their way arrive first
         with lock:
             events.append(f"coordinator {top} stops (as if killed)")
         nodes.pop(top).stop()
         _wait(lambda: _settled(nodes, max(nodes)), timeout)
-        time.sleep(0.1)  # the snapshots' acknowledgements
+        _wait_quiet(events, lock, timeout)
     finally:
         for node in nodes.values():
             node.stop()
@@ -79,6 +83,19 @@ def _settled(nodes: dict[int, Coordinator], leader: int) -> bool:
         if election is None or election.leader != leader or not election.current:
             return False
     return True
+
+
+def _wait_quiet(events: list[Event | str], lock: threading.Lock, timeout: float) -> None:
+    """Wait until nothing new has been recorded for a while (the last messages sent
+    have arrived), at most *timeout*."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with lock:
+            seen = len(events)
+        time.sleep(QUIET)
+        with lock:
+            if len(events) == seen:
+                return
 
 
 def _wait(condition: object, timeout: float) -> None:

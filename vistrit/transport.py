@@ -331,10 +331,10 @@ class Connection:
             return self._sock.recv(defaults.RECV_SIZE)
         except TimeoutError:
             return None
-        except OSError:
+        except OSError as exc:
             if self._closed.is_set():
                 return b""
-            raise
+            raise ConnectionClosed(f"{self.name}: {exc.strerror or exc}") from exc  # a reset
 
     def receive_raw(self, wait: float | None = None) -> bytes | None:
         """Raw bytes as they arrive (for the wire tracer): ``b""`` at end of stream, ``None``

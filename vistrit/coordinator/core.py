@@ -44,6 +44,7 @@ from vistrit.logic.tasks import (
     TaskRecord,
     TaskStore,
 )
+from vistrit.protocol import encode_frame
 from vistrit.protocol import messages as m
 from vistrit.protocol.catalogue import NEWEST_VERSION, agree_version
 from vistrit.protocol.errors import ErrorCode
@@ -101,6 +102,9 @@ class CoordinatorCore:
         self.scheduler = Scheduler(policy.strategy, rng)
         self.peers: dict[uuid.UUID, Peer] = {}
         self.coordinators = 1  # this one, and the others of its cluster it reaches
+        #: In a cluster, the largest TaskSubmit frame accepted: its record must fit inside
+        #: a Replicate frame. None: no limit but the frame cap.
+        self.record_limit: int | None = None
 
     @property
     def id(self) -> uuid.UUID:
@@ -287,6 +291,11 @@ class CoordinatorCore:
         task = submit.task
         existing = self.store.get(task.id)
         if existing is None:
+            if self.record_limit is not None:
+                size = len(encode_frame(submit, 1))
+                if size > self.record_limit:
+                    reason = f"too large to replicate: {size} bytes (at most {self.record_limit})"
+                    return [(peer.id, _submit_ack(submit, False, reason))]
             missing = [d for d in task.dependencies if self.store.get(d) is None]
             if missing:
                 reason = f"unknown dependency {missing[0]}"

@@ -38,6 +38,7 @@ from vistrit.protocol import ProtocolError
 from vistrit.protocol import messages as m
 from vistrit.protocol.catalogue import NEWEST_VERSION, agree_version
 from vistrit.protocol.errors import ErrorCode
+from vistrit.protocol.frame import MAX_PAYLOAD
 from vistrit.protocol.types import NodeType, SocketAddr, introduce
 from vistrit.transport import Connection, ConnectionClosed, FrameServer, PeerTimeout
 
@@ -45,6 +46,10 @@ log = logging.getLogger(__name__)
 
 #: Compact the journal only once it holds this many more frames than needed.
 COMPACT_SLACK = 1000
+
+#: In a cluster, a TaskSubmit frame must leave this much room under the frame cap, for the
+#: Replicate frame that carries it to the followers.
+RECORD_MARGIN = 1024
 
 
 class Coordinator:
@@ -144,9 +149,12 @@ class Coordinator:
                 self.journal.close()
 
     def _new_core(self) -> CoordinatorCore:
-        return CoordinatorCore(
+        core = CoordinatorCore(
             self._info, started_at=self._started_at, policy=self.policy, rng=random.Random()
         )
+        if self.cluster_config is not None:  # a record must fit inside a Replicate frame
+            core.record_limit = MAX_PAYLOAD - RECORD_MARGIN
+        return core
 
     def _reset(self, now: float) -> None:
         """A follower's copy is replaced by the leader's snapshot: start from nothing (the
