@@ -107,13 +107,11 @@ def test_cluster_options_are_checked(tmp_path: Path) -> None:
 
 
 def test_bench_failover_measures_a_real_failover(tmp_path: Path) -> None:
-    run = vistrit(
-        "bench", "failover", "--repeats", "1", "--tasks", "200", "--json", cwd=tmp_path
-    )
+    run = vistrit("bench", "failover", "--repeats", "1", "--tasks", "200", "--json", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     (row,) = [json.loads(line) for line in run.stdout.splitlines()]
     figures = row["figures"]
-    assert 0 < figures["first_accepted_s"] and 0 < figures["run_completed_s"]
+    assert figures["first_accepted_s"] > 0 and figures["run_completed_s"] > 0
     assert row["settings"]["coordinators"] == 3
 
 

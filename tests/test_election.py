@@ -351,6 +351,10 @@ def test_held_answers_wait_for_every_required_follower_and_keep_their_order() ->
     replicator: Replicator[str] = Replicator(timeout=1.0)
     replicator.join(1, 0.0)
     replicator.join(2, 0.0)
+    assert not replicator.followers[1].required  # not until it holds its snapshot
+    replicator.acked(1, 0)
+    replicator.acked(2, 0)
+    assert replicator.followers[1].required
     first = replicator.record(2, 0.0)
     assert first == 1 and replicator.index == 2
     assert replicator.hold("ack a", 2) == []
@@ -382,6 +386,7 @@ def test_a_silent_follower_stops_being_waited_for_and_comes_back_when_caught_up(
 def test_a_pause_of_the_leader_is_not_held_against_its_followers() -> None:
     replicator: Replicator[str] = Replicator(timeout=1.0)
     replicator.join(1, 0.0)
+    replicator.acked(1, 0)
     replicator.record(1, 0.0)
     replicator.hold("ack", 1)
     assert replicator.tick(30.0, paused=True) == ([], [])
@@ -390,13 +395,26 @@ def test_a_pause_of_the_leader_is_not_held_against_its_followers() -> None:
     assert replicator.tick(31.5, paused=False) == (["ack"], [1])
 
 
+def test_a_joining_follower_is_not_waited_for_until_it_holds_its_snapshot() -> None:
+    replicator: Replicator[str] = Replicator(timeout=1.0)
+    replicator.record(5, 0.0)
+    assert replicator.join(1, 0.0) == 5  # the snapshot covers records 1 to 5
+    replicator.record(1, 0.0)
+    assert replicator.hold("ack", 6) == ["ack"]  # 1 is still loading its snapshot
+    assert replicator.acked(1, 5) == [] and not replicator.followers[1].required
+    replicator.acked(1, 6)
+    assert replicator.followers[1].required
+
+
 def test_a_follower_that_leaves_releases_and_discard_drops() -> None:
     replicator: Replicator[str] = Replicator(timeout=1.0)
     replicator.join(1, 0.0)
+    replicator.acked(1, 0)
     replicator.record(1, 0.0)
     assert replicator.hold("ack", 1) == []
     assert replicator.leave(1) == ["ack"]
     replicator.join(2, 0.0)
+    replicator.acked(2, 1)
     replicator.record(1, 0.0)
     replicator.hold("lost", 2)
     replicator.probe(0.0)

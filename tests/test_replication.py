@@ -134,6 +134,14 @@ def leader(nodes: Nodes) -> int | None:
     return leading[0] if len(leading) == 1 else None
 
 
+def waits_for(coordinator: Coordinator, count: int) -> bool:
+    """The leader waits for *count* followers: their links are up and they hold everything."""
+    replicator = coordinator.cluster.replicator if coordinator.cluster else None
+    if replicator is None:
+        return False
+    return sum(f.required for f in replicator.followers.values()) == count
+
+
 def handshake(port: int, version: int) -> m.Message | None:
     conn = connect(("127.0.0.1", port), timeout=5)
     try:
@@ -279,6 +287,7 @@ def test_a_partition_makes_two_leaders_and_the_terms_settle_it_when_it_heals(
     left = nodes.add(VistritClient(f"127.0.0.1:{ports[3]}", request_timeout=10))
     assert isinstance(left, VistritClient)
     assert left.submit("uppercase", "before").result(10) == "BEFORE"
+    wait_until(lambda: waits_for(three, 2), what="3 to wait for both followers")
 
     for relay in to.values():
         relay.cut()
@@ -303,8 +312,11 @@ def test_a_partition_makes_two_leaders_and_the_terms_settle_it_when_it_heals(
 
     for relay in to.values():
         relay.heal()
-    wait_until(lambda: not three.cluster.is_leader, what="3 to step down")  # type: ignore[union-attr]
-    wait_until(lambda: leader(nodes) in (2, 3) and leader(nodes) is not None, what="one leader")
+    stepped_down = "c3: no longer the leader"
+    wait_until(
+        lambda: any(stepped_down in r.getMessage() for r in caplog.records), what="3 to step down"
+    )
+    wait_until(lambda: leader(nodes) is not None, what="one leader")
     with pytest.raises(TaskNotFound):
         right.status(during.task_id)  # finished by the deposed leader alone: lost
     assert right.submit("uppercase", "after").result(10) == "AFTER"

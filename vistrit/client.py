@@ -259,22 +259,29 @@ class VistritClient:
 
     def close(self) -> None:
         """Close the connection; unfinished futures fail with CoordinatorUnavailable."""
-        if self._closed:
-            return
-        self._closed = True
+        with self._lock:  # a reconnection either sees this, or has set its connection
+            if self._closed:
+                return
+            self._closed = True
+            conn = self._conn
         self._connected.set()  # requests waiting for a reconnection fail now
         if self._timer is not None:
             self._timer.cancel()
         try:
-            self._conn.post([m.Disconnect(node_id=self.id, reason="client closing", graceful=True)])
-            self._conn.flush()  # everything posted before the goodbye goes out first
+            conn.post([m.Disconnect(node_id=self.id, reason="client closing", graceful=True)])
+            conn.flush()  # everything posted before the goodbye goes out first
         except ConnectionClosed:
             pass
-        self._conn.close()
-        self._conn.join_writer()
+        conn.close()
+        conn.join_writer()
         if self._reader is not threading.current_thread():
             self._reader.join(defaults.SEND_TIMEOUT)
         self._fail_all(CoordinatorUnavailable("the client was closed"))
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called (another thread may call it at any time)."""
+        return self._closed
 
     def __enter__(self) -> VistritClient:
         return self
@@ -581,6 +588,8 @@ class VistritClient:
             self._connected.clear()
             self._fail_requests(CoordinatorUnavailable(reason))  # tasks wait, requests don't
             if not self._reconnect():
+                if self.closed:
+                    return  # closed meanwhile
                 self._gave_up = True
                 self._connected.set()  # wakes waiting requests, which then fail
                 self._fail_all(CoordinatorUnavailable(f"{reason}; no coordinator came back"))
@@ -623,6 +632,9 @@ class VistritClient:
                 pause = min(defaults.RECONNECT_BACKOFF_MAX, pause * 2)
                 continue
             with self._lock:
+                if self.closed:  # closed meanwhile: this connection is not wanted
+                    conn.close()
+                    return False
                 self._conn = conn
                 unfinished = [self._submitted[t] for t in self._tasks if t in self._submitted]
             for task in unfinished:

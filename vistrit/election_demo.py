@@ -46,7 +46,7 @@ def record(count: int = 3, timeout: float = 10.0) -> list[Event | str]:
     lock = threading.Lock()
 
     def tap(sender: int, receiver: int, what: m.Message | str) -> None:
-        if isinstance(what, str) or isinstance(what, DRAWN):
+        if isinstance(what, (str, *DRAWN)):
             with lock:
                 events.append(Event(sender, receiver, what))
 
@@ -78,7 +78,7 @@ def record(count: int = 3, timeout: float = 10.0) -> list[Event | str]:
 
 
 def _settled(nodes: dict[int, Coordinator], leader: int) -> bool:
-    for rank, node in nodes.items():
+    for node in nodes.values():
         election = node.cluster.election if node.cluster else None
         if election is None or election.leader != leader or not election.current:
             return False
@@ -164,5 +164,5 @@ def draw(events: list[Event | str], count: int = 3) -> str:
             line[middle : middle + len(label)] = label
             lines.append("".join(line).rstrip())
         else:  # too long for the gap: the label goes at the end of the line
-            lines.append(("".join(line).rstrip() + "   " + label))
+            lines.append("".join(line).rstrip() + "   " + label)
     return "\n".join(lines)

@@ -71,6 +71,12 @@ def parse_address(text: str, default_port: int = defaults.PORT) -> tuple[str, in
     return host, port
 
 
+def resolve(host: str) -> str:
+    """The IPv4 address of *host* (an address is returned as it is): what a node announces
+    to others must be an IP address on the wire. Raises ``OSError`` if it has none."""
+    return socket.gethostbyname(host)
+
+
 def connect(
     address: tuple[str, int],
     *,

@@ -105,7 +105,8 @@ def add_commands(commands: Any) -> None:
     cluster.add_argument(
         "--peers",
         metavar="ID@HOST:PORT[,...]",
-        help="the other coordinators (this one's own entry may be included: it is skipped)",
+        help="the coordinators of the cluster (give all the same list); this one's own entry "
+        "is the address workers and clients are sent to when it leads (default: --bind)",
     )
     cluster.add_argument(
         "--no-takeover",
@@ -215,18 +216,19 @@ def run_coordinator(args: argparse.Namespace, out: TextIO) -> int:
 
 def cluster_config(args: argparse.Namespace) -> Any:
     """The coordinator's place in a cluster, from --id and --peers (None: it runs alone)."""
-    from vistrit.coordinator.cluster import ClusterConfig, parse_peers
+    from vistrit.coordinator.cluster import ClusterConfig, cluster_of
 
     if args.id is None and args.peers is None:
         return None
     if args.id is None or not args.peers:
         raise UsageError("--id and --peers go together: give both, or neither")
     try:
-        peers = parse_peers(args.peers, own=args.id)
+        peers, own = cluster_of(args.peers, args.id)
         heartbeat = min(defaults.LEADER_HEARTBEAT, args.leader_timeout / 5)
         return ClusterConfig(
             rank=args.id,
             peers=peers,
+            advertise=own,
             takeover=args.takeover,
             leader_timeout=args.leader_timeout,
             leader_heartbeat=heartbeat,

@@ -73,6 +73,9 @@ class ClusterConfig:
     jitter: float = defaults.ELECTION_JITTER
     replication_timeout: float = defaults.REPLICATION_TIMEOUT
     tick: float = field(default=defaults.CLUSTER_TICK)
+    #: Where workers and clients are sent to reach this coordinator when it leads: its own
+    #: entry in ``--peers``. None: the address it listens on.
+    advertise: tuple[str, int] | None = None
 
     def __post_init__(self) -> None:
         if self.rank < 1:
@@ -91,7 +94,7 @@ class ClusterConfig:
 
 def parse_peers(text: str, own: int | None = None) -> dict[int, tuple[str, int]]:
     """``"1@host:7878,2@host:7879"`` as ``{1: ("host", 7878), ...}``; *own* is left out
-    (every coordinator may be given the same list)."""
+    (every coordinator may be given the same list, see :func:`cluster_of`)."""
     peers: dict[int, tuple[str, int]] = {}
     for item in (part.strip() for part in text.split(",")):
         if not item:
@@ -106,6 +109,13 @@ def parse_peers(text: str, own: int | None = None) -> dict[int, tuple[str, int]]
     if own is not None:
         peers.pop(own, None)
     return peers
+
+
+def cluster_of(text: str, rank: int) -> tuple[dict[int, tuple[str, int]], tuple[str, int] | None]:
+    """The peers of coordinator *rank*, and its own address if the list has it."""
+    everyone = parse_peers(text)
+    own = everyone.pop(rank, None)
+    return everyone, own
 
 
 class PeerLink:
@@ -457,7 +467,8 @@ class Cluster:
             sends = [
                 (rank, message)
                 for rank, message in sends
-                if not isinstance(message, m.LeaderAnnounce) or rank not in self.replicator.followers
+                if not isinstance(message, m.LeaderAnnounce)
+                or rank not in self.replicator.followers
             ]
         elif election.role != LEADER and was_leader:
             self._step_down()
@@ -715,4 +726,4 @@ class Cluster:
         return True
 
 
-__all__ = ["Cluster", "ClusterConfig", "PeerLink", "parse_peers"]
+__all__ = ["Cluster", "ClusterConfig", "PeerLink", "cluster_of", "parse_peers"]

@@ -40,7 +40,7 @@ from vistrit.protocol.catalogue import NEWEST_VERSION, agree_version
 from vistrit.protocol.errors import ErrorCode
 from vistrit.protocol.frame import MAX_PAYLOAD
 from vistrit.protocol.types import NodeType, SocketAddr, introduce
-from vistrit.transport import Connection, ConnectionClosed, FrameServer, PeerTimeout
+from vistrit.transport import Connection, ConnectionClosed, FrameServer, PeerTimeout, resolve
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,8 @@ class Coordinator:
         now = time.time()
         shown = SocketAddr(host if host != "0.0.0.0" else "127.0.0.1", port)
         config = self.cluster_config
+        if config is not None and config.advertise is not None:
+            shown = SocketAddr(resolve(config.advertise[0]), config.advertise[1])
         node_id = coordinator_id(config.rank) if config is not None else uuid.uuid4()
         self._info = introduce(node_id, NodeType.Coordinator, shown, self.name, int(now))
         self._started_at = now
@@ -273,7 +275,9 @@ class Coordinator:
                 conn.version = peer.version
                 if peer.kind != NodeType.Coordinator:
                     self._connections[peer.id] = conn
-                greeting = self.cluster.greeting(peer.version) if self.cluster else []
+                greeting = []
+                if self.cluster is not None and peer.kind != NodeType.Coordinator:
+                    greeting = self.cluster.greeting(peer.version)
                 conn.post([ack, *greeting])  # first in the queue: nothing can overtake it
         if peer is None:
             reason = getattr(ack, "reason", None) or getattr(ack, "message", "")

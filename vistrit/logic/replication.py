@@ -11,9 +11,10 @@ follower holds the batch's last record; later messages queue behind them, so eve
 still receives them in the order they were decided. So a client is told "accepted" only
 once the task is on the leader's disk and on the disks of the followers that are alive.
 
-**Who is required.** A follower is required from the moment it joins (its snapshot is
-the first thing it must acknowledge). One that leaves, or leaves a send unacknowledged
-for longer than ``timeout``, stops being required, so one dead follower cannot stop the
+**Who is required.** A follower that joins is sent a snapshot first; it is required
+once it holds the snapshot and everything numbered after it, so that a large snapshot
+does not hold every answer up. One that leaves, or leaves a send unacknowledged for
+longer than ``timeout``, stops being required, so one dead follower cannot stop the
 cluster; once it holds everything again, it is required again. A leader that was paused
 (its tick came late) does not count the pause against its followers: it gives them a
 fresh ``timeout`` instead, so that it cannot mistake its own sleep for their deaths.
@@ -56,8 +57,9 @@ class Replicator(Generic[T]):
         return len(self._held)
 
     def join(self, rank: int, now: float) -> int:
-        """A follower connected: it is sent a snapshot as of the returned index."""
-        self.followers[rank] = FollowerProgress(rank, self.index, 0, now, True)
+        """A follower connected: it is sent a snapshot as of the returned index, and is
+        waited for once it holds it (and whatever was numbered after it)."""
+        self.followers[rank] = FollowerProgress(rank, self.index, 0, now, False)
         return self.index
 
     def leave(self, rank: int) -> list[T]:

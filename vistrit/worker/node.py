@@ -179,7 +179,8 @@ class Worker:
             return
         if drain_timeout > 0 and self._conn is not None and not self._conn.closed:
             self._drain(drain_timeout)
-        self._stopping.set()
+        with self._lock:  # a reconnection either sees this, or has set its connection
+            self._stopping.set()
         if self._timer is not None:
             self._timer.cancel()
         with self._lock:
@@ -260,6 +261,8 @@ class Worker:
             self._conn.join_writer()
             log.warning("%s: %s; reconnecting", self.name, reason)
             if not self._reconnect():
+                if self._stopping.is_set():
+                    return  # asked to stop meanwhile
                 self.error = f"{reason}; the coordinator did not come back"
                 log.error("%s: %s; stopping", self.name, self.error)
                 threading.Thread(target=self.stop, name=f"{self.name} stop").start()
@@ -312,6 +315,9 @@ class Worker:
                     pause = min(defaults.RECONNECT_BACKOFF_MAX, pause * 2)
                 continue
             with self._lock:
+                if self._stopping.is_set():  # stopped meanwhile: this connection is not wanted
+                    conn.close()
+                    return False
                 self._conn = conn
                 held = list(self._running)
                 unsent, self._unsent = self._unsent, []
