@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from vistrit.client import VistritClient
 from vistrit.coordinator import Coordinator
+from vistrit.protocol import NEWEST_VERSION
+from vistrit.protocol import messages as m
+from vistrit.protocol.types import NodeType, SocketAddr, introduce
+from vistrit.transport import connect
 from vistrit.worker import TaskCancelled, TaskFailed, Worker, task
 
 GATES: dict[str, threading.Event] = {}
@@ -64,6 +69,18 @@ def wait_until(condition: Callable[[], object], timeout: float = 10.0, what: str
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what or condition}")
         time.sleep(0.005)
+
+
+def answer_to_a_worker(address: tuple[str, int], version: int = NEWEST_VERSION) -> m.Message | None:
+    """What a coordinator answers a worker's Handshake offering *version*: a HandshakeAck,
+    a Redirect, or an Error."""
+    conn = connect(address, timeout=5)
+    try:
+        info = introduce(uuid.uuid4(), NodeType.Worker, SocketAddr(*conn.local), "probe", 0)
+        conn.send(m.Handshake(node_info=info, protocol_version=version))
+        return conn.receive(time.monotonic() + 5)
+    finally:
+        conn.close()
 
 
 @dataclass

@@ -6,21 +6,18 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from nodes import wait_until
+from nodes import answer_to_a_worker, wait_until
 
 from vistrit.bench.tasks import spin
 from vistrit.client import VistritClient
 from vistrit.demo import ProcessGroup
 from vistrit.protocol import messages as m
-from vistrit.protocol.catalogue import NEWEST_VERSION
-from vistrit.protocol.types import NodeType, SocketAddr, introduce
-from vistrit.transport import connect, parse_address
+from vistrit.transport import parse_address
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -76,19 +73,8 @@ def leader_of(client: VistritClient) -> int:
     return leader.int
 
 
-def answer_to_a_worker(address: str) -> m.Message | None:
-    """What a coordinator answers a worker's Handshake: HandshakeAck, or a Redirect."""
-    conn = connect(parse_address(address), timeout=5)
-    try:
-        info = introduce(uuid.uuid4(), NodeType.Worker, SocketAddr(*conn.local), "probe", 0)
-        conn.send(m.Handshake(node_info=info, protocol_version=NEWEST_VERSION))
-        return conn.receive(time.monotonic() + 5)
-    finally:
-        conn.close()
-
-
 def redirects_to(address: str, leader: int) -> bool:
-    answer = answer_to_a_worker(address)
+    answer = answer_to_a_worker(parse_address(address))
     return isinstance(answer, m.Redirect) and answer.leader_id == uuid.UUID(int=leader)
 
 
@@ -119,7 +105,7 @@ def test_simultaneous_starts_elect_the_highest_and_followers_redirect(
     for rank in (1, 2):
         wait_until(lambda r=rank: redirects_to(cluster.addresses[r], 3), what="redirects to 3")
         assert "now Follower" in cluster.log(rank)
-    assert isinstance(answer_to_a_worker(cluster.addresses[3]), m.HandshakeAck)
+    assert isinstance(answer_to_a_worker(parse_address(cluster.addresses[3])), m.HandshakeAck)
     assert cluster.log(3).count("unanswered: now Leader") == 1  # one election settled it
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from nodes import wait_until
+from nodes import answer_to_a_worker, wait_until
 
 from vistrit.client import TaskNotFound, VistritClient
 from vistrit.coordinator import Coordinator
@@ -22,8 +22,8 @@ from vistrit.coordinator.journal import Journal
 from vistrit.demo import free_port
 from vistrit.protocol import messages as m
 from vistrit.protocol.errors import ErrorCode
-from vistrit.protocol.types import NodeType, SocketAddr, introduce
-from vistrit.transport import connect
+from vistrit.protocol.types import SocketAddr
+from vistrit.transport import Connection, FrameServer
 from vistrit.worker import Worker
 
 pytestmark = pytest.mark.timeout(60)
@@ -143,13 +143,7 @@ def waits_for(coordinator: Coordinator, count: int) -> bool:
 
 
 def handshake(port: int, version: int) -> m.Message | None:
-    conn = connect(("127.0.0.1", port), timeout=5)
-    try:
-        info = introduce(uuid.uuid4(), NodeType.Worker, SocketAddr(*conn.local), "probe", 0)
-        conn.send(m.Handshake(node_info=info, protocol_version=version))
-        return conn.receive(time.monotonic() + 5)
-    finally:
-        conn.close()
+    return answer_to_a_worker(("127.0.0.1", port), version)
 
 
 def address(port: int) -> tuple[str, int]:
@@ -320,3 +314,74 @@ def test_a_partition_makes_two_leaders_and_the_terms_settle_it_when_it_heals(
     with pytest.raises(TaskNotFound):
         right.status(during.task_id)  # finished by the deposed leader alone: lost
     assert right.submit("uppercase", "after").result(10) == "AFTER"
+
+
+class Announcer:
+    """A stand-in coordinator that accepts every handshake and then announces the next of
+    *terms* as its term: the first connection gets terms[0], the second terms[1], ..."""
+
+    def __init__(self, terms: list[int]) -> None:
+        self.terms = terms
+        self.connections = 0
+        self.server = FrameServer(("127.0.0.1", 0), self._serve)
+
+    def _serve(self, conn: Connection) -> None:
+        hello = conn.receive(time.monotonic() + 5)
+        assert isinstance(hello, m.Handshake)
+        term = self.terms[min(self.connections, len(self.terms) - 1)]
+        self.connections += 1
+        conn.version = 3
+        conn.send(
+            m.HandshakeAck(
+                accepted=True, node_id=hello.node_info.id, coordinator_info=None, reason=None
+            ),
+            m.LeaderAnnounce(
+                term=term, leader_id=uuid.UUID(int=1), leader_address=SocketAddr(*conn.local)
+            ),
+        )
+        while (message := conn.receive()) is not None:
+            if isinstance(message, m.Heartbeat):
+                ack = m.HeartbeatAck(
+                    coordinator_id=uuid.UUID(int=1), echo_timestamp=0, coordinator_timestamp=0
+                )
+                conn.send(ack)
+            if term == self.terms[0] and self.connections == 1:
+                conn.close()  # the first leader goes away after the first message
+                return
+
+    def __enter__(self) -> Announcer:
+        self.server.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.stop()
+
+
+@pytest.mark.parametrize("node", ["client", "worker"])
+def test_clients_and_workers_refuse_a_leader_of_an_older_term(
+    node: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Term 5 is seen; a coordinator then announcing term 3 (a deposed leader) is left for
+    another; one announcing term 6 is kept."""
+    caplog.set_level(logging.WARNING)
+    with Announcer([5, 3, 6]) as fake:
+        host, port = fake.server.address
+        if node == "client":
+            started: VistritClient | Worker = VistritClient(f"{host}:{port}")
+            finder = started.finder
+        else:
+            started = Worker((host, port), heartbeat_interval=0.1)
+            started.start()
+            finder = started.finder
+        try:
+            wait_until(lambda: fake.connections >= 3, what="a third connection")
+            wait_until(lambda: finder.term == 6, what="term 6 kept")
+            assert any(
+                "leads term 3, older than term 5: it was deposed" in r.getMessage()
+                for r in caplog.records
+            )
+        finally:
+            if isinstance(started, VistritClient):
+                started.close()
+            else:
+                started.stop()

@@ -14,14 +14,20 @@
 
 How it works:
 
-* The client connects to the first coordinator of its list that answers, and handshakes
-  as a ``Client`` (protocol v2): it is never given tasks and never listed as a worker.
+* The client connects to the coordinator that leads, among those of its list (following
+  redirects, see :mod:`vistrit.leader`), and handshakes as a ``Client`` (protocol v2 and
+  up): it is never given tasks and never listed as a worker.
 * Every request carries an id, so many can be in flight on the one connection
   (pipelining): ``submit`` returns at once with a :class:`TaskFuture`; one reader thread
   matches each answer to its request by request id or task id.
 * The coordinator sends the outcome of each task the client submitted as soon as it is
   final; the future then resolves: its result is the task's output (``str`` if the data
   was given as ``str``, else ``bytes``), or :class:`TaskError`, or it is cancelled.
+
+If the connection is lost (a coordinator restarts, or the leader fails), the client
+finds the leader again and resubmits every task it is still waiting for, under the same
+ids; read-only requests cut off are asked again. It heartbeats every second and leaves a
+coordinator that has not answered for ``coordinator_timeout`` (a frozen one).
 
 Failures are typed: :class:`TaskError` (the task failed; ``.error`` is its error text),
 :class:`TaskRejected` (the coordinator refused the submission), :class:`TaskNotFound`,

@@ -26,6 +26,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 from vistrit import defaults
@@ -183,22 +184,13 @@ class Coordinator:
             return
         conn.name = f"{peer.kind.name.lower()} {peer.name or str(peer.id)[:8]}"
         log.info("%s: %s joined from %s (v%d)", self.name, conn.name, conn.peer, peer.version)
+
+        def handle(batch: list[m.Message]) -> bool:
+            self._apply(peer, batch)
+            return not any(isinstance(message, m.Disconnect) for message in batch)
+
         try:
-            while True:
-                message = conn.receive()
-                if message is None:
-                    break
-                batch = [message, *conn.buffered_messages()]  # all that has already arrived
-                self._apply(peer, batch)
-                if any(isinstance(message, m.Disconnect) for message in batch):
-                    break
-        except PeerTimeout as exc:
-            conn.refuse(str(exc), ErrorCode.Protocol)
-        except ProtocolError as exc:
-            log.warning("%s: %s sent a bad frame: %s", self.name, conn.name, exc)
-            conn.refuse(exc)
-        except ConnectionClosed:
-            pass
+            self._read_batches(conn, handle)
         finally:
             conn.close()
             with self._lock:
@@ -213,17 +205,35 @@ class Coordinator:
     def _serve_peer(self, peer: Peer, conn: Connection) -> None:
         """A connection another coordinator opened to us: its election and replication
         messages, handled by the cluster."""
-        assert self.cluster is not None
+        cluster = self.cluster
+        assert cluster is not None
         rank = rank_of(peer.id)
         conn.name = f"coordinator {rank}"
+
+        def handle(batch: list[m.Message]) -> bool:
+            with self._lock:
+                now = time.time()
+                for message in batch:
+                    log.debug("%s: from %s: %s", self.name, conn.name, message)
+                    cluster.on_message(rank, message, now)
+            return True
+
+        try:
+            self._read_batches(conn, handle)
+        finally:
+            conn.close()
+            with self._lock:
+                cluster.peer_gone(rank, conn, time.time())
+            conn.join_writer()
+
+    def _read_batches(self, conn: Connection, handle: Callable[[list[m.Message]], bool]) -> None:
+        """Hand each batch of messages (all that arrived together) to *handle*, until the
+        peer closes the connection or *handle* says it is done. A bad frame, or a frame
+        that stalls, gets an ``Error`` (the caller closes the connection)."""
         try:
             while (message := conn.receive()) is not None:
-                batch = [message, *conn.buffered_messages()]
-                with self._lock:
-                    now = time.time()
-                    for message in batch:
-                        log.debug("%s: from %s: %s", self.name, conn.name, message)
-                        self.cluster.on_message(rank, message, now)
+                if not handle([message, *conn.buffered_messages()]):
+                    return
         except PeerTimeout as exc:
             conn.refuse(str(exc), ErrorCode.Protocol)
         except ProtocolError as exc:
@@ -231,11 +241,6 @@ class Coordinator:
             conn.refuse(exc)
         except ConnectionClosed:
             pass
-        finally:
-            conn.close()
-            with self._lock:
-                self.cluster.peer_gone(rank, conn, time.time())
-            conn.join_writer()
 
     def _held(self, worker_id: uuid.UUID) -> str:
         """For the log: the tasks a departing worker leaves behind. Under the lock."""

@@ -13,6 +13,9 @@ Threads, each with an owner and a stop path:
 
 Handshake: the worker offers the newest protocol version it speaks; if a coordinator
 refuses that (the reference coordinator accepts only 1), it connects again offering 1.
+Given several coordinators, it joins the one that leads (:mod:`vistrit.leader`), and
+looks for the leader again when the connection is lost or the coordinator stops
+answering its heartbeats for ``coordinator_timeout``.
 
 Read next: :mod:`vistrit.client`.
 """
