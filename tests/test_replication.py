@@ -17,8 +17,8 @@ from nodes import answer_to_a_worker, wait_until
 from vistrit.client import TaskNotFound, VistritClient
 from vistrit.coordinator import Coordinator
 from vistrit.coordinator import cluster as cluster_module
-from vistrit.coordinator.cluster import ClusterConfig, parse_peers
 from vistrit.coordinator.journal import Journal
+from vistrit.coordinator.peers import ClusterConfig, parse_peers
 from vistrit.demo import free_port
 from vistrit.protocol import messages as m
 from vistrit.protocol.errors import ErrorCode

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 
 from vistrit.coordinator import Coordinator
-from vistrit.coordinator.cluster import ClusterConfig
+from vistrit.coordinator.peers import ClusterConfig
 from vistrit.demo import free_port
 from vistrit.logic.election import rank_of
 from vistrit.protocol import messages as m

@@ -216,7 +216,7 @@ def run_coordinator(args: argparse.Namespace, out: TextIO) -> int:
 
 def cluster_config(args: argparse.Namespace) -> Any:
     """The coordinator's place in a cluster, from --id and --peers (None: it runs alone)."""
-    from vistrit.coordinator.cluster import ClusterConfig, cluster_of
+    from vistrit.coordinator.peers import ClusterConfig, cluster_of
 
     if args.id is None and args.peers is None:
         return None

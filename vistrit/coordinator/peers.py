@@ -1,0 +1,175 @@
+"""The links between coordinators, and how a coordinator is told about its peers.
+
+* :class:`ClusterConfig`: one coordinator's place in a cluster (``--id``, ``--peers``)
+  and the election's timeouts;
+* :func:`parse_peers` and :func:`cluster_of`: the ``--peers`` list, ``ID@HOST:PORT,...``;
+* :class:`PeerLink`: the connection this coordinator keeps open *to* one peer, by its own
+  thread, reconnecting with backoff. Everything this coordinator sends to that peer goes
+  on it; what the peer sends back comes on the link the peer opened, through the
+  coordinator's ordinary server. So each message between two coordinators travels on its
+  sender's link, one way.
+
+Read next: :mod:`vistrit.coordinator.cluster`.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from vistrit import defaults
+from vistrit.logic.election import Timing
+from vistrit.protocol import ProtocolError
+from vistrit.protocol import messages as m
+from vistrit.protocol.catalogue import NEWEST_VERSION
+from vistrit.transport import Connection, ConnectionClosed, PeerTimeout, connect, parse_address
+
+if TYPE_CHECKING:
+    from vistrit.coordinator.cluster import Cluster
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """One coordinator's place in a cluster: its rank, its peers', and the timeouts."""
+
+    rank: int
+    peers: dict[int, tuple[str, int]]
+    takeover: bool = True
+    leader_heartbeat: float = defaults.LEADER_HEARTBEAT
+    leader_timeout: float = defaults.LEADER_TIMEOUT
+    answer_timeout: float = defaults.ANSWER_TIMEOUT
+    announce_timeout: float = defaults.ANNOUNCE_TIMEOUT
+    jitter: float = defaults.ELECTION_JITTER
+    replication_timeout: float = defaults.REPLICATION_TIMEOUT
+    tick: float = field(default=defaults.CLUSTER_TICK)
+    #: Where workers and clients are sent to reach this coordinator when it leads: its own
+    #: entry in ``--peers``. None: the address it listens on.
+    advertise: tuple[str, int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.rank < 1:
+            raise ValueError("a coordinator's --id must be a positive number")
+        if not self.peers:
+            raise ValueError("a cluster needs at least one peer")
+        if self.rank in self.peers:
+            raise ValueError(f"--id {self.rank} is also one of the peers")
+        if self.leader_heartbeat >= self.leader_timeout:
+            raise ValueError("the leader's heartbeat must be shorter than the leader timeout")
+
+    @property
+    def timing(self) -> Timing:
+        return Timing(self.leader_timeout, self.answer_timeout, self.announce_timeout, self.jitter)
+
+
+def parse_peers(text: str, own: int | None = None) -> dict[int, tuple[str, int]]:
+    """``"1@host:7878,2@host:7879"`` as ``{1: ("host", 7878), ...}``; *own* is left out
+    (every coordinator may be given the same list, see :func:`cluster_of`)."""
+    peers: dict[int, tuple[str, int]] = {}
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        rank_text, at, address = item.partition("@")
+        if not at or not rank_text.strip().isdigit() or int(rank_text) < 1:
+            raise ValueError(f"a peer is ID@HOST:PORT with a positive ID, not {item!r}")
+        rank = int(rank_text)
+        if rank in peers:
+            raise ValueError(f"peer id {rank} is given twice")
+        peers[rank] = parse_address(address)
+    if own is not None:
+        peers.pop(own, None)
+    return peers
+
+
+def cluster_of(text: str, rank: int) -> tuple[dict[int, tuple[str, int]], tuple[str, int] | None]:
+    """The peers of coordinator *rank*, and its own address if the list has it."""
+    everyone = parse_peers(text)
+    own = everyone.pop(rank, None)
+    return everyone, own
+
+
+class PeerLink:
+    """The connection from this coordinator to one peer, kept open by its own thread."""
+
+    def __init__(self, cluster: Cluster, rank: int, address: tuple[str, int]) -> None:
+        self.cluster = cluster
+        self.rank = rank
+        self.address = address
+        self.conn: Connection | None = None
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"{cluster.name} link to {rank}", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        conn = self.conn
+        if conn is not None:
+            conn.close()
+        self._thread.join(defaults.SEND_TIMEOUT)
+
+    def post(self, messages: list[m.Message]) -> bool:
+        """Queue messages to the peer; False (and dropped) while the link is down."""
+        conn = self.conn
+        if conn is None:
+            return False
+        try:
+            conn.post(messages)
+        except ConnectionClosed:
+            return False
+        return True
+
+    def _run(self) -> None:
+        pause = defaults.RECONNECT_BACKOFF
+        while not self._stopping.is_set():
+            conn = self._open()
+            if conn is None:
+                self._stopping.wait(pause * (0.5 + random.random() / 2))
+                pause = min(self.cluster.config.leader_timeout, pause * 2)
+                continue
+            pause = defaults.RECONNECT_BACKOFF
+            self.conn = conn
+            self.cluster.link_up(self.rank)
+            try:
+                while conn.receive() is not None:
+                    pass  # the peer answers on its own link; only its HandshakeAck came here
+            except (ProtocolError, ConnectionClosed, PeerTimeout):
+                pass
+            finally:
+                self.conn = None
+                conn.close()
+                conn.join_writer()
+                self.cluster.link_down(self.rank)
+
+    def _open(self) -> Connection | None:
+        try:
+            conn = connect(
+                self.address, timeout=self.cluster.config.leader_timeout, name=f"peer {self.rank}"
+            )
+        except OSError:
+            return None
+        try:
+            conn.send(m.Handshake(node_info=self.cluster.info, protocol_version=NEWEST_VERSION))
+            ack = conn.receive(time.monotonic() + self.cluster.config.leader_timeout * 2)
+        except (ProtocolError, ConnectionClosed, PeerTimeout, OSError):
+            conn.close()
+            return None
+        if not isinstance(ack, m.HandshakeAck) or not ack.accepted:
+            reason = ack.reason if isinstance(ack, m.HandshakeAck) else repr(ack)
+            log.debug("%s: peer %d refused the link: %s", self.cluster.name, self.rank, reason)
+            conn.close()
+            return None
+        conn.version = NEWEST_VERSION
+        conn.start_writer()
+        return conn
+
+
+__all__ = ["ClusterConfig", "PeerLink", "cluster_of", "parse_peers"]
