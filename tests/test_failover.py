@@ -170,6 +170,8 @@ def test_a_higher_ranked_coordinator_that_rejoins_takes_over_with_every_task(
         cluster.restart(3)  # follows 2, receives its tasks, then takes over (the default)
         wait_until(lambda: redirects_to(cluster.addresses[2], 3), timeout=20, what="3 leads")
         assert leader_of(client) == 3
+        log = cluster.log(3)  # it followed 2 and took its copy before it led again
+        assert log.index("in sync with leader 2") < log.rindex("unanswered: now Leader")
         assert [client.status(f.task_id).output for f in [*first, *second]] == [
             r.encode() for r in expected(40)
         ]

@@ -163,6 +163,9 @@ class Cluster:
             if old is not None:
                 old.close()  # it restarted: its old link is dead
             self._incoming[rank] = conn
+            # It is back: our link to it should be too, at once. A coordinator that starts
+            # listens for a leader before it stands; the leader must reach it in time.
+            self.links[rank].wake()
         return m.HandshakeAck(
             accepted=reason is None,
             node_id=hello.node_info.id,

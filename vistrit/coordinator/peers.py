@@ -102,6 +102,7 @@ class PeerLink:
         self.address = address
         self.conn: Connection | None = None
         self._stopping = threading.Event()
+        self._wake = threading.Event()  # try again now, without waiting out the backoff
         self._thread = threading.Thread(
             target=self._run, name=f"{cluster.name} link to {rank}", daemon=True
         )
@@ -109,8 +110,13 @@ class PeerLink:
     def start(self) -> None:
         self._thread.start()
 
+    def wake(self) -> None:
+        """The peer is back (it connected to us): if this link is down, retry at once."""
+        self._wake.set()
+
     def stop(self) -> None:
         self._stopping.set()
+        self._wake.set()
         conn = self.conn
         if conn is not None:
             conn.close()
@@ -130,9 +136,10 @@ class PeerLink:
     def _run(self) -> None:
         pause = defaults.RECONNECT_BACKOFF
         while not self._stopping.is_set():
+            self._wake.clear()
             conn = self._open()
             if conn is None:
-                self._stopping.wait(pause * (0.5 + random.random() / 2))
+                self._wake.wait(pause * (0.5 + random.random() / 2))
                 pause = min(self.cluster.config.leader_timeout, pause * 2)
                 continue
             pause = defaults.RECONNECT_BACKOFF
