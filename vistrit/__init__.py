@@ -8,9 +8,11 @@ checks this):
 
 * :mod:`vistrit.protocol` - VistritProtocol as a pure library (sans-I/O);
 * :mod:`vistrit.logic` and :mod:`vistrit.defaults` - pure decisions and tunables;
-* :mod:`vistrit.transport` - all socket code;
+* :mod:`vistrit.transport` - all socket code; :mod:`vistrit.leader` - how workers and
+  clients find the coordinator that leads;
 * :mod:`vistrit.coordinator`, :mod:`vistrit.worker`, :mod:`vistrit.client` - the nodes;
-* :mod:`vistrit.bench`, :mod:`vistrit.demo` - measurements and the demo;
+* :mod:`vistrit.bench`, :mod:`vistrit.demo`, :mod:`vistrit.election_demo` - measurements
+  and the demos;
 * :mod:`vistrit.cli` and ``__main__`` - argument parsing, logging set-up and printing.
 """
 
