@@ -115,6 +115,16 @@ def test_bench_failover_measures_a_real_failover(tmp_path: Path) -> None:
     assert row["settings"]["coordinators"] == 3
 
 
+def test_bench_replication_compares_one_coordinator_with_three(tmp_path: Path) -> None:
+    run = vistrit(
+        "bench", "replication", "--repeats", "1", "--tasks", "200", "--json", cwd=tmp_path
+    )
+    assert run.returncode == 0, run.stderr
+    (row,) = [json.loads(line) for line in run.stdout.splitlines()]
+    assert set(row["figures"]) == {"tasks_per_s_1_coordinator", "tasks_per_s_3_coordinators"}
+    assert all(value > 0 for value in row["figures"].values())
+
+
 def test_bench_codec_prints_one_json_line_per_message(tmp_path: Path) -> None:
     run = vistrit("bench", "codec", "--seconds", "0.01", "--repeats", "1", "--json", cwd=tmp_path)
     assert run.returncode == 0, run.stderr

@@ -15,7 +15,8 @@ coordinator``/``worker``, with ``--tasks vistrit.bench.tasks``), drives them fro
 More, on request: **detection** (how soon a killed or frozen worker's task runs again),
 **journal** (what ``--data-dir`` costs W1 in each ``--fsync`` mode) and **failover**
 (three coordinators; the leader is killed mid-run: the time to the first task the new
-leader accepts, and to the end of the interrupted run).
+leader accepts, and to the end of the interrupted run) and **replication** (W1 with one
+coordinator and with three, each with a journal).
 
 Nothing prints; figures are returned. Read next: :mod:`vistrit.cli`.
 """
@@ -247,6 +248,36 @@ def failover_once(tasks: int = 2_000) -> tuple[float, float]:
             group.stop_all()
 
 
+def replication_cost(tasks: int = 5_000, workers: int = 2) -> Figures:
+    """W1 throughput with one coordinator and with three (each with a journal, fsync
+    always): what waiting for the followers' copies costs."""
+    figures = {}
+    for count in (1, 3):
+        group = ProcessGroup()
+        with tempfile.TemporaryDirectory() as directory:
+            try:
+                if count == 1:
+                    _, addresses = group.start_coordinator("--data-dir", directory)
+                else:
+                    started = group.start_coordinators(count, log_dir=Path(directory), data=True)
+                    addresses = ",".join(address for _, address in started.values())
+                for number in range(workers):
+                    group.start_worker(addresses, f"bench-{number + 1}", *WORKER_OPTIONS)
+                with VistritClient(addresses) as client:
+                    wait_for_workers(client, workers)
+                    client.gather(client.map("echo", [b"warm"] * 100), 60)
+                    started_at = time.perf_counter()
+                    futures = [client.submit("echo", b"0123456789abcdef") for _ in range(tasks)]
+                    client.gather(futures, 600)
+                    elapsed = time.perf_counter() - started_at
+                figures[f"tasks_per_s_{count}_coordinator{'s' if count > 1 else ''}"] = (
+                    tasks / elapsed
+                )
+            finally:
+                group.stop_all()
+    return Figures("replication cost", figures, {"tasks": tasks, "workers": workers})
+
+
 def failover(repeats: int = 3, tasks: int = 2_000) -> Figures:
     runs = [failover_once(tasks) for _ in range(repeats)]
     return Figures(
@@ -260,7 +291,7 @@ def failover(repeats: int = 3, tasks: int = 2_000) -> Figures:
 
 
 WORKLOADS = ("throughput", "latency", "scaling", "payload")
-MORE_WORKLOADS = ("detection", "journal", "failover")
+MORE_WORKLOADS = ("detection", "journal", "failover", "replication")
 
 
 def run(
@@ -289,6 +320,8 @@ def run(
             return failure_detection(repeats)
         elif workload == "failover":
             return failover(repeats, min(tasks, 2_000))
+        elif workload == "replication":
+            runs.append(replication_cost(min(tasks, 5_000), workers))
         elif workload == "journal":
             runs.append(journal_cost(min(tasks, 5_000), workers))
         else:

@@ -84,14 +84,15 @@ def add_commands(commands: Any) -> None:
         "protocol's encoder and decoder alone; detection the time to requeue the task of a "
         "killed or frozen worker; journal the throughput cost of --data-dir in each --fsync "
         "mode; failover the time from killing the leader of three coordinators to the first "
-        "task the new leader accepts, and to the end of the interrupted run. Default: the "
-        "four cluster workloads.",
+        "task the new leader accepts, and to the end of the interrupted run; replication W1 "
+        "with one coordinator and with three. Default: the four cluster workloads.",
     )
     bench.add_argument(
         "workloads",
         nargs="*",
         metavar="WORKLOAD",
-        help="codec, throughput, latency, scaling, payload, detection, journal, failover, or all",
+        help="codec, throughput, latency, scaling, payload, detection, journal, failover, "
+        "replication, or all",
     )
     bench.add_argument(
         "--repeats",
