@@ -15,6 +15,11 @@ Each handler thread runs :meth:`Coordinator._serve` for its connection:
 A bad frame gets an ``Error`` with the matching ``ErrorCode`` and ends that connection
 only; every other connection carries on.
 
+One of several coordinators (a :class:`~vistrit.coordinator.peers.ClusterConfig`) also
+has a :class:`~vistrit.coordinator.cluster.Cluster`: connections from the other
+coordinators are handed to it, workers and clients are served only while this one leads
+(else redirected), and what is committed is replicated before it is answered.
+
 Read next: :mod:`vistrit.worker`.
 """
 
