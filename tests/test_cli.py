@@ -190,3 +190,23 @@ def test_decode_reads_binary_frames_from_a_file(tmp_path: Path) -> None:
     assert run.returncode == 0 and "frame 2" in run.stdout and "0x04 = HeartbeatAck" in run.stdout
     missing = vistrit("decode", "--file", "nope.vst", cwd=tmp_path)
     assert missing.returncode == 2 and missing.stderr.startswith("error: cannot read nope.vst")
+
+
+def test_an_own_address_that_does_not_resolve_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import argparse
+
+    from vistrit import transport
+    from vistrit.cli.common import UsageError
+    from vistrit.cli.nodes import cluster_config
+
+    def unknown(host: str) -> str:
+        raise OSError(f"no address for {host}")
+
+    monkeypatch.setattr(transport, "resolve", unknown)
+    args = argparse.Namespace(
+        id=1, peers="1@elsewhere:7000,2@127.0.0.1:7001", takeover=True, leader_timeout=0.5
+    )
+    with pytest.raises(UsageError, match="cannot resolve this coordinator's address elsewhere"):
+        cluster_config(args)

@@ -224,6 +224,15 @@ def cluster_config(args: argparse.Namespace) -> Any:
         raise UsageError("--id and --peers go together: give both, or neither")
     try:
         peers, own = cluster_of(args.peers, args.id)
+        if own is not None:
+            from vistrit.transport import resolve
+
+            try:
+                resolve(own[0])
+            except OSError as exc:
+                raise ValueError(
+                    f"cannot resolve this coordinator's address {own[0]}: {exc}"
+                ) from None
         heartbeat = min(defaults.LEADER_HEARTBEAT, args.leader_timeout / 5)
         return ClusterConfig(
             rank=args.id,
