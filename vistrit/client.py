@@ -68,7 +68,7 @@ from vistrit.protocol.types import (
     TaskState,
     introduce,
 )
-from vistrit.transport import Connection, ConnectionClosed, PeerTimeout, parse_address
+from vistrit.transport import Connection, ConnectionClosed, PeerTimeout, parse_addresses
 
 log = logging.getLogger(__name__)
 
@@ -202,13 +202,8 @@ class VistritClient:
         reconnect_timeout: float = defaults.RECONNECT_TIMEOUT,
         coordinator_timeout: float = defaults.COORDINATOR_TIMEOUT,
     ) -> None:
-        texts = coordinators.split(",") if isinstance(coordinators, str) else list(coordinators)
-        try:
-            self.addresses = [parse_address(text) for text in texts if text.strip()]
-        except ValueError as exc:
-            raise ValueError(f"bad coordinator address: {exc}") from None
-        if not self.addresses:
-            raise ValueError("no coordinator address given")
+        texts = coordinators if isinstance(coordinators, str) else ",".join(coordinators)
+        self.addresses = parse_addresses(texts)
         self.finder = LeaderFinder(self.addresses)
         self.coordinator_timeout = coordinator_timeout
         self._last_heard = time.monotonic()
@@ -243,18 +238,12 @@ class VistritClient:
         def hello(conn: Connection) -> m.Handshake:
             return m.Handshake(node_info=self._node_info(conn), protocol_version=NEWEST_VERSION)
 
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                conn, _ = self.finder.open(hello, timeout, self.name)
-                break
-            except NoLeader as exc:
-                if time.monotonic() >= deadline:
-                    raise CoordinatorUnavailable(f"no coordinator leads: {exc}") from exc
-                time.sleep(defaults.RECONNECT_BACKOFF)  # an election takes a fraction of a second
-            except ConnectionError as exc:
-                raise CoordinatorUnavailable(f"no coordinator answered: {exc}") from exc
-        conn.version = NEWEST_VERSION
+        try:
+            conn, _ = self.finder.open(hello, timeout, self.name, patience=timeout)
+        except NoLeader as exc:
+            raise CoordinatorUnavailable(f"no coordinator leads: {exc}") from exc
+        except ConnectionError as exc:
+            raise CoordinatorUnavailable(f"no coordinator answered: {exc}") from exc
         self._last_heard = time.monotonic()
         conn.start_writer()  # sends never block the caller; bursts leave in batches
         return conn
@@ -609,11 +598,9 @@ class VistritClient:
                 if message is None:
                     return "the coordinator closed the connection"
                 self._last_heard = time.monotonic()
-                if isinstance(message, m.LeaderAnnounce) and not self.finder.observe(message.term):
-                    return (
-                        f"the coordinator leads term {message.term}, older than term "
-                        f"{self.finder.term}: it was deposed"
-                    )
+                deposed = self.finder.deposed(message)
+                if deposed is not None:
+                    return deposed
                 self._dispatch(message)
         except (ProtocolError, ConnectionClosed, PeerTimeout) as exc:
             return f"connection to the coordinator failed: {exc}"

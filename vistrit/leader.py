@@ -23,6 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
+from vistrit import defaults
 from vistrit.protocol import ProtocolError
 from vistrit.protocol import messages as m
 from vistrit.protocol.errors import ErrorCode
@@ -32,11 +33,13 @@ Address = tuple[str, int]
 
 
 class Redirected(ConnectionError):
-    """A coordinator that does not lead sent us elsewhere (``leader`` None: not known yet)."""
+    """A coordinator that does not lead sent us elsewhere (``leader`` None: not known yet),
+    saying the newest term it knows (0 from a pre-v3 ``Error``)."""
 
-    def __init__(self, reason: str, leader: Address | None) -> None:
+    def __init__(self, reason: str, leader: Address | None, term: int = 0) -> None:
         super().__init__(reason)
         self.leader = leader
+        self.term = term
 
 
 class NoLeader(ConnectionError):
@@ -76,38 +79,40 @@ class LeaderFinder:
         self.term = term
         return True
 
-    def handshake(self, conn: Connection, hello: m.Handshake, timeout: float) -> m.HandshakeAck:
-        """Send *hello* and read the answer: the ``HandshakeAck`` if accepted; raises
-        :class:`Redirected` (remembering where the leader is) or :class:`Refused`."""
-        try:
-            conn.send(hello)
-            answer = conn.receive(time.monotonic() + timeout)
-        except (ProtocolError, ConnectionClosed, PeerTimeout, OSError) as exc:
-            raise Unanswered(f"no HandshakeAck: {exc}") from exc
-        if answer is None:
-            raise Unanswered("the connection closed before a HandshakeAck")
-        if isinstance(answer, m.Redirect):
-            self.observe(max(answer.term, self.term))
-            leader = answer.leader_address
-            self.leader = (leader.host, leader.port) if leader is not None else None
-            raise Redirected(answer.reason, self.leader)
-        if isinstance(answer, m.Error) and answer.code == ErrorCode.Unavailable:
-            where = parse_address(answer.entity_id) if answer.entity_id else None
-            self.leader = where
-            raise Redirected(answer.message, where)
-        if not isinstance(answer, m.HandshakeAck):
-            raise Refused(f"expected HandshakeAck, got {answer!r}")
-        if not answer.accepted:
-            raise Refused(answer.reason or "refused")
-        return answer
+    def deposed(self, message: m.Message) -> str | None:
+        """Why to leave the coordinator that sent *message*: it announces a term older
+        than one already seen (a deposed leader). None for anything else."""
+        if isinstance(message, m.LeaderAnnounce) and not self.observe(message.term):
+            return (
+                f"the coordinator leads term {message.term}, older than term {self.term}: "
+                "it was deposed"
+            )
+        return None
 
     def open(
+        self,
+        hello: Callable[[Connection], m.Handshake],
+        timeout: float,
+        name: str,
+        patience: float = 0.0,
+    ) -> tuple[Connection, m.HandshakeAck]:
+        """Connect to the leader: each address in turn, following redirects; while no
+        coordinator leads, try again every ``RECONNECT_BACKOFF`` for up to *patience*
+        seconds. Raises :class:`Refused` if a coordinator refuses the handshake itself (a
+        version it does not speak, a node id already connected), :class:`NoLeader` if none
+        leads, else ``ConnectionError`` saying what each coordinator answered."""
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                return self._open_once(hello, timeout, name)
+            except NoLeader:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(defaults.RECONNECT_BACKOFF)  # an election takes a fraction of a second
+
+    def _open_once(
         self, hello: Callable[[Connection], m.Handshake], timeout: float, name: str
     ) -> tuple[Connection, m.HandshakeAck]:
-        """Connect to the leader: each address in turn, following redirects. Raises
-        :class:`Refused` if a coordinator refuses the handshake itself (a version it does not
-        speak, a node id already connected), else ``ConnectionError`` saying what each
-        coordinator answered."""
         errors: list[str] = []
         redirected = False
         tried: set[Address] = set()
@@ -126,7 +131,7 @@ class LeaderFinder:
                     self.leader = None
                 continue
             try:
-                ack = self.handshake(conn, hello(conn), timeout)
+                ack = handshake(conn, hello(conn), timeout)
                 self.joined = address
                 return conn, ack
             except Unanswered as exc:
@@ -137,6 +142,8 @@ class LeaderFinder:
             except Redirected as exc:
                 conn.close()
                 redirected = True
+                self.observe(max(exc.term, self.term))
+                self.leader = exc.leader
                 errors.append(f"{where}: {exc}")
                 if exc.leader is not None and exc.leader not in tried:
                     queue.insert(0, exc.leader)
@@ -144,3 +151,30 @@ class LeaderFinder:
                 conn.close()
                 raise Refused(f"{where}: {exc}") from None
         raise (NoLeader if redirected else ConnectionError)("; ".join(errors))
+
+
+def handshake(conn: Connection, hello: m.Handshake, timeout: float) -> m.HandshakeAck:
+    """Send *hello* on a new connection and read the coordinator's answer: its accepting
+    ``HandshakeAck``, or :class:`Redirected` (a ``Redirect``, or an ``Error`` of code
+    ``Unavailable``), :class:`Refused` or :class:`Unanswered`. Sets the connection's
+    version to the one offered once accepted."""
+    try:
+        conn.send(hello)
+        answer = conn.receive(time.monotonic() + timeout)
+    except (ProtocolError, ConnectionClosed, PeerTimeout, OSError) as exc:
+        raise Unanswered(f"no HandshakeAck: {exc}") from exc
+    if answer is None:
+        raise Unanswered("the connection closed before a HandshakeAck")
+    if isinstance(answer, m.Redirect):
+        leader = answer.leader_address
+        where = (leader.host, leader.port) if leader is not None else None
+        raise Redirected(answer.reason, where, answer.term)
+    if isinstance(answer, m.Error) and answer.code == ErrorCode.Unavailable:
+        where = parse_address(answer.entity_id) if answer.entity_id else None
+        raise Redirected(answer.message, where)
+    if not isinstance(answer, m.HandshakeAck):
+        raise Refused(f"expected HandshakeAck, got {answer!r}")
+    if not answer.accepted:
+        raise Refused(answer.reason or "refused")
+    conn.version = hello.protocol_version
+    return answer

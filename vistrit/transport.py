@@ -71,6 +71,18 @@ def parse_address(text: str, default_port: int = defaults.PORT) -> tuple[str, in
     return host, port
 
 
+def parse_addresses(text: str) -> list[tuple[str, int]]:
+    """``"a:7878,b:7878"`` (several coordinators) as a list of ``(host, port)``; raises
+    ``ValueError`` for a bad address or an empty list."""
+    try:
+        addresses = [parse_address(part) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise ValueError(f"bad coordinator address: {exc}") from None
+    if not addresses:
+        raise ValueError("no coordinator address given")
+    return addresses
+
+
 def resolve(host: str) -> str:
     """The IPv4 address of *host* (an address is returned as it is): what a node announces
     to others must be an IP address on the wire. Raises ``OSError`` if it has none."""

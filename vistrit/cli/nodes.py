@@ -28,6 +28,7 @@ from vistrit.cli.common import (
     until_signalled,
 )
 from vistrit.logic.scheduler import STRATEGIES
+from vistrit.transport import parse_addresses
 
 
 def add_commands(commands: Any) -> None:
@@ -255,9 +256,10 @@ def run_worker(args: argparse.Namespace, out: TextIO) -> int:
             importlib.import_module(module)
         except ImportError as exc:
             raise UsageError(f"cannot import --tasks {module}: {exc}") from None
-    targets = [address(text) for text in args.coordinator.split(",") if text.strip()]
-    if not targets:
-        raise UsageError("no coordinator address given")
+    try:
+        targets = parse_addresses(args.coordinator)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     worker = Worker(
         targets,
         slots=args.slots,

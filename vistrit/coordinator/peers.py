@@ -17,11 +17,11 @@ from __future__ import annotations
 import logging
 import random
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from vistrit import defaults
+from vistrit.leader import handshake
 from vistrit.logic.election import Timing
 from vistrit.protocol import ProtocolError
 from vistrit.protocol import messages as m
@@ -157,24 +157,18 @@ class PeerLink:
                 self.cluster.link_down(self.rank)
 
     def _open(self) -> Connection | None:
+        timeout = self.cluster.config.leader_timeout
         try:
-            conn = connect(
-                self.address, timeout=self.cluster.config.leader_timeout, name=f"peer {self.rank}"
-            )
+            conn = connect(self.address, timeout=timeout, name=f"peer {self.rank}")
         except OSError:
             return None
+        hello = m.Handshake(node_info=self.cluster.info, protocol_version=NEWEST_VERSION)
         try:
-            conn.send(m.Handshake(node_info=self.cluster.info, protocol_version=NEWEST_VERSION))
-            ack = conn.receive(time.monotonic() + self.cluster.config.leader_timeout * 2)
-        except (ProtocolError, ConnectionClosed, PeerTimeout, OSError):
+            handshake(conn, hello, 2 * timeout)
+        except ConnectionError as exc:  # refused, or no answer in time
+            log.debug("%s: no link to peer %d: %s", self.cluster.name, self.rank, exc)
             conn.close()
             return None
-        if not isinstance(ack, m.HandshakeAck) or not ack.accepted:
-            reason = ack.reason if isinstance(ack, m.HandshakeAck) else repr(ack)
-            log.debug("%s: peer %d refused the link: %s", self.cluster.name, self.rank, reason)
-            conn.close()
-            return None
-        conn.version = NEWEST_VERSION
         conn.start_writer()
         return conn
 

@@ -111,15 +111,7 @@ class Worker:
     def start(self) -> None:
         """Connect and handshake (raises ``OSError`` or :class:`HandshakeRefused`), then run.
         While the coordinators are still electing a leader, keep trying for a few seconds."""
-        deadline = time.monotonic() + defaults.CONNECT_TIMEOUT
-        while True:
-            try:
-                self._conn = self._connect(NEWEST_VERSION)
-                break
-            except NoLeader:
-                if time.monotonic() >= deadline:
-                    raise
-                time.sleep(defaults.RECONNECT_BACKOFF)
+        self._conn = self._connect(NEWEST_VERSION, patience=defaults.CONNECT_TIMEOUT)
         self._pool = ThreadPoolExecutor(self.slots, thread_name_prefix=f"{self.name} slot")
         self._reader = threading.Thread(target=self._read_loop, name=f"{self.name} reader")
         self._reader.start()
@@ -132,20 +124,20 @@ class Worker:
             f", tags {', '.join(self.tags)}" if self.tags else "",
         )
 
-    def _connect(self, version: int) -> Connection:
-        """Join the leader among the coordinators (see :mod:`vistrit.leader`)."""
+    def _connect(self, version: int, patience: float = 0.0) -> Connection:
+        """Join the leader among the coordinators (see :mod:`vistrit.leader`); while they
+        elect one, keep trying for up to *patience* seconds."""
 
         def hello(conn: Connection) -> m.Handshake:
             return m.Handshake(node_info=self._node_info(conn), protocol_version=version)
 
         try:
-            conn, _ = self.finder.open(hello, defaults.HANDSHAKE_TIMEOUT, self.name)
+            conn, _ = self.finder.open(hello, defaults.HANDSHAKE_TIMEOUT, self.name, patience)
         except Refused as exc:
             if version > 1:  # a v1-only coordinator: offer v1
-                return self._connect(1)
+                return self._connect(1, patience)
             raise HandshakeRefused(str(exc)) from None
         self.coordinator = self.finder.joined
-        conn.version = version
         self._last_heard = time.monotonic()
         conn.start_writer()  # assignment acks, statuses and results leave in batches
         return conn
@@ -279,11 +271,9 @@ class Worker:
                 if message is None:
                     return "the coordinator closed the connection"
                 self._last_heard = time.monotonic()
-                if isinstance(message, m.LeaderAnnounce) and not self.finder.observe(message.term):
-                    return (
-                        f"the coordinator leads term {message.term}, older than term "
-                        f"{self.finder.term}: it was deposed"
-                    )
+                deposed = self.finder.deposed(message)
+                if deposed is not None:
+                    return deposed
                 if isinstance(message, m.TaskAssign):
                     self._on_assign(message.task)
                 elif isinstance(message, m.TaskCancel):
