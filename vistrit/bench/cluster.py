@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import signal
 import statistics
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -54,30 +55,56 @@ class Figures:
 
 @contextmanager
 def local_cluster(
-    workers: int, slots: int = 1, coordinator_args: tuple[str, ...] = ()
+    workers: int,
+    slots: int = 1,
+    coordinator_args: tuple[str, ...] = (),
+    coordinators: int = 1,
 ) -> Iterator[VistritClient]:
-    """A coordinator and *workers* worker processes on 127.0.0.1, and a client to them."""
+    """A coordinator (or a cluster of *coordinators*, each with a journal) and *workers*
+    worker processes on 127.0.0.1, and a client to them."""
     group = ProcessGroup()
-    try:
-        _, address = group.start_coordinator(*coordinator_args)
-        for number in range(workers):
-            group.start_worker(
-                address, f"bench-{number + 1}", "--slots", str(slots), *WORKER_OPTIONS
-            )
-        with VistritClient(address) as client:
-            wait_for_workers(client, workers)
-            yield client
-    finally:
-        group.stop_all()
+    with tempfile.TemporaryDirectory() as directory:
+        try:
+            addresses, _ = start_cluster(group, coordinators, Path(directory), coordinator_args)
+            for number in range(workers):
+                group.start_worker(
+                    addresses, f"bench-{number + 1}", "--slots", str(slots), *WORKER_OPTIONS
+                )
+            with VistritClient(addresses) as client:
+                wait_for_workers(client, workers)
+                yield client
+        finally:
+            group.stop_all()
+
+
+def start_cluster(
+    group: ProcessGroup, coordinators: int, directory: Path, coordinator_args: tuple[str, ...]
+) -> tuple[str, dict[int, subprocess.Popen[str]]]:
+    """One coordinator, or several (ids 1 to *coordinators*, each journaled in
+    *directory*). Returns the addresses to give workers and clients, and the processes by
+    id."""
+    if coordinators == 1:
+        process, address = group.start_coordinator(*coordinator_args)
+        return address, {1: process}
+    started = group.start_coordinators(
+        coordinators, *coordinator_args, log_dir=directory, data=True
+    )
+    addresses = ",".join(address for _, address in started.values())
+    return addresses, {rank: process for rank, (process, _) in started.items()}
+
+
+def w1_seconds(client: VistritClient, tasks: int) -> float:
+    """The W1 workload on a running cluster: *tasks* 16-byte echo tasks submitted at once
+    (after a warm-up), until every result is back."""
+    client.gather(client.map("echo", [b"warm"] * 100), 60)
+    started = time.perf_counter()
+    client.gather([client.submit("echo", b"0123456789abcdef") for _ in range(tasks)], 600)
+    return time.perf_counter() - started
 
 
 def throughput(tasks: int = 10_000, workers: int = 2) -> Figures:
     with local_cluster(workers) as client:
-        client.gather(client.map("echo", [b"warm"] * 100), 60)
-        started = time.perf_counter()
-        futures = [client.submit("echo", b"0123456789abcdef") for _ in range(tasks)]
-        client.gather(futures, 600)
-        elapsed = time.perf_counter() - started
+        elapsed = w1_seconds(client, tasks)
     return Figures(
         "W1 throughput",
         {"tasks_per_s": tasks / elapsed, "seconds": elapsed},
@@ -207,12 +234,7 @@ def journal_cost(tasks: int = 5_000, workers: int = 2) -> Figures:
         with tempfile.TemporaryDirectory() as directory:
             args = () if mode == "none" else ("--data-dir", directory, "--fsync", mode)
             with local_cluster(workers, coordinator_args=args) as client:
-                client.gather(client.map("echo", [b"warm"] * 100), 60)
-                started = time.perf_counter()
-                client.gather(
-                    [client.submit("echo", b"0123456789abcdef") for _ in range(tasks)], 600
-                )
-                figures[f"tasks_per_s_{mode}"] = tasks / (time.perf_counter() - started)
+                figures[f"tasks_per_s_{mode}"] = tasks / w1_seconds(client, tasks)
     return Figures("journal cost", figures, {"tasks": tasks, "workers": workers})
 
 
@@ -223,8 +245,7 @@ def failover_once(tasks: int = 2_000) -> tuple[float, float]:
     group = ProcessGroup()
     with tempfile.TemporaryDirectory() as directory:
         try:
-            started = group.start_coordinators(3, log_dir=Path(directory), data=True)
-            addresses = ",".join(address for _, address in started.values())
+            addresses, processes = start_cluster(group, 3, Path(directory), ())
             for number in (1, 2):
                 group.start_worker(addresses, f"bench-{number}", "--slots", "2", *WORKER_OPTIONS)
             with VistritClient(addresses) as client, VistritClient(addresses) as probe:
@@ -235,7 +256,7 @@ def failover_once(tasks: int = 2_000) -> tuple[float, float]:
                 while sum(f.done() for f in futures) < tasks // 10:
                     time.sleep(0.001)
                 killed = time.perf_counter()
-                started[leader.int][0].send_signal(signal.SIGKILL)
+                processes[leader.int].send_signal(signal.SIGKILL)
                 first = probe.submit("echo", "probe")
                 probe.status(first.task_id)  # answered once the new leader has accepted it
                 accepted = time.perf_counter() - killed
@@ -252,29 +273,13 @@ def replication_cost(tasks: int = 5_000, workers: int = 2) -> Figures:
     """W1 throughput with one coordinator and with three (each with a journal, fsync
     always): what waiting for the followers' copies costs."""
     figures = {}
-    for count in (1, 3):
-        group = ProcessGroup()
-        with tempfile.TemporaryDirectory() as directory:
-            try:
-                if count == 1:
-                    _, addresses = group.start_coordinator("--data-dir", directory)
-                else:
-                    started = group.start_coordinators(count, log_dir=Path(directory), data=True)
-                    addresses = ",".join(address for _, address in started.values())
-                for number in range(workers):
-                    group.start_worker(addresses, f"bench-{number + 1}", *WORKER_OPTIONS)
-                with VistritClient(addresses) as client:
-                    wait_for_workers(client, workers)
-                    client.gather(client.map("echo", [b"warm"] * 100), 60)
-                    started_at = time.perf_counter()
-                    futures = [client.submit("echo", b"0123456789abcdef") for _ in range(tasks)]
-                    client.gather(futures, 600)
-                    elapsed = time.perf_counter() - started_at
-                figures[f"tasks_per_s_{count}_coordinator{'s' if count > 1 else ''}"] = (
-                    tasks / elapsed
-                )
-            finally:
-                group.stop_all()
+    with (
+        tempfile.TemporaryDirectory() as directory,
+        local_cluster(workers, coordinator_args=("--data-dir", directory)) as client,
+    ):
+        figures["tasks_per_s_1_coordinator"] = tasks / w1_seconds(client, tasks)
+    with local_cluster(workers, coordinators=3) as client:
+        figures["tasks_per_s_3_coordinators"] = tasks / w1_seconds(client, tasks)
     return Figures("replication cost", figures, {"tasks": tasks, "workers": workers})
 
 
