@@ -25,6 +25,7 @@ LAYERS = {
     "vistrit.coordinator": 3,
     "vistrit.worker": 3,
     "vistrit.client": 3,
+    "vistrit.results": 3,  # what the client hands back
     "vistrit.tracer": 3,
     "vistrit.bench": 4,
     "vistrit.demo": 4,

@@ -10,7 +10,8 @@ checks this):
 * :mod:`vistrit.logic` and :mod:`vistrit.defaults` - pure decisions and tunables;
 * :mod:`vistrit.transport` - all socket code; :mod:`vistrit.leader` - how workers and
   clients find the coordinator that leads;
-* :mod:`vistrit.coordinator`, :mod:`vistrit.worker`, :mod:`vistrit.client` - the nodes;
+* :mod:`vistrit.coordinator`, :mod:`vistrit.worker`, :mod:`vistrit.client` - the nodes
+  (:mod:`vistrit.results`: what the client hands back);
 * :mod:`vistrit.bench`, :mod:`vistrit.demo`, :mod:`vistrit.election_demo` - measurements
   and the demos;
 * :mod:`vistrit.cli` and ``__main__`` - argument parsing, logging set-up and printing.

@@ -35,6 +35,10 @@ Failures are typed: :class:`TaskError` (the task failed; ``.error`` is its error
 ``concurrent.futures.CancelledError`` from ``result()`` of a cancelled task, and
 ``TimeoutError`` when a wait runs out.
 
+The values the client hands back (:class:`TaskFuture`, :class:`TaskInfo`,
+:class:`ClusterStatus`) and its errors live in :mod:`vistrit.results`, and can be imported
+from here too.
+
 Read next: :mod:`vistrit.cli`.
 """
 
@@ -48,7 +52,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from vistrit import defaults
@@ -64,129 +67,24 @@ from vistrit.protocol.types import (
     Task,
     TaskPayload,
     TaskPriority,
-    TaskResult,
     TaskState,
     introduce,
+)
+from vistrit.results import (
+    ClusterStatus,
+    CoordinatorUnavailable,
+    TaskError,
+    TaskFuture,
+    TaskInfo,
+    TaskNotFound,
+    TaskRejected,
+    VistritError,
 )
 from vistrit.transport import Connection, ConnectionClosed, PeerTimeout, parse_addresses
 
 log = logging.getLogger(__name__)
 
 PRIORITIES = {p.name.lower(): p for p in TaskPriority}
-
-
-class VistritError(Exception):
-    """Base of the client's errors."""
-
-
-class CoordinatorUnavailable(VistritError, ConnectionError):
-    """No coordinator could be reached, or the connection to it was lost."""
-
-
-class TaskRejected(VistritError):
-    """The coordinator refused the submission (an unknown dependency, for example)."""
-
-
-class TaskNotFound(VistritError, LookupError):
-    """The coordinator does not know this task (never submitted, or past retention)."""
-
-
-class TaskError(VistritError):
-    """The task failed. ``error`` is its error text (every attempt's, when retried)."""
-
-    def __init__(self, task_id: uuid.UUID, error: str, result: TaskResult | None = None) -> None:
-        super().__init__(f"task {task_id} failed: {error}")
-        self.task_id = task_id
-        self.error = error
-        self.result = result
-
-
-@dataclass(frozen=True)
-class TaskInfo:
-    """A task as the coordinator reports it."""
-
-    id: uuid.UUID
-    name: str
-    state: str  # Pending, Scheduled, Running, Completed, Failed or Cancelled
-    priority: str
-    worker: uuid.UUID | None
-    progress: int | None
-    error: str | None
-    output: bytes | None
-    task: Task
-    result: TaskResult | None
-
-    @property
-    def finished(self) -> bool:
-        return self.state in ("Completed", "Failed", "Cancelled")
-
-    @classmethod
-    def of(cls, task: Task, result: TaskResult | None) -> TaskInfo:
-        state = task.state
-        return cls(
-            id=task.id,
-            name=task.name,
-            state=state.WIRE_NAME,
-            priority=task.priority.name,
-            worker=getattr(state, "worker_id", None),
-            progress=getattr(state, "progress", None),
-            error=getattr(state, "error", None)
-            or (result.error if result and not result.success else None),
-            output=result.data if result is not None else None,
-            task=task,
-            result=result,
-        )
-
-
-@dataclass(frozen=True)
-class ClusterStatus:
-    leader_id: uuid.UUID | None
-    total_nodes: int
-    online_workers: int
-    pending_tasks: int
-    running_tasks: int
-    completed_tasks: int
-    failed_tasks: int
-    uptime_seconds: int
-    term: int = 0  # the leader's term (0: a coordinator that runs alone)
-    address: str = ""  # HOST:PORT of the coordinator that answered
-
-
-class TaskFuture(concurrent.futures.Future[Any]):
-    """The outcome of one task. ``cancel()`` asks the coordinator to cancel the task."""
-
-    def __init__(self, client: VistritClient, task_id: uuid.UUID, text: bool) -> None:
-        super().__init__()
-        self.client = client
-        self.task_id = task_id
-        self.text = text
-
-    def cancel(self) -> bool:
-        """Cancel the task (pending: at once; running: its worker is told to stop it).
-
-        Returns True if the coordinator accepted; blocks for its answer, so do not call it
-        from a done-callback.
-        """
-        if self.done():
-            return super().cancelled()
-        if not self.client.cancel(self.task_id):
-            return False
-        return self._mark_cancelled()
-
-    def _mark_cancelled(self) -> bool:
-        return super().cancel()
-
-    def _settle(self, state: TaskState, result: TaskResult | None) -> None:
-        """Resolve from a final state (called by the reader thread)."""
-        if self.done():
-            return
-        if isinstance(state, TaskState.Completed):
-            data = result.data if result is not None and result.data is not None else b""
-            self.set_result(data.decode("utf-8", "replace") if self.text else data)
-        elif isinstance(state, TaskState.Failed):
-            self.set_exception(TaskError(self.task_id, state.error, result))
-        elif isinstance(state, TaskState.Cancelled):
-            self._mark_cancelled()
 
 
 class VistritClient:
@@ -770,3 +668,16 @@ def _opts(options: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise TypeError(f"unexpected option(s): {', '.join(sorted(unknown))}")
     return options
+
+
+__all__ = [
+    "ClusterStatus",
+    "CoordinatorUnavailable",
+    "TaskError",
+    "TaskFuture",
+    "TaskInfo",
+    "TaskNotFound",
+    "TaskRejected",
+    "VistritClient",
+    "VistritError",
+]
