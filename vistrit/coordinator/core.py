@@ -90,7 +90,7 @@ class CoordinatorCore:
         self._rng = rng
         #: Frames for the journal (TaskSubmit, TaskOutcome), taken by the server before it
         #: sends the outbox that depends on them.
-        self.journal: list[m.Message] = []
+        self.journal: list[m.Message | bytes] = []  # bytes: a record already encoded
         self._handed_back: set[uuid.UUID] = set()  # workers that said a graceful goodbye
         self._retries: list[tuple[float, int, uuid.UUID]] = []  # (when, sequence, task)
         self._deadlines: list[tuple[float, int, uuid.UUID]] = []  # (deadline, sequence, task)
@@ -291,19 +291,23 @@ class CoordinatorCore:
         task = submit.task
         existing = self.store.get(task.id)
         if existing is None:
+            task = dataclasses.replace(task, state=TaskState.Pending())
+            record_message = m.TaskSubmit(task=task, request_id=submit.request_id)
+            entry: m.Message | bytes = record_message
             if self.record_limit is not None:
-                size = len(encode_frame(submit, 1))
-                if size > self.record_limit:
-                    reason = f"too large to replicate: {size} bytes (at most {self.record_limit})"
+                entry = encode_frame(record_message, 1)  # measured once, journaled as it is
+                if len(entry) > self.record_limit:
+                    reason = (
+                        f"too large to replicate: {len(entry)} bytes (at most {self.record_limit})"
+                    )
                     return [(peer.id, _submit_ack(submit, False, reason))]
             missing = [d for d in task.dependencies if self.store.get(d) is None]
             if missing:
                 reason = f"unknown dependency {missing[0]}"
                 return [(peer.id, _submit_ack(submit, False, reason))]
-            task = dataclasses.replace(task, state=TaskState.Pending())
             client = peer.id if peer.kind == NodeType.Client else None
             record = self.store.add(task, now, client)
-            self.journal.append(m.TaskSubmit(task=task, request_id=submit.request_id))
+            self.journal.append(entry)
             outbox: Outbox = [(peer.id, _submit_ack(submit, True, None))]
             failure = self.scheduler.add(record, self.store.get)
             if failure is not None:
@@ -546,7 +550,7 @@ class CoordinatorCore:
             task = _summary(record)  # the input and the output would not fit in one frame
         return m.TaskQueryResponse(task_id=task_id, found=True, task=task, result=record.result)
 
-    def take_journal(self) -> list[m.Message]:
+    def take_journal(self) -> list[m.Message | bytes]:
         entries, self.journal = self.journal, []
         return entries
 

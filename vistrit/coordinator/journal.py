@@ -85,7 +85,7 @@ class Journal:
         self.frames = len(messages)
         return messages
 
-    def append(self, messages: Sequence[Message]) -> None:
+    def append(self, messages: Sequence[Message | bytes]) -> None:
         """Write frames (and, in ``always`` mode, fsync) before anything depends on them."""
         self.append_frames(encode_records(messages))
 
@@ -131,6 +131,7 @@ class Journal:
             self._file.close()
 
 
-def encode_records(messages: Sequence[Message]) -> list[bytes]:
-    """Journal records as frames, each in the oldest version that carries it."""
-    return [encode_frame(message, first_version(message)) for message in messages]
+def encode_records(records: Sequence[Message | bytes]) -> list[bytes]:
+    """Journal records as frames, each in the oldest version that carries it (a record
+    given as bytes is already a frame)."""
+    return [r if isinstance(r, bytes) else encode_frame(r, first_version(r)) for r in records]
