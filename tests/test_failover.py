@@ -102,6 +102,9 @@ def test_simultaneous_starts_elect_the_highest_and_followers_redirect(
     cluster = Cluster(group, tmp_path, 3)
     with VistritClient(cluster.addresses[1]) as client:  # redirected to the leader
         assert leader_of(client) == 3
+        status = client.cluster_status()  # the leader's address and term, as announced
+        assert status.address == cluster.addresses[3] and status.term >= 1
+        wait_until(lambda: client.cluster_status().total_nodes == 3, what="3 coordinators")
     for rank in (1, 2):
         wait_until(lambda r=rank: redirects_to(cluster.addresses[r], 3), what="redirects to 3")
         assert "now Follower" in cluster.log(rank)

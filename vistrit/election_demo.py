@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from vistrit.coordinator import Coordinator
@@ -98,9 +99,9 @@ def _wait_quiet(events: list[Event | str], lock: threading.Lock, timeout: float)
                 return
 
 
-def _wait(condition: object, timeout: float) -> None:
+def _wait(condition: Callable[[], bool], timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
+    while not condition():
         if time.monotonic() > deadline:
             raise RuntimeError("the coordinators did not settle on a leader in time")
         time.sleep(0.01)

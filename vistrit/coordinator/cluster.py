@@ -274,7 +274,6 @@ class Cluster:
         election = self.election
         assert election is not None
         paused = self.check_pause(now)
-        self._last_tick = now
         self._after(election.tick(now), now)
         if self.replicator is not None:
             released, dropped = self.replicator.tick(now, paused)
@@ -512,8 +511,9 @@ class Cluster:
         """Replication traffic from *leader*: follow it, or refuse it (an older term)."""
         election = self.election
         assert election is not None
-        if election.heard_from(term, leader, now):
-            self._after([], now)
+        accepted = election.heard_from(term, leader, now)
+        self._after([], now)
+        if accepted:
             return True
         log.info(
             "%s: refused records from coordinator %d of term %d (we know term %d)",
@@ -522,7 +522,6 @@ class Cluster:
             term,
             election.term,
         )
-        self._after([], now)
         self._answer(leader, False)
         return False
 
