@@ -106,16 +106,10 @@ def kinds(outbox: Outbox, to: Peer | None = None) -> list[str]:
 def test_final_states_have_no_way_out() -> None:
     assert not [key for key in TRANSITIONS if key[0] in FINAL]
     record = TaskRecord(task=word_count_task(), sequence=1, submitted_at=T0)
-    record.apply("assign", TaskState.Scheduled(worker_id=uuid.uuid4()), T0)
-    record.apply(
-        "complete", TaskState.Completed(worker_id=uuid.uuid4(), completed_at=1, duration_ms=1), T0
-    )
-    with pytest.raises(IllegalTransition, match="'complete' is not allowed when Completed"):
-        record.apply(
-            "complete",
-            TaskState.Completed(worker_id=uuid.uuid4(), completed_at=1, duration_ms=1),
-            T0,
-        )
+    record.assigned(uuid.uuid4(), T0)
+    record.completed(uuid.uuid4(), 1, T0)
+    with pytest.raises(IllegalTransition, match="'completed' is not allowed when Completed"):
+        record.completed(uuid.uuid4(), 1, T0)
 
 
 def test_every_handled_message_has_a_handler_and_others_are_refused() -> None:
@@ -432,7 +426,7 @@ def test_an_attempt_past_its_timeout_is_stopped_and_retried() -> None:
 
 def test_backoff_doubles_with_jitter_up_to_its_cap() -> None:
     world = World()
-    pauses = [world.core.backoff(attempt) for attempt in range(1, 8)]
+    pauses = [world.core.liveness.retry_backoff.pause(n, random.random) for n in range(1, 8)]
     for attempt, pause in enumerate(pauses, 1):
         full = min(4.0, 0.5 * 2 ** (attempt - 1))
         assert full / 2 <= pause <= full

@@ -368,11 +368,11 @@ def test_clients_and_workers_refuse_a_leader_of_an_older_term(
         host, port = fake.server.address
         if node == "client":
             started: VistritClient | Worker = VistritClient(f"{host}:{port}")
-            finder = started.finder
+            finder = started.session.finder
         else:
             started = Worker((host, port), heartbeat_interval=0.1)
             started.start()
-            finder = started.finder
+            finder = started.session.finder
         try:
             wait_until(lambda: fake.connections >= 3, what="a third connection")
             wait_until(lambda: finder.term == 6, what="term 6 kept")

@@ -12,32 +12,17 @@
         total = client.map_reduce("word_count", ["a b", "c d e"], "sum")
         print(total.result())                       # 5
 
-How it works:
+How it works: the client's :class:`~vistrit.session.NodeSession` joins the coordinator
+that leads (as a ``Client``, protocol v2 and up: never given tasks), heartbeats, and
+after a lost connection finds the leader again and resubmits every unfinished task under
+the same id. Requests are pipelined (:mod:`vistrit.replies`): ``submit`` returns at once
+with a :class:`TaskFuture`, resolved when the coordinator pushes the task's outcome (its
+output, ``str`` if the data was given as ``str``, else ``bytes``; or :class:`TaskError`;
+or cancelled).
 
-* The client connects to the coordinator that leads, among those of its list (following
-  redirects, see :mod:`vistrit.leader`), and handshakes as a ``Client`` (protocol v2 and
-  up): it is never given tasks and never listed as a worker.
-* Every request carries an id, so many can be in flight on the one connection
-  (pipelining): ``submit`` returns at once with a :class:`TaskFuture`; one reader thread
-  matches each answer to its request by request id or task id.
-* The coordinator sends the outcome of each task the client submitted as soon as it is
-  final; the future then resolves: its result is the task's output (``str`` if the data
-  was given as ``str``, else ``bytes``), or :class:`TaskError`, or it is cancelled.
-
-If the connection is lost (a coordinator restarts, or the leader fails), the client
-finds the leader again and resubmits every task it is still waiting for, under the same
-ids; read-only requests cut off are asked again. It heartbeats every second and leaves a
-coordinator that has not answered for ``coordinator_timeout`` (a frozen one).
-
-Failures are typed: :class:`TaskError` (the task failed; ``.error`` is its error text),
-:class:`TaskRejected` (the coordinator refused the submission), :class:`TaskNotFound`,
-:class:`CoordinatorUnavailable` (no coordinator answers, or the connection was lost),
-``concurrent.futures.CancelledError`` from ``result()`` of a cancelled task, and
-``TimeoutError`` when a wait runs out.
-
-The values the client hands back (:class:`TaskFuture`, :class:`TaskInfo`,
-:class:`ClusterStatus`) and its errors live in :mod:`vistrit.results`, and can be imported
-from here too.
+Failures are typed (:mod:`vistrit.results`, importable from here too): :class:`TaskError`,
+:class:`TaskRejected`, :class:`TaskNotFound`, :class:`CoordinatorUnavailable`,
+``concurrent.futures.CancelledError`` and ``TimeoutError``.
 
 Read next: :mod:`vistrit.cli`.
 """
@@ -47,18 +32,17 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import os
-import random
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future
 from typing import Any
 
 from vistrit import defaults
-from vistrit.leader import LeaderFinder, NoLeader
-from vistrit.protocol import ProtocolError
+from vistrit.leader import NoLeader
+from vistrit.logic.tasks import FINAL
 from vistrit.protocol import messages as m
-from vistrit.protocol.catalogue import NEWEST_VERSION
 from vistrit.protocol.types import (
     NodeInfo,
     NodeState,
@@ -67,9 +51,9 @@ from vistrit.protocol.types import (
     Task,
     TaskPayload,
     TaskPriority,
-    TaskState,
     introduce,
 )
+from vistrit.replies import Replies
 from vistrit.results import (
     ClusterStatus,
     CoordinatorUnavailable,
@@ -80,11 +64,11 @@ from vistrit.results import (
     TaskRejected,
     VistritError,
 )
-from vistrit.transport import Connection, ConnectionClosed, PeerTimeout, parse_addresses
+from vistrit.session import NodeSession
+from vistrit.submission import check_options, new_task, task_id_of, to_bytes
+from vistrit.transport import Connection, ConnectionClosed, parse_addresses
 
 log = logging.getLogger(__name__)
-
-PRIORITIES = {p.name.lower(): p for p in TaskPriority}
 
 
 class VistritClient:
@@ -102,73 +86,43 @@ class VistritClient:
     ) -> None:
         texts = coordinators if isinstance(coordinators, str) else ",".join(coordinators)
         self.addresses = parse_addresses(texts)
-        self.finder = LeaderFinder(self.addresses)
-        self.coordinator_timeout = coordinator_timeout
-        self._last_heard = time.monotonic()
-        self._timer: threading.Timer | None = None
         self.id = uuid.uuid4()
         self.name = name or f"client-{os.getpid()}"
         self.request_timeout = request_timeout
+        self.connect_timeout = connect_timeout
         self._lock = threading.Lock()
-        self._replies: dict[uuid.UUID, concurrent.futures.Future[m.Message]] = {}
-        # Waiters for answers about a task: to TaskQuery, and (apart) to TaskCancel.
-        self._by_task: dict[uuid.UUID, list[concurrent.futures.Future[m.Message]]] = {}
-        self._cancelling: dict[uuid.UUID, list[concurrent.futures.Future[m.Message]]] = {}
+        self.replies = Replies()  # the requests waiting for an answer (pipelining)
         self._tasks: dict[uuid.UUID, TaskFuture] = {}
         self._submitted: dict[uuid.UUID, Task] = {}  # for resubmission after a reconnect
         self._closed = False
         self._gave_up = False  # the coordinators were lost for good
         self._connected = threading.Event()  # clear while reconnecting
-        self.connect_timeout = connect_timeout
-        self.reconnect_timeout = reconnect_timeout
-        self._conn = self._connect(connect_timeout)
-        self._connected.set()
-        self._reader = threading.Thread(
-            target=self._read_loop, name=f"{self.name} reader", daemon=True
+        self.session = NodeSession(
+            self,
+            self.addresses,
+            lock=self._lock,
+            coordinator_timeout=coordinator_timeout,
+            reconnect_timeout=reconnect_timeout,
+            handshake_timeout=connect_timeout,
+            daemon=True,
         )
-        self._reader.start()
-        self._beat()
-
-    def _connect(self, timeout: float) -> Connection:
-        """Connect to the leader (see :mod:`vistrit.leader`). While the coordinators are
-        electing one, keep trying for up to *timeout*."""
-
-        def hello(conn: Connection) -> m.Handshake:
-            return m.Handshake(node_info=self._node_info(conn), protocol_version=NEWEST_VERSION)
-
         try:
-            conn, _ = self.finder.open(hello, timeout, self.name, patience=timeout)
+            self.session.start(patience=connect_timeout)
         except NoLeader as exc:
             raise CoordinatorUnavailable(f"no coordinator leads: {exc}") from exc
-        except ConnectionError as exc:
+        except OSError as exc:
             raise CoordinatorUnavailable(f"no coordinator answered: {exc}") from exc
-        self._last_heard = time.monotonic()
-        conn.start_writer()  # sends never block the caller; bursts leave in batches
-        return conn
-
-    def _node_info(self, conn: Connection) -> NodeInfo:
-        local = SocketAddr(*conn.local)
-        return introduce(self.id, NodeType.Client, local, self.name, int(time.time()))
+        self._connected.set()
 
     def close(self) -> None:
         """Close the connection; unfinished futures fail with CoordinatorUnavailable."""
-        with self._lock:  # a reconnection either sees this, or has set its connection
+        with self._lock:
             if self._closed:
                 return
             self._closed = True
-            conn = self._conn
         self._connected.set()  # requests waiting for a reconnection fail now
-        if self._timer is not None:
-            self._timer.cancel()
-        try:
-            conn.post([m.Disconnect(node_id=self.id, reason="client closing", graceful=True)])
-            conn.flush()  # everything posted before the goodbye goes out first
-        except ConnectionClosed:
-            pass
-        conn.close()
-        conn.join_writer()
-        if self._reader is not threading.current_thread():
-            self._reader.join(defaults.SEND_TIMEOUT)
+        bye = m.Disconnect(node_id=self.id, reason="client closing", graceful=True)
+        self.session.close(bye)  # everything posted before the goodbye goes out first
         self._fail_all(CoordinatorUnavailable("the client was closed"))
 
     @property
@@ -204,52 +158,43 @@ class VistritClient:
         them all. *after*: tasks (ids or futures) that must complete first. *task_id*: choose
         the id, so that submitting again is idempotent.
         """
-        payload = TaskPayload.Data(function=function, data=_to_bytes(data))
-        return self._submit(
-            payload,
-            isinstance(data, str),
-            name or function,
-            retries,
-            timeout,
-            priority,
-            tags,
-            after,
-            task_id,
-        )
+        payload = TaskPayload.Data(function=function, data=to_bytes(data))
+        options = (retries, timeout, priority, tags, after, task_id)
+        return self._submit(payload, isinstance(data, str), name or function, *options)
 
     def submit_compute(self, expression: str, **options: Any) -> TaskFuture:
         """Evaluate arithmetic (``"2+3*4"``) on a worker; the result is its text (``"14"``)."""
-        return self._submit(
-            TaskPayload.Compute(expression=expression),
-            True,
-            options.pop("name", expression[:40]),
-            **_opts(options),
-        )
+        payload, name = TaskPayload.Compute(expression=expression), expression[:40]
+        return self._submit(payload, True, options.pop("name", name), **check_options(options))
 
     def submit_command(self, command: str, args: Sequence[str] = (), **options: Any) -> TaskFuture:
         """Run a program on a worker started with ``--allow-commands``; the result is its stdout."""
         payload = TaskPayload.Command(command=command, args=tuple(args))
-        return self._submit(payload, True, options.pop("name", command[:40]), **_opts(options))
+        return self._submit(
+            payload, True, options.pop("name", command[:40]), **check_options(options)
+        )
 
     def submit_map(
         self, function: str, chunks: Sequence[str | bytes], **options: Any
     ) -> TaskFuture:
         """One task applying *function* to each chunk; the outputs joined with newlines."""
         payload = TaskPayload.Map(
-            function=function, input_chunks=tuple(_to_bytes(c) for c in chunks)
+            function=function, input_chunks=tuple(to_bytes(c) for c in chunks)
         )
         text = all(isinstance(c, str) for c in chunks)
-        return self._submit(payload, text, options.pop("name", f"map {function}"), **_opts(options))
+        return self._submit(
+            payload, text, options.pop("name", f"map {function}"), **check_options(options)
+        )
 
     def submit_reduce(
         self, function: str, inputs: Sequence[str | bytes] = (), **options: Any
     ) -> TaskFuture:
         """Reduce *inputs* (or, if none and ``after=`` is given, those tasks' results)."""
         payload = TaskPayload.Reduce(
-            function=function, intermediate_results=tuple(_to_bytes(i) for i in inputs)
+            function=function, intermediate_results=tuple(to_bytes(i) for i in inputs)
         )
         return self._submit(
-            payload, True, options.pop("name", f"reduce {function}"), **_opts(options)
+            payload, True, options.pop("name", f"reduce {function}"), **check_options(options)
         )
 
     def _submit(
@@ -264,36 +209,19 @@ class VistritClient:
         after: Iterable[uuid.UUID | TaskFuture | str] = (),
         task_id: uuid.UUID | None = None,
     ) -> TaskFuture:
-        if retries < 0 or timeout < 0:
-            raise ValueError("retries and timeout cannot be negative")
-        task = Task(
-            id=task_id or uuid.uuid4(),
-            name=name,
-            payload=payload,
-            state=TaskState.Pending(),
-            priority=_priority(priority),
-            max_retries=retries,
-            timeout_seconds=timeout,
-            tags=tuple(tags),
-            created_at=int(time.time()),
-            submitted_by=self.id,
-            dependencies=tuple(_task_id(item) for item in after),
-        )
+        task = new_task(payload, name, self.id, retries, timeout, priority, tags, after, task_id)
         future = TaskFuture(self, task.id, text)
         request_id = uuid.uuid4()
-        ack: concurrent.futures.Future[m.Message] = concurrent.futures.Future()
-        ack.add_done_callback(lambda done: self._on_submit_ack(future, done))
         with self._lock:
             self._check_open()
             self._tasks[task.id] = future
             self._submitted[task.id] = task
-            self._replies[request_id] = ack
+            ack = self.replies.expect(request_id)
+        ack.add_done_callback(lambda done: self._on_submit_ack(future, done))
         self._send(m.TaskSubmit(task=task, request_id=request_id))
         return future
 
-    def _on_submit_ack(
-        self, future: TaskFuture, done: concurrent.futures.Future[m.Message]
-    ) -> None:
+    def _on_submit_ack(self, future: TaskFuture, done: Future[m.Message]) -> None:
         if done.exception() is not None:
             return  # the connection was lost: the task is resubmitted when it comes back
         ack = done.result()
@@ -341,8 +269,9 @@ class VistritClient:
 
     def status(self, task_id: uuid.UUID | str) -> TaskInfo:
         """The task's current state (and result, once it has one)."""
-        key = _task_id(task_id)
-        reply = self._ask_about(key, m.TaskQuery(task_id=key))
+        key = task_id_of(task_id)
+        query = m.TaskQuery(task_id=key)
+        reply = self._request(lambda: (self.replies.expect_about(key, "query"), query), True)
         assert isinstance(reply, m.TaskQueryResponse)
         if not reply.found or reply.task is None:
             raise TaskNotFound(f"no task {key}")
@@ -363,16 +292,14 @@ class VistritClient:
 
     def cancel(self, task_id: uuid.UUID | str) -> bool:
         """Cancel a task: True if it was cancelled (or its worker told to stop it)."""
-        key = _task_id(task_id)
-        reply = self._ask_about(
-            key,
-            m.TaskCancel(task_id=key, requested_by=self.id, reason="cancelled by client"),
-            self._cancelling,
-        )
+        key = task_id_of(task_id)
+        message = m.TaskCancel(task_id=key, requested_by=self.id, reason="cancelled by client")
+        reply = self._request(lambda: (self.replies.expect_about(key, "cancel"), message), False)
         assert isinstance(reply, m.TaskCancelAck)
         return reply.accepted
 
     def cluster_status(self) -> ClusterStatus:
+        """The cluster's counts, the leader's term, and the coordinator that answered."""
         reply = self._ask(lambda rid: m.ClusterStatusRequest(request_id=rid))
         assert isinstance(reply, m.ClusterStatusResponse)
         return ClusterStatus(
@@ -384,11 +311,12 @@ class VistritClient:
             completed_tasks=reply.completed_tasks,
             failed_tasks=reply.failed_tasks,
             uptime_seconds=reply.uptime_seconds,
-            term=self.finder.term,
-            address="{}:{}".format(*self.finder.joined),
+            term=self.session.finder.term,
+            address="{}:{}".format(*self.session.joined),
         )
 
     def workers(self) -> list[NodeInfo]:
+        """The workers connected to the leader, with their state and load."""
         reply = self._ask(lambda rid: m.WorkerListRequest(request_id=rid))
         assert isinstance(reply, m.WorkerListResponse)
         return list(reply.workers)
@@ -403,40 +331,25 @@ class VistritClient:
         """A read-only request: asked again if the connection is lost before the answer
         (the new leader answers it), until ``request_timeout``."""
 
-        def register(reply: concurrent.futures.Future[m.Message]) -> m.Message:
+        def register() -> tuple[Future[m.Message], m.Message]:
             request_id = uuid.uuid4()
-            self._replies[request_id] = reply
-            return build(request_id)
+            return self.replies.expect(request_id), build(request_id)
 
         return self._request(register, retry=True)
 
-    def _ask_about(
-        self,
-        task_id: uuid.UUID,
-        message: m.Message,
-        waiters: dict[uuid.UUID, list[concurrent.futures.Future[m.Message]]] | None = None,
-    ) -> m.Message:
-        """A request answered by task id (a query, read-only, asked again like :meth:`_ask`;
-        a cancel, asked once)."""
-
-        def register(reply: concurrent.futures.Future[m.Message]) -> m.Message:
-            (self._by_task if waiters is None else waiters).setdefault(task_id, []).append(reply)
-            return message
-
-        return self._request(register, retry=waiters is None)
-
     def _request(
-        self,
-        register: Callable[[concurrent.futures.Future[m.Message]], m.Message],
-        retry: bool,
+        self, register: Callable[[], tuple[Future[m.Message], m.Message]], retry: bool
     ) -> m.Message:
+        """Send a request and wait for its answer; *register* says which future the
+        answer resolves, and what to send. With *retry*, ask again after a lost
+        connection (a cancel is asked once: a second could be answered "already
+        cancelled")."""
         deadline = time.monotonic() + self.request_timeout
         while True:
-            reply: concurrent.futures.Future[m.Message] = concurrent.futures.Future()
             self._wait_connected()
             with self._lock:
                 self._check_open()
-                message = register(reply)
+                reply, message = register()
             self._send(message)
             try:
                 return self._wait(reply)
@@ -444,7 +357,7 @@ class VistritClient:
                 if not retry or self._closed or self._gave_up or time.monotonic() > deadline:
                     raise
 
-    def _wait(self, reply: concurrent.futures.Future[m.Message]) -> m.Message:
+    def _wait(self, reply: Future[m.Message]) -> m.Message:
         try:
             return reply.result(self.request_timeout)
         except concurrent.futures.TimeoutError:
@@ -453,8 +366,10 @@ class VistritClient:
             ) from None
 
     def _send(self, message: m.Message) -> None:
+        conn = self.session.conn
         try:
-            self._conn.post([message])
+            if conn is not None:
+                conn.post([message])
         except ConnectionClosed:
             pass  # lost: the reader fails the requests, and resubmits the tasks once back
 
@@ -468,161 +383,88 @@ class VistritClient:
         if self._closed or self._gave_up:
             raise CoordinatorUnavailable("the client is closed or lost its coordinators")
 
-    # -- the reader -------------------------------------------------------------------------
+    # -- the session's hooks ----------------------------------------------------------------
 
-    def _read_loop(self) -> None:
-        """Read until the connection ends; then reconnect and resubmit, or give up."""
-        while True:
-            reason = self._read_until_lost()
-            self._conn.close()
-            if self._closed:
-                return
-            log.warning("%s: %s; reconnecting", self.name, reason)
-            self._connected.clear()
-            self._fail_requests(CoordinatorUnavailable(reason))  # tasks wait, requests don't
-            if not self._reconnect():
-                if self.closed:
-                    return  # closed meanwhile
-                self._gave_up = True
-                self._connected.set()  # wakes waiting requests, which then fail
-                self._fail_all(CoordinatorUnavailable(f"{reason}; no coordinator came back"))
-                return
-            self._connected.set()
+    def hello(self, conn: Connection, version: int) -> m.Handshake:
+        """The Handshake: a ``Client`` (protocol v2 and up), never given tasks."""
+        local = SocketAddr(*conn.local)
+        node = introduce(self.id, NodeType.Client, local, self.name, int(time.time()))
+        return m.Handshake(node_info=node, protocol_version=version)
 
-    def _read_until_lost(self) -> str:
-        try:
-            while True:
-                message = self._conn.receive()
-                if message is None:
-                    return "the coordinator closed the connection"
-                self._last_heard = time.monotonic()
-                deposed = self.finder.deposed(message)
-                if deposed is not None:
-                    return deposed
-                self._dispatch(message)
-        except (ProtocolError, ConnectionClosed, PeerTimeout) as exc:
-            return f"connection to the coordinator failed: {exc}"
-        except Exception:  # a thread boundary: log, then reconnect
-            log.exception("%s: reader failed", self.name)
-            return "internal error in the client's reader"
+    def heartbeat(self) -> m.Heartbeat:
+        """The Heartbeat: the coordinator answers it, so the client knows it is there."""
+        return m.Heartbeat(
+            node_id=self.id,
+            timestamp=int(time.time()),
+            running_tasks=0,
+            state=NodeState.Ready,
+            cpu_usage=None,
+            memory_usage=None,
+        )
 
-    def _reconnect(self) -> bool:
-        """Find a coordinator again (with backoff), then resubmit every unfinished task.
+    def on_message(self, message: m.Message) -> None:
+        """An answer: to a request (by request id), or about a task (by task id)."""
+        request_id = getattr(message, "request_id", None)
+        if request_id is not None and not isinstance(message, m.TaskSubmit):
+            self.replies.answer(request_id, message)
+            return
+        handler = ON_MESSAGE.get(type(message))
+        if handler is not None:
+            handler(self, message)
+
+    def on_lost(self, reason: str) -> None:
+        """The connection was lost: requests fail at once, task futures wait."""
+        self._connected.clear()
+        self.replies.fail(CoordinatorUnavailable(reason))
+
+    def on_rejoined(self, conn: Connection) -> list[m.Message | bytes]:
+        """Joined again: resubmit every unfinished task, under the same ids.
 
         Resubmitting is safe because task ids are chosen here: a coordinator that knows a
         task acknowledges it again (and sends its outcome if it has one); one that lost
         it (it was never acknowledged) takes it as new.
         """
-        deadline = time.monotonic() + self.reconnect_timeout
-        pause = defaults.RECONNECT_BACKOFF
-        while not self._closed and time.monotonic() < deadline:
-            try:
-                conn = self._connect(self.connect_timeout)
-            except CoordinatorUnavailable:
-                time.sleep(pause * (0.5 + random.random() / 2))  # backoff between attempts
-                pause = min(defaults.RECONNECT_BACKOFF_MAX, pause * 2)
-                continue
-            with self._lock:
-                if self.closed:  # closed meanwhile: this connection is not wanted
-                    conn.close()
-                    return False
-                self._conn = conn
-                unfinished = [self._submitted[t] for t in self._tasks if t in self._submitted]
-            for task in unfinished:
-                conn.post([m.TaskSubmit(task=task, request_id=uuid.uuid4())])
-            log.info(
-                "%s: reconnected; %d unfinished task(s) resubmitted", self.name, len(unfinished)
-            )
-            return True
-        return False
+        unfinished = [self._submitted[t] for t in self._tasks if t in self._submitted]
+        self._connected.set()
+        log.info("%s: reconnected; %d unfinished task(s) resubmitted", self.name, len(unfinished))
+        return [m.TaskSubmit(task=task, request_id=uuid.uuid4()) for task in unfinished]
 
-    def _beat(self) -> None:
-        """Every heartbeat interval: tell the coordinator we are here (it answers), and
-        leave a coordinator that has not answered for ``coordinator_timeout`` (frozen, or
-        cut off): the reader then looks for the leader again."""
-        if self._closed:
-            return
-        conn = self._conn
-        silent = time.monotonic() - self._last_heard
-        if silent > self.coordinator_timeout and not conn.closed:
-            log.warning("%s: no answer from the coordinator for %.1f s", self.name, silent)
-            conn.close()
-        elif not conn.closed:
-            beat = m.Heartbeat(
-                node_id=self.id,
-                timestamp=int(time.time()),
-                running_tasks=0,
-                state=NodeState.Ready,
-                cpu_usage=None,
-                memory_usage=None,
-            )
-            try:
-                conn.post([beat])
-            except ConnectionClosed:
-                pass
-        self._timer = threading.Timer(defaults.HEARTBEAT_INTERVAL, self._beat)
-        self._timer.name = f"{self.name} heartbeat"
-        self._timer.daemon = True
-        self._timer.start()
+    def on_gave_up(self, reason: str) -> None:
+        """No coordinator came back: every request and task future fails."""
+        self._gave_up = True
+        self._connected.set()  # wakes waiting requests, which then fail
+        self._fail_all(CoordinatorUnavailable(f"{reason}; no coordinator came back"))
 
-    def _fail_requests(self, error: Exception) -> None:
-        """Fail every request waiting for an answer (task futures are left waiting)."""
+    def _on_query_response(self, message: m.TaskQueryResponse) -> None:
+        self.replies.answer_about(message.task_id, "query", message)
         with self._lock:
-            waiting: list[concurrent.futures.Future[Any]] = list(self._replies.values())
-            for groups in (self._by_task, self._cancelling):
-                for group in groups.values():
-                    waiting += group
-                groups.clear()
-            self._replies.clear()
-        for future in waiting:
-            if not future.done():
-                future.set_exception(error)
-
-    def _dispatch(self, message: m.Message) -> None:
-        request_id = getattr(message, "request_id", None)
-        if request_id is not None and not isinstance(message, m.TaskSubmit):
-            with self._lock:
-                waiter = self._replies.pop(request_id, None)
-            if waiter is not None:
-                waiter.set_result(message)
-            return
-        if isinstance(message, m.TaskQueryResponse):
-            with self._lock:
-                waiters = self._by_task.pop(message.task_id, [])
-                future = self._tasks.get(message.task_id)
-                final = message.task is not None and message.task.state.WIRE_NAME in (
-                    "Completed",
-                    "Failed",
-                    "Cancelled",
-                )
-                if future is not None and (final or not message.found):
-                    del self._tasks[message.task_id]
-                    self._submitted.pop(message.task_id, None)
-            for waiter in waiters:
-                waiter.set_result(message)
-            if future is not None and message.task is not None and final:
-                future._settle(message.task.state, message.result)
-            elif future is not None and not message.found:
-                future.set_exception(TaskNotFound(f"no task {message.task_id}"))
-        elif isinstance(message, m.TaskOutcome):
-            with self._lock:
-                future = self._tasks.pop(message.task_id, None)
+            future = self._tasks.get(message.task_id)
+            task = message.task
+            final = task is not None and task.state.WIRE_NAME in FINAL
+            if future is not None and (final or not message.found):
+                del self._tasks[message.task_id]
                 self._submitted.pop(message.task_id, None)
-            if future is not None:
-                future._settle(message.state, message.result)
-        elif isinstance(message, m.TaskCancelAck):
-            with self._lock:
-                waiters = self._cancelling.pop(message.task_id, [])
-            for waiter in waiters:
-                waiter.set_result(message)
-        elif isinstance(message, m.Error):
-            log.warning(
-                "%s: coordinator error %s: %s", self.name, message.code.name, message.message
-            )
+        if future is not None and task is not None and final:
+            future._settle(task.state, message.result)
+        elif future is not None and not message.found:
+            future.set_exception(TaskNotFound(f"no task {message.task_id}"))
+
+    def _on_outcome(self, message: m.TaskOutcome) -> None:
+        with self._lock:
+            future = self._tasks.pop(message.task_id, None)
+            self._submitted.pop(message.task_id, None)
+        if future is not None:
+            future._settle(message.state, message.result)
+
+    def _on_cancel_ack(self, message: m.TaskCancelAck) -> None:
+        self.replies.answer_about(message.task_id, "cancel", message)
+
+    def _on_error(self, message: m.Error) -> None:
+        log.warning("%s: coordinator error %s: %s", self.name, message.code.name, message.message)
 
     def _fail_all(self, error: Exception) -> None:
         """Fail every request and every task future: the coordinator is gone for good."""
-        self._fail_requests(error)
+        self.replies.fail(error)
         with self._lock:
             waiting = list(self._tasks.values())
             self._tasks.clear()
@@ -632,42 +474,13 @@ class VistritClient:
                 future.set_exception(error)
 
 
-def _to_bytes(data: str | bytes) -> bytes:
-    if isinstance(data, str):
-        return data.encode("utf-8")
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        return bytes(data)
-    raise TypeError(f"task data must be str or bytes, not {type(data).__name__}")
-
-
-def _priority(value: str | TaskPriority) -> TaskPriority:
-    if isinstance(value, TaskPriority):
-        return value
-    try:
-        return PRIORITIES[str(value).lower()]
-    except KeyError:
-        raise ValueError(
-            f"unknown priority {value!r}; choose from {', '.join(PRIORITIES)}"
-        ) from None
-
-
-def _task_id(value: uuid.UUID | TaskFuture | str) -> uuid.UUID:
-    if isinstance(value, TaskFuture):
-        return value.task_id
-    if isinstance(value, uuid.UUID):
-        return value
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        raise ValueError(f"not a task id: {value!r}") from None
-
-
-def _opts(options: dict[str, Any]) -> dict[str, Any]:
-    allowed = {"retries", "timeout", "priority", "tags", "after", "task_id"}
-    unknown = set(options) - allowed
-    if unknown:
-        raise TypeError(f"unexpected option(s): {', '.join(sorted(unknown))}")
-    return options
+#: How a client handles a message that answers no request id (anything else is ignored).
+ON_MESSAGE: dict[type[m.Message], Callable[[VistritClient, Any], None]] = {
+    m.TaskQueryResponse: VistritClient._on_query_response,
+    m.TaskOutcome: VistritClient._on_outcome,
+    m.TaskCancelAck: VistritClient._on_cancel_ack,
+    m.Error: VistritClient._on_error,
+}
 
 
 __all__ = [

@@ -11,12 +11,18 @@ from __future__ import annotations
 import concurrent.futures
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from vistrit.logic.tasks import FINAL
 from vistrit.protocol.types import Task, TaskResult, TaskState
 
-if TYPE_CHECKING:
-    from vistrit.client import VistritClient
+
+class Canceller(Protocol):
+    """What a :class:`TaskFuture` needs of its client: a way to cancel its task."""
+
+    def cancel(self, task_id: uuid.UUID) -> bool:
+        """Ask the coordinator to cancel the task; True if it accepted."""
+        ...
 
 
 class VistritError(Exception):
@@ -62,7 +68,7 @@ class TaskInfo:
 
     @property
     def finished(self) -> bool:
-        return self.state in ("Completed", "Failed", "Cancelled")
+        return self.state in FINAL
 
     @classmethod
     def of(cls, task: Task, result: TaskResult | None) -> TaskInfo:
@@ -99,7 +105,7 @@ class ClusterStatus:
 class TaskFuture(concurrent.futures.Future[Any]):
     """The outcome of one task. ``cancel()`` asks the coordinator to cancel the task."""
 
-    def __init__(self, client: VistritClient, task_id: uuid.UUID, text: bool) -> None:
+    def __init__(self, client: Canceller, task_id: uuid.UUID, text: bool) -> None:
         super().__init__()
         self.client = client
         self.task_id = task_id

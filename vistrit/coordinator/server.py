@@ -36,8 +36,9 @@ from pathlib import Path
 
 from vistrit import defaults
 from vistrit.coordinator.cluster import Cluster
-from vistrit.coordinator.core import CoordinatorCore, IllegalTransition, Outbox, Peer
+from vistrit.coordinator.core import CoordinatorCore, IllegalTransition, Outbox
 from vistrit.coordinator.journal import Journal, encode_records
+from vistrit.coordinator.membership import Peer
 from vistrit.coordinator.peers import ClusterConfig
 from vistrit.defaults import DEFAULT_POLICY, Policy
 from vistrit.logic.election import coordinator_id, rank_of

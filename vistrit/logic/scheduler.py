@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from vistrit.logic.registry import WorkerEntry
 from vistrit.logic.tasks import COMPLETED, TaskRecord
-from vistrit.protocol.types import TaskPriority
+from vistrit.protocol.types import TaskPayload, TaskPriority
 
 STRATEGIES = ("least-loaded", "round-robin", "random")
 
@@ -178,3 +178,17 @@ class Scheduler:
             return (used / w.slots, used, w.joined)
 
         return min(fits, key=load)
+
+
+def inputs_of(record: TaskRecord, lookup: Callable[[uuid.UUID], TaskRecord | None]) -> TaskPayload:
+    """What a task is given to run: its payload, except that a Reduce with dependencies
+    and no inputs of its own is fed their results, in order (map/reduce)."""
+    payload = record.task.payload
+    if not isinstance(payload, TaskPayload.Reduce) or payload.intermediate_results:
+        return payload
+    results = []
+    for dependency in record.task.dependencies:
+        other = lookup(dependency)
+        if other is not None and other.result is not None and other.result.data is not None:
+            results.append(other.result.data)
+    return TaskPayload.Reduce(function=payload.function, intermediate_results=tuple(results))

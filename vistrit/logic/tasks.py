@@ -1,27 +1,32 @@
 """The task state machine, as a table, and the coordinator's record of each task.
 
-A task moves through the v1 ``TaskState`` s. Every move is an *event* applied to a
-:class:`TaskRecord`; :data:`TRANSITIONS` lists every legal (state, event) pair and where it
-leads. An event not in the table raises :class:`IllegalTransition`, which the coordinator
-logs and ignores: that is how a duplicate or late report is refused (a result for a task
-already completed, a status for a cancelled one).
+A task moves through the v1 ``TaskState`` s. Every move is an *event*, named for what
+happened, applied to a :class:`TaskRecord` by one of its methods (``assigned``,
+``started``, ``completed``, ...); :data:`TRANSITIONS` lists every legal (state, event)
+pair and where it leads, and is the only way a record's state changes. An event not in
+the table raises :class:`IllegalTransition`, which the coordinator logs and ignores: that
+is how a duplicate or late report is refused (a result for a task already completed, a
+status for a cancelled one).
 
-=========  ==========  ===========================================================
-state      event       next state, and when it happens
-=========  ==========  ===========================================================
-Pending    assign      Scheduled: the scheduler gave it to a worker
-Pending    cancel      Cancelled: a client cancelled it before it ran
-Pending    fail        Failed: a dependency failed or was cancelled
-Scheduled  start       Running: the worker accepted it or reported it running
-Scheduled  reject      Pending: the worker refused it; it goes to another worker
-Scheduled  lose        Pending: the worker went away before running it
-Running    start       Running: a progress report
-Running    lose        Pending: the worker went away while running it
-Running    retry       Pending: the attempt failed and retries are left
-=========  ==========  ===========================================================
+==========  ==============  ========================================================
+state       event           next state, and when it happens
+==========  ==============  ========================================================
+Pending     assigned        Scheduled: the scheduler gave it to a worker
+Pending     cancelled       Cancelled: a client cancelled it before it ran
+Pending     failed          Failed: a dependency failed or was cancelled
+Pending     completed       Completed: a late result from a worker thought lost, or
+                            the leader's record of its outcome (replication, replay)
+Scheduled   started         Running: the worker accepted it or reported it running
+Scheduled   refused         Pending: the worker refused it; it goes to another worker
+Scheduled   worker lost     Pending: the worker went away before running it
+Running     progressed      Running: a progress report
+Running     worker lost     Pending: the worker went away while running it
+Running     attempt failed  Pending: the attempt failed and retries are left
+==========  ==============  ========================================================
 
-and from Scheduled or Running: ``complete`` to Completed, ``fail`` to Failed, ``retry``
-to Pending, ``cancel`` to Cancelled. Completed, Failed and Cancelled are final.
+and from Scheduled or Running: ``completed`` to Completed, ``failed`` to Failed,
+``attempt failed`` to Pending, ``cancelled`` to Cancelled. Completed, Failed and
+Cancelled are final (:data:`FINAL`).
 
 This module never touches sockets, clocks or logging. Read next: :mod:`vistrit.logic.registry`.
 """
@@ -37,27 +42,35 @@ from vistrit.protocol.types import Task, TaskPayload, TaskResult, TaskState
 # TaskState variants by name, so the table reads as the docs do.
 PENDING, SCHEDULED, RUNNING = "Pending", "Scheduled", "Running"
 COMPLETED, FAILED, CANCELLED = "Completed", "Failed", "Cancelled"
+#: The final states: a task in one of them never changes again.
 FINAL = frozenset({COMPLETED, FAILED, CANCELLED})
 
 #: (state, event) -> next state. The one source of the state diagram in the docs.
 TRANSITIONS: dict[tuple[str, str], str] = {
-    (PENDING, "assign"): SCHEDULED,
-    (PENDING, "cancel"): CANCELLED,
-    (PENDING, "fail"): FAILED,
-    (SCHEDULED, "start"): RUNNING,
-    (SCHEDULED, "reject"): PENDING,
-    (SCHEDULED, "lose"): PENDING,
-    (SCHEDULED, "retry"): PENDING,
-    (SCHEDULED, "complete"): COMPLETED,
-    (SCHEDULED, "fail"): FAILED,
-    (SCHEDULED, "cancel"): CANCELLED,
-    (RUNNING, "start"): RUNNING,
-    (RUNNING, "lose"): PENDING,
-    (RUNNING, "retry"): PENDING,
-    (RUNNING, "complete"): COMPLETED,
-    (RUNNING, "fail"): FAILED,
-    (RUNNING, "cancel"): CANCELLED,
+    (PENDING, "assigned"): SCHEDULED,
+    (PENDING, "cancelled"): CANCELLED,
+    (PENDING, "failed"): FAILED,
+    (PENDING, "completed"): COMPLETED,
+    (SCHEDULED, "started"): RUNNING,
+    (SCHEDULED, "refused"): PENDING,
+    (SCHEDULED, "worker lost"): PENDING,
+    (SCHEDULED, "attempt failed"): PENDING,
+    (SCHEDULED, "completed"): COMPLETED,
+    (SCHEDULED, "failed"): FAILED,
+    (SCHEDULED, "cancelled"): CANCELLED,
+    (RUNNING, "progressed"): RUNNING,
+    (RUNNING, "worker lost"): PENDING,
+    (RUNNING, "attempt failed"): PENDING,
+    (RUNNING, "completed"): COMPLETED,
+    (RUNNING, "failed"): FAILED,
+    (RUNNING, "cancelled"): CANCELLED,
 }
+
+#: The event that records an outcome decided elsewhere, by the final state it reached.
+SETTLED_BY = {COMPLETED: "completed", FAILED: "failed", CANCELLED: "cancelled"}
+
+#: The events that put a task back in the queue.
+REQUEUED_BY = frozenset({"refused", "worker lost", "attempt failed"})
 
 
 class IllegalTransition(Exception):
@@ -72,6 +85,7 @@ class TaskRecord:
     assignments that ended in a run (not rejections); ``errors`` keeps each failed
     attempt's error. ``excluded`` maps each worker that refused this task to the time
     until which it is not asked again (a refusal may be passing: a full worker).
+    The state changes only through the event methods (``assigned`` ... ``settle``).
     """
 
     task: Task
@@ -80,7 +94,6 @@ class TaskRecord:
     client: uuid.UUID | None = None
     state: TaskState = field(default_factory=lambda: TaskState.Pending())
     result: TaskResult | None = None
-    worker: uuid.UUID | None = None
     attempts: int = 0
     errors: list[str] = field(default_factory=list)
     excluded: dict[uuid.UUID, float] = field(default_factory=dict)
@@ -94,7 +107,14 @@ class TaskRecord:
 
     @property
     def id(self) -> uuid.UUID:
+        """The task's id, chosen by its client."""
         return self.task.id
+
+    @property
+    def worker(self) -> uuid.UUID | None:
+        """The worker the task is assigned to, runs on, or ended on: read from its state."""
+        worker: uuid.UUID | None = getattr(self.state, "worker_id", None)
+        return worker
 
     def excluded_at(self, now: float) -> frozenset[uuid.UUID]:
         """The workers not to offer this task to at *now*."""
@@ -107,10 +127,66 @@ class TaskRecord:
 
     @property
     def finished(self) -> bool:
+        """Whether the task reached a final state."""
         return self.status in FINAL
 
-    def apply(self, event: str, state: TaskState, now: float) -> None:
-        """Move to *state* by *event*; raises :class:`IllegalTransition` if not allowed."""
+    def history(self) -> str:
+        """Every failed attempt's error, numbered when there were several."""
+        if len(self.errors) == 1:
+            return self.errors[0]
+        return "; ".join(f"attempt {n}: {error}" for n, error in enumerate(self.errors, 1))
+
+    # -- the events -------------------------------------------------------------------------
+
+    def assigned(self, worker_id: uuid.UUID, now: float) -> None:
+        """The scheduler gave the task to *worker_id*."""
+        self._move("assigned", TaskState.Scheduled(worker_id=worker_id), now)
+
+    def started(
+        self, worker_id: uuid.UUID, started_at: int, progress: int | None, now: float
+    ) -> None:
+        """The worker runs the task (a first report), or reports its progress."""
+        event = "progressed" if self.status == RUNNING else "started"
+        running = TaskState.Running(worker_id=worker_id, started_at=started_at, progress=progress)
+        self._move(event, running, now)
+
+    def requeued(self, event: str, now: float) -> None:
+        """Back to the queue, by one of :data:`REQUEUED_BY`."""
+        if event not in REQUEUED_BY:
+            raise ValueError(f"{event!r} does not requeue a task")
+        self._move(event, TaskState.Pending(), now)
+
+    def completed(self, worker_id: uuid.UUID, duration_ms: int, now: float) -> None:
+        """The worker reported success."""
+        done = TaskState.Completed(
+            worker_id=worker_id, completed_at=int(now), duration_ms=duration_ms
+        )
+        self._move("completed", done, now)
+
+    def failed(self, error: str, now: float) -> None:
+        """The task failed for good: no retries left, a dependency failed, or poison."""
+        failed = TaskState.Failed(
+            worker_id=self.worker,
+            error=error,
+            failed_at=int(now),
+            retries=max(0, self.attempts - 1),
+        )
+        self._move("failed", failed, now)
+
+    def cancelled(self, now: float) -> None:
+        """A client cancelled the task."""
+        self._move("cancelled", TaskState.Cancelled(cancelled_at=int(now)), now)
+
+    def settle(self, state: TaskState, result: TaskResult | None, now: float) -> None:
+        """Record an outcome decided elsewhere (the leader's journal, replayed here)."""
+        event = SETTLED_BY.get(state.WIRE_NAME)
+        if event is None:
+            raise IllegalTransition(f"task {self.id}: {state.WIRE_NAME} is not an outcome")
+        self._move(event, state, now)
+        self.result = result
+
+    def _move(self, event: str, state: TaskState, now: float) -> None:
+        """The one place a state changes: by the table, or not at all."""
         expected = TRANSITIONS.get((self.status, event))
         if expected is None:
             raise IllegalTransition(f"task {self.id}: {event!r} is not allowed when {self.status}")
@@ -119,14 +195,13 @@ class TaskRecord:
         self.state = state
         if expected in FINAL:
             self.finished_at = now
-        if expected == PENDING:
-            self.worker = None
 
     def snapshot(self) -> Task:
         """The task as the protocol shows it: its declaration with the current state."""
         return dataclasses.replace(self.task, state=self.state)
 
     def with_payload(self, payload: TaskPayload) -> Task:
+        """The task with its current state and another payload (a summary without bytes)."""
         return dataclasses.replace(self.task, state=self.state, payload=payload)
 
 
@@ -140,24 +215,29 @@ class TaskStore:
         self._sequence = 0
 
     def add(self, task: Task, now: float, client: uuid.UUID | None) -> TaskRecord:
+        """Remember a new task (Pending), next in submission order."""
         self._sequence += 1
         record = TaskRecord(task=task, sequence=self._sequence, submitted_at=now, client=client)
         self.records[task.id] = record
         return record
 
     def get(self, task_id: uuid.UUID) -> TaskRecord | None:
+        """The task's record, or None if it is not remembered."""
         return self.records.get(task_id)
 
     def count_final(self, record: TaskRecord) -> None:
+        """Count a task that just reached a final state (the counters outlive retention)."""
         if record.status == COMPLETED:
             self.completed_total += 1
         elif record.status in (FAILED, CANCELLED):
             self.failed_total += 1
 
     def count(self, *states: str) -> int:
+        """How many remembered tasks are in one of *states*."""
         return sum(1 for record in self.records.values() if record.status in states)
 
     def newest(self, limit: int) -> list[TaskRecord]:
+        """The *limit* most recently submitted tasks, newest first."""
         ordered = sorted(self.records.values(), key=lambda r: r.sequence, reverse=True)
         return ordered[:limit]
 

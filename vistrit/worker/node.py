@@ -1,21 +1,20 @@
-"""A worker node: connects to the coordinator, heartbeats, and runs tasks in a thread pool.
+"""A worker node: joins the coordinator, heartbeats, and runs tasks in a thread pool.
 
 Threads, each with an owner and a stop path:
 
-* the **reader** (``receive`` loop) takes ``TaskAssign`` and ``TaskCancel``: an assignment
-  is acknowledged at once (accepted if a slot is free, refused otherwise) and handed to
-  the pool;
+* the **session** (:class:`~vistrit.session.NodeSession`) joins the coordinator that
+  leads, heartbeats on a :class:`~vistrit.timers.RepeatingTimer` (the running-task count
+  and Ready/Busy/Draining state), reads, and reconnects after a loss; its reader hands
+  each message to :data:`ON_MESSAGE`: ``TaskAssign`` is acknowledged at once (accepted if
+  a slot is free, refused otherwise) and handed to the pool, ``TaskCancel`` tells a
+  running task to stop;
 * the **pool** (``--slots`` threads) runs task functions; each sends ``TaskStatus``
-  (Running, then progress if the function reports it) and finally ``TaskResult``;
-* the **heartbeat** is a chain of ``threading.Timer`` s: each tick sends a ``Heartbeat``
-  with the running-task count and Ready/Busy state, then schedules the next tick, but
-  only while the worker runs. ``stop()`` cancels it.
+  (Running, then progress if the function reports it) and finally ``TaskResult``.
 
 Handshake: the worker offers the newest protocol version it speaks; if a coordinator
 refuses that (the reference coordinator accepts only 1), it connects again offering 1.
-Given several coordinators, it joins the one that leads (:mod:`vistrit.leader`), and
-looks for the leader again when the connection is lost or the coordinator stops
-answering its heartbeats for ``coordinator_timeout``.
+After a reconnect it reports every task it still holds (a ``TaskStatus`` each) and the
+results it finished while away.
 
 Read next: :mod:`vistrit.client`.
 """
@@ -25,22 +24,20 @@ from __future__ import annotations
 import logging
 import os
 import platform
-import random
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 from vistrit import defaults
-from vistrit.leader import LeaderFinder, NoLeader, Refused
-from vistrit.protocol import EncodeError, ProtocolError, encode_frame
+from vistrit.leader import Address, Refused
+from vistrit.protocol import EncodeError, encode_frame
 from vistrit.protocol import messages as m
-from vistrit.protocol.catalogue import NEWEST_VERSION
 from vistrit.protocol.frame import MAX_PAYLOAD
 from vistrit.protocol.types import (
     NodeCapabilities,
-    NodeInfo,
     NodeState,
     NodeType,
     SocketAddr,
@@ -49,7 +46,8 @@ from vistrit.protocol.types import (
     TaskState,
     introduce,
 )
-from vistrit.transport import Connection, ConnectionClosed, PeerTimeout
+from vistrit.session import NodeSession
+from vistrit.transport import Connection, ConnectionClosed
 from vistrit.worker.execution import Outcome, run_task
 from vistrit.worker.functions import DEFAULT, FunctionRegistry, TaskContext
 
@@ -61,11 +59,14 @@ class HandshakeRefused(ConnectionError):
 
 
 class Worker:
-    """A worker node. For callers: ``start()``, ``stop()``, ``wait()``; or ``with``."""
+    """A worker node. For callers: ``start()``, ``stop()``, ``wait()``; or ``with``.
+
+    The session's hooks (``hello``, ``heartbeat``, ``on_message``, ``on_lost``,
+    ``on_rejoined``, ``on_gave_up``) are called by its threads, not by callers."""
 
     def __init__(
         self,
-        coordinator: tuple[str, int] | Sequence[tuple[str, int]],
+        coordinator: Address | Sequence[Address],
         *,
         slots: int = defaults.WORKER_SLOTS,
         tags: Sequence[str] = (),
@@ -79,85 +80,57 @@ class Worker:
         if slots < 1:
             raise ValueError("a worker needs at least one slot")
         addresses = [coordinator] if isinstance(coordinator[0], str) else list(coordinator)
-        self.finder = LeaderFinder(addresses)  # type: ignore[arg-type]
-        self.coordinator: tuple[str, int] = self.finder.addresses[0]  # the one joined
-        self.coordinator_timeout = coordinator_timeout
-        self._last_heard = time.monotonic()
         self.slots = slots
         self.tags = tuple(tags)
         self.name = name or f"worker-{platform.node() or 'local'}-{os.getpid()}"
-        self.heartbeat_interval = heartbeat_interval
         self.allow_commands = allow_commands
         self.functions = functions
         self.id = uuid.uuid4()
         self._lock = threading.Lock()
+        self.session = NodeSession(
+            self,
+            addresses,  # type: ignore[arg-type]
+            lock=self._lock,
+            heartbeat_interval=heartbeat_interval,
+            coordinator_timeout=coordinator_timeout,
+            reconnect_timeout=reconnect_timeout,
+            fall_back_to_v1=True,
+        )
         self._running: dict[uuid.UUID, TaskContext] = {}
-        self._stopping = threading.Event()
         self._stopped = threading.Event()
-        self._conn: Connection | None = None
         self._pool: ThreadPoolExecutor | None = None
-        self._reader: threading.Thread | None = None
-        self._timer: threading.Timer | None = None
         self.error: str | None = None  # why the worker stopped, if not asked to
-        self.reconnect_timeout = reconnect_timeout
         self._unsent: list[bytes] = []  # results finished while away from the coordinator
         self._draining = False
         self._started: set[uuid.UUID] = set()  # tasks running now (not just queued)
         self._idle = threading.Condition(self._lock)  # notified when a started task ends
         self._futures: dict[uuid.UUID, Future[None]] = {}  # in the pool, to hand back
 
+    @property
+    def coordinator(self) -> Address:
+        """The coordinator joined last."""
+        return self.session.joined
+
     # -- life cycle -------------------------------------------------------------------------
 
     def start(self) -> None:
         """Connect and handshake (raises ``OSError`` or :class:`HandshakeRefused`), then run.
         While the coordinators are still electing a leader, keep trying for a few seconds."""
-        self._conn = self._connect(NEWEST_VERSION, patience=defaults.CONNECT_TIMEOUT)
         self._pool = ThreadPoolExecutor(self.slots, thread_name_prefix=f"{self.name} slot")
-        self._reader = threading.Thread(target=self._read_loop, name=f"{self.name} reader")
-        self._reader.start()
-        self._beat()
+        try:
+            self.session.start(patience=defaults.CONNECT_TIMEOUT)
+        except Refused as exc:
+            self._pool.shutdown()
+            raise HandshakeRefused(str(exc)) from None
+        except OSError:
+            self._pool.shutdown()
+            raise
         log.info(
             "%s: joined %s:%d with %d slot(s)%s",
             self.name,
             *self.coordinator,
             self.slots,
             f", tags {', '.join(self.tags)}" if self.tags else "",
-        )
-
-    def _connect(self, version: int, patience: float = 0.0) -> Connection:
-        """Join the leader among the coordinators (see :mod:`vistrit.leader`); while they
-        elect one, keep trying for up to *patience* seconds."""
-
-        def hello(conn: Connection) -> m.Handshake:
-            return m.Handshake(node_info=self._node_info(conn), protocol_version=version)
-
-        try:
-            conn, _ = self.finder.open(hello, defaults.HANDSHAKE_TIMEOUT, self.name, patience)
-        except Refused as exc:
-            if version > 1:  # a v1-only coordinator: offer v1
-                return self._connect(1, patience)
-            raise HandshakeRefused(str(exc)) from None
-        self.coordinator = self.finder.joined
-        self._last_heard = time.monotonic()
-        conn.start_writer()  # assignment acks, statuses and results leave in batches
-        return conn
-
-    def _node_info(self, conn: Connection) -> NodeInfo:
-        capabilities = NodeCapabilities(
-            max_concurrent_tasks=self.slots,
-            available_memory_bytes=_memory_bytes(),
-            cpu_cores=os.cpu_count() or 1,
-            tags=self.tags,
-        )
-        local = SocketAddr(*conn.local)
-        return introduce(
-            self.id,
-            NodeType.Worker,
-            local,
-            self.name,
-            int(time.time()),
-            capabilities,
-            NodeState.Starting,
         )
 
     def stop(self, drain_timeout: float = 0.0) -> None:
@@ -169,31 +142,20 @@ class Worker:
         worker's ``Disconnect(graceful=True)`` hands them back to the coordinator, which
         gives them to other workers without counting them as lost.
         """
-        if self._stopping.is_set():
+        if self.session.stopping:
             self._stopped.wait(defaults.SEND_TIMEOUT)
             return
-        if drain_timeout > 0 and self._conn is not None and not self._conn.closed:
+        conn = self.session.conn
+        if drain_timeout > 0 and conn is not None and not conn.closed:
             self._drain(drain_timeout)
-        with self._lock:  # a reconnection either sees this, or has set its connection
-            self._stopping.set()
-        if self._timer is not None:
-            self._timer.cancel()
+        self.session.halt()
         with self._lock:
             for ctx in self._running.values():
                 ctx._cancel.set()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
-        if self._conn is not None:
-            try:
-                bye = m.Disconnect(node_id=self.id, reason="worker stopping", graceful=True)
-                self._conn.post([bye])  # after every result already posted
-                self._conn.flush()
-            except ConnectionClosed:
-                pass
-            self._conn.close()
-            self._conn.join_writer()
-        if self._reader is not None and self._reader is not threading.current_thread():
-            self._reader.join(defaults.SEND_TIMEOUT)
+        bye = m.Disconnect(node_id=self.id, reason="worker stopping", graceful=True)
+        self.session.close(bye)  # after every result already posted
         self._stopped.set()
         log.info("%s: stopped", self.name)
 
@@ -201,7 +163,7 @@ class Worker:
         """Announce Draining, refuse new work, and wait for the running tasks to finish."""
         self._draining = True
         log.info("%s: draining (at most %g s)", self.name, timeout)
-        self._beat(reschedule=False)
+        self.session.beat()
         handed_back = []
         with self._lock:  # tasks queued here and not started: handed back at once
             for task_id, future in list(self._futures.items()):
@@ -209,18 +171,8 @@ class Worker:
                     handed_back.append(task_id)
                     del self._futures[task_id]
                     self._running.pop(task_id, None)
-        assert self._conn is not None
         for task_id in handed_back:  # a refusal after the fact puts it back in the queue
-            self._conn.post(
-                [
-                    m.TaskAssignAck(
-                        task_id=task_id,
-                        accepted=False,
-                        worker_id=self.id,
-                        reason="handed back: draining",
-                    )
-                ]
-            )
+            self._post(self._ack(task_id, False, "handed back: draining"))
         with self._idle:
             finished = self._idle.wait_for(lambda: not self._started, timeout)
         if not finished:
@@ -241,135 +193,132 @@ class Worker:
 
     @property
     def running(self) -> int:
+        """How many tasks this worker holds (running, or queued for a slot)."""
         return len(self._running)
 
-    # -- the reader -------------------------------------------------------------------------
+    # -- the session's hooks ----------------------------------------------------------------
 
-    def _read_loop(self) -> None:
-        """Read until the connection ends; then reconnect (tasks keep running), or stop."""
-        while not self._stopping.is_set():
-            reason = self._read_until_lost()
-            if self._stopping.is_set():
-                return
-            assert self._conn is not None
-            self._conn.close()
-            self._conn.join_writer()
-            log.warning("%s: %s; reconnecting", self.name, reason)
-            if not self._reconnect():
-                if self._stopping.is_set():
-                    return  # asked to stop meanwhile
-                self.error = f"{reason}; the coordinator did not come back"
-                log.error("%s: %s; stopping", self.name, self.error)
-                threading.Thread(target=self.stop, name=f"{self.name} stop").start()
-                return
+    def hello(self, conn: Connection, version: int) -> m.Handshake:
+        """The Handshake: this worker, its slots, memory, cores and tags."""
+        capabilities = NodeCapabilities(
+            max_concurrent_tasks=self.slots,
+            available_memory_bytes=_memory_bytes(),
+            cpu_cores=os.cpu_count() or 1,
+            tags=self.tags,
+        )
+        node = introduce(
+            self.id,
+            NodeType.Worker,
+            SocketAddr(*conn.local),
+            self.name,
+            int(time.time()),
+            capabilities,
+            NodeState.Starting,
+        )
+        return m.Handshake(node_info=node, protocol_version=version)
 
-    def _read_until_lost(self) -> str:
-        assert self._conn is not None
-        try:
-            while not self._stopping.is_set():
-                message = self._conn.receive()
-                if message is None:
-                    return "the coordinator closed the connection"
-                self._last_heard = time.monotonic()
-                deposed = self.finder.deposed(message)
-                if deposed is not None:
-                    return deposed
-                if isinstance(message, m.TaskAssign):
-                    self._on_assign(message.task)
-                elif isinstance(message, m.TaskCancel):
-                    self._on_cancel(message.task_id)
-                elif isinstance(message, m.Error):
-                    log.warning("%s: coordinator says: %s", self.name, message.message)
-        except (ProtocolError, ConnectionClosed, PeerTimeout) as exc:
-            return f"connection to the coordinator failed: {exc}"
-        except Exception:  # a thread boundary: log, then reconnect
-            log.exception("%s: reader failed", self.name)
-            return "internal error in the reader"
-        return "stopping"
+    def heartbeat(self) -> m.Heartbeat:
+        """The Heartbeat: how many tasks run, and Ready, Busy or Draining."""
+        running = len(self._running)
+        state = NodeState.Busy if running >= self.slots else NodeState.Ready
+        if self._draining:
+            state = NodeState.Draining
+        return m.Heartbeat(
+            node_id=self.id,
+            timestamp=int(time.time()),
+            running_tasks=running,
+            state=state,
+            cpu_usage=None,
+            memory_usage=None,
+        )
 
-    def _reconnect(self) -> bool:
-        """Join again (with backoff), then tell the coordinator what this worker holds.
+    def on_message(self, message: m.Message) -> None:
+        """A message from the coordinator, dispatched by :data:`ON_MESSAGE`."""
+        handler = ON_MESSAGE.get(type(message))
+        if handler is not None:
+            handler(self, message)
 
-        The coordinator may still have the old connection open (it notices a silent one
-        only after its heartbeat timeout) and refuse the same node id until then: that is
-        one more reason to try again. Once joined, the worker reports every task it still
-        runs or has queued (a ``TaskStatus`` each), sends the results it could not send
-        while away, and heartbeats again.
-        """
-        deadline = time.monotonic() + self.reconnect_timeout
-        pause = defaults.RECONNECT_BACKOFF
-        while not self._stopping.is_set() and time.monotonic() < deadline:
-            try:
-                conn = self._connect(NEWEST_VERSION)
-            except (OSError, HandshakeRefused) as exc:
-                log.debug("%s: not yet: %s", self.name, exc)
-                self._stopping.wait(pause * (0.5 + random.random() / 2))
-                if not isinstance(exc, NoLeader):  # an election is brief: keep trying
-                    pause = min(defaults.RECONNECT_BACKOFF_MAX, pause * 2)
-                continue
-            with self._lock:
-                if self._stopping.is_set():  # stopped meanwhile: this connection is not wanted
-                    conn.close()
-                    return False
-                self._conn = conn
-                held = list(self._running)
-                unsent, self._unsent = self._unsent, []
-            now = int(time.time())
-            for task_id in held:
-                running = TaskState.Running(worker_id=self.id, started_at=now, progress=None)
-                conn.post(
-                    [
-                        m.TaskStatus(
-                            task_id=task_id,
-                            worker_id=self.id,
-                            state=running,
-                            progress=None,
-                            message="still held after a reconnect",
-                        )
-                    ]
-                )
-            conn.post(unsent)
-            log.info(
-                "%s: rejoined %s:%d; %d task(s) held, %d result(s) sent late",
-                self.name,
-                *self.coordinator,
-                len(held),
-                len(unsent),
+    def on_lost(self, reason: str) -> None:
+        """The connection was lost: tasks keep running; their results wait for the next."""
+
+    def on_rejoined(self, conn: Connection) -> list[m.Message | bytes]:
+        """Joined again: report every task still held, then the results sent late."""
+        held = list(self._running)
+        unsent, self._unsent = self._unsent, []
+        now = int(time.time())
+        backlog: list[m.Message | bytes] = [
+            m.TaskStatus(
+                task_id=task_id,
+                worker_id=self.id,
+                state=TaskState.Running(worker_id=self.id, started_at=now, progress=None),
+                progress=None,
+                message="still held after a reconnect",
             )
-            self._beat()
-            return True
-        return False
+            for task_id in held
+        ]
+        log.info(
+            "%s: rejoined %s:%d; %d task(s) held, %d result(s) sent late",
+            self.name,
+            *self.coordinator,
+            len(held),
+            len(unsent),
+        )
+        return backlog + unsent
 
-    def _on_assign(self, task: Task) -> None:
-        assert self._conn is not None and self._pool is not None
+    def on_gave_up(self, reason: str) -> None:
+        """No coordinator came back: stop, saying why."""
+        self.error = f"{reason}; the coordinator did not come back"
+        log.error("%s: %s; stopping", self.name, self.error)
+        threading.Thread(target=self.stop, name=f"{self.name} stop").start()
+
+    # -- messages from the coordinator ------------------------------------------------------
+
+    def _on_assign(self, assign: m.TaskAssign) -> None:
+        task = assign.task
+        assert self._pool is not None
+        conn = self.session.conn
+        assert conn is not None
         with self._lock:
-            room = self.slots + (defaults.MAX_PREFETCH if self._conn.version >= 2 else 0)
-            accepted = len(self._running) < room and not (self._stopping.is_set() or self._draining)
+            room = self.slots + (defaults.MAX_PREFETCH if conn.version >= 2 else 0)
+            accepted = len(self._running) < room and not (self.session.stopping or self._draining)
             if accepted:
                 ctx = TaskContext(str(task.id))
                 ctx._report = lambda percent: self._progress(task.id, percent)
                 self._running[task.id] = ctx
         reason = None if accepted else ("draining" if self._draining else "no free slot")
-        self._conn.post(
-            [m.TaskAssignAck(task_id=task.id, accepted=accepted, worker_id=self.id, reason=reason)]
-        )
+        self._post(self._ack(task.id, accepted, reason))
         if accepted:
             future = self._pool.submit(self._execute, task, ctx)
             with self._lock:
                 if task.id in self._running:
                     self._futures[task.id] = future
 
-    def _on_cancel(self, task_id: uuid.UUID) -> None:
+    def _on_cancel(self, cancel: m.TaskCancel) -> None:
         with self._lock:
-            ctx = self._running.get(task_id)
+            ctx = self._running.get(cancel.task_id)
         if ctx is not None:
-            log.info("%s: cancelling task %s", self.name, task_id)
+            log.info("%s: cancelling task %s", self.name, cancel.task_id)
             ctx._cancel.set()
+
+    def _on_error(self, error: m.Error) -> None:
+        log.warning("%s: coordinator says: %s", self.name, error.message)
+
+    def _ack(self, task_id: uuid.UUID, accepted: bool, reason: str | None) -> m.TaskAssignAck:
+        return m.TaskAssignAck(task_id=task_id, accepted=accepted, worker_id=self.id, reason=reason)
+
+    def _post(self, message: m.Message) -> None:
+        conn = self.session.conn
+        if conn is not None:
+            try:
+                conn.post([message])
+            except ConnectionClosed:
+                pass  # the reader notices and reconnects
 
     # -- the pool ---------------------------------------------------------------------------
 
     def _execute(self, task: Task, ctx: TaskContext) -> None:
-        assert self._conn is not None
+        conn = self.session.conn
+        assert conn is not None
         started = time.monotonic()
         with self._lock:
             self._started.add(task.id)
@@ -380,7 +329,7 @@ class Worker:
             status = m.TaskStatus(
                 task_id=task.id, worker_id=self.id, state=running, progress=None, message=None
             )
-            self._conn.post([status])
+            conn.post([status])
             try:
                 if ctx.cancelled:  # cancelled while it waited for a slot
                     outcome = Outcome(False, error="cancelled")
@@ -395,16 +344,17 @@ class Worker:
             # soon as it reads the result, and must find the slot free.
             with self._lock:
                 self._running.pop(task.id, None)
-            if self._stopping.is_set() and outcome.error == "cancelled":
+            if self.session.stopping and outcome.error == "cancelled":
                 return  # stopped by our own shutdown: the coordinator gives it to another
 
             try:  # encoded here, so that a result that cannot be sent fails only its task
-                report = encode_frame(self._report(task, outcome, started), self._conn.version)
+                report = encode_frame(self._report(task, outcome, started), conn.version)
             except EncodeError as exc:  # e.g. an error text that is not valid Unicode
                 failure = Outcome(False, error=f"cannot send the result: {exc}")
-                report = encode_frame(self._report(task, failure, started), self._conn.version)
+                report = encode_frame(self._report(task, failure, started), conn.version)
             with self._lock:
-                conn = self._conn
+                conn = self.session.conn  # the connection of now: maybe a new one
+                assert conn is not None
                 if conn.closed:  # away from the coordinator: send it after the reconnect
                     self._unsent.append(report)
                     return
@@ -437,55 +387,21 @@ class Worker:
         return m.TaskResultMessage(result=result)
 
     def _progress(self, task_id: uuid.UUID, percent: int) -> None:
-        assert self._conn is not None
         running = TaskState.Running(
             worker_id=self.id, started_at=int(time.time()), progress=percent
         )
-        try:
-            self._conn.send(
-                m.TaskStatus(
-                    task_id=task_id,
-                    worker_id=self.id,
-                    state=running,
-                    progress=percent,
-                    message=None,
-                )
-            )
-        except ConnectionClosed:
-            pass
-
-    # -- the heartbeat ----------------------------------------------------------------------
-
-    def _beat(self, reschedule: bool = True) -> None:
-        """Send one Heartbeat, then schedule the next, while the worker runs."""
-        if self._stopping.is_set() or self._conn is None:
-            return
-        silent = time.monotonic() - self._last_heard
-        if silent > self.coordinator_timeout and not self._conn.closed:
-            log.warning("%s: no answer from the coordinator for %.1f s", self.name, silent)
-            self._conn.close()  # the reader wakes up and looks for the leader
-        running = len(self._running)
-        state = NodeState.Busy if running >= self.slots else NodeState.Ready
-        if self._draining:
-            state = NodeState.Draining
-        beat = m.Heartbeat(
-            node_id=self.id,
-            timestamp=int(time.time()),
-            running_tasks=running,
-            state=state,
-            cpu_usage=None,
-            memory_usage=None,
+        status = m.TaskStatus(
+            task_id=task_id, worker_id=self.id, state=running, progress=percent, message=None
         )
-        try:
-            self._conn.send(beat)
-        except ConnectionClosed:
-            return
-        if not reschedule:
-            return
-        self._timer = threading.Timer(self.heartbeat_interval, self._beat)
-        self._timer.name = f"{self.name} heartbeat"
-        self._timer.daemon = True
-        self._timer.start()
+        self._post(status)
+
+
+#: How a worker handles each message from the coordinator (anything else is ignored).
+ON_MESSAGE: dict[type[m.Message], Callable[[Worker, Any], None]] = {
+    m.TaskAssign: Worker._on_assign,
+    m.TaskCancel: Worker._on_cancel,
+    m.Error: Worker._on_error,
+}
 
 
 def _memory_bytes() -> int:

@@ -1,0 +1,54 @@
+"""Who may join a coordinator: the ``Handshake`` rules, and what it remembers of a peer.
+
+A node opens a connection and sends a ``Handshake`` saying who it is (``NodeInfo``: its
+id, its kind, its name) and the newest protocol version it speaks. The coordinator
+agrees on the newest version both speak (:func:`~vistrit.protocol.catalogue.agree_version`)
+and accepts the node, or refuses it with a reason:
+
+* a version it does not speak (there is none in common);
+* a client below version 2 (v1 had no client role);
+* a coordinator, unless this coordinator is one of a cluster (its cluster admits peers);
+* a node id that is already connected (one node, one connection).
+
+This module never touches sockets, threads or clocks. Read next:
+:mod:`vistrit.coordinator.core`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Container
+from dataclasses import dataclass
+
+from vistrit.protocol import messages as m
+from vistrit.protocol.catalogue import NEWEST_VERSION, agree_version
+from vistrit.protocol.types import NodeType
+
+
+@dataclass
+class Peer:
+    """One handshaken connection: who it is, what it is, and the version agreed with it."""
+
+    id: uuid.UUID
+    kind: NodeType
+    version: int
+    name: str | None
+
+
+def admission(hello: m.Handshake, connected: Container[uuid.UUID]) -> tuple[int | None, str | None]:
+    """The version agreed with the node saying *hello*, and why it is refused (None: it
+    is accepted). *connected* holds the ids of the nodes connected now."""
+    node = hello.node_info
+    version = agree_version(NEWEST_VERSION, hello.protocol_version)
+    if version is None:
+        return None, f"protocol version {hello.protocol_version} is not supported"
+    if node.node_type == NodeType.Client and version < 2:
+        return version, "clients need protocol version 2"
+    if node.node_type == NodeType.Coordinator:
+        return version, "this coordinator does not accept coordinator peers"
+    if node.id in connected:
+        return version, f"node {node.id} is already connected"
+    return version, None
+
+
+__all__ = ["Peer", "admission"]
