@@ -22,6 +22,10 @@ LAYERS = {
     "vistrit.logic": 1,  # pure logic: scheduling, task and election state machines
     "vistrit.transport": 2,  # all socket code
     "vistrit.leader": 2,  # how workers and clients find the leading coordinator
+    "vistrit.timers": 2,  # the repeating timer behind every heartbeat and tick
+    "vistrit.session": 2,  # a worker's or client's session: join, heartbeat, reconnect
+    "vistrit.replies": 2,  # pipelining: answers matched to the requests waiting for them
+    "vistrit.submission": 3,  # what a client submits
     "vistrit.coordinator": 3,
     "vistrit.worker": 3,
     "vistrit.client": 3,
@@ -104,3 +108,75 @@ def test_every_module_starts_with_a_docstring_saying_what_it_is_for() -> None:
     for module, path in modules():
         docstring = ast.get_docstring(ast.parse(path.read_text()))
         assert docstring and len(docstring) > 40, module
+
+
+# -- the shape of the code --------------------------------------------------------------------
+
+#: The most lines a module may have: a reader should hold one in mind.
+MAX_MODULE_LINES = 500
+
+
+def all_imports_of(path: Path) -> set[str]:
+    """Every vistrit module *path* imports, those under ``if TYPE_CHECKING:`` included."""
+    tree = ast.parse(path.read_text(), str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names |= {f"{node.module}.{alias.name}" for alias in node.names}
+    known = {name for name, _ in modules()}
+    return {name for name in names if name in known}
+
+
+def test_no_import_cycles_not_even_for_type_checking() -> None:
+    graph = {name: all_imports_of(path) - {name} for name, path in modules()}
+    # A package's __init__ re-exports its modules: importing it is importing them.
+    for name in graph:
+        graph[name] = {d for d in graph[name] if not name.startswith(d + ".")}
+    visiting: list[str] = []
+    done: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in done:
+            return
+        assert name not in visiting, "import cycle: " + " -> ".join([*visiting, name])
+        visiting.append(name)
+        for other in sorted(graph[name]):
+            visit(other)
+        visiting.pop()
+        done.add(name)
+
+    for name in sorted(graph):
+        visit(name)
+
+
+@pytest.mark.parametrize(("module", "path"), modules(), ids=[m for m, _ in modules()])
+def test_no_module_is_too_long_to_read(module: str, path: Path) -> None:
+    lines = len(path.read_text().splitlines())
+    assert lines <= MAX_MODULE_LINES, f"{module} has {lines} lines"
+
+
+def public_definitions(tree: ast.Module) -> list[tuple[str, ast.AST]]:
+    """Public classes and functions, and the public methods of public classes."""
+    found: list[tuple[str, ast.AST]] = []
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and not node.name.startswith("_"):
+            found.append((node.name, node))
+            if isinstance(node, ast.ClassDef):
+                for item in node.body:
+                    if isinstance(item, ast.FunctionDef) and not item.name.startswith("_"):
+                        found.append((f"{node.name}.{item.name}", item))
+    return found
+
+
+def test_every_public_name_has_a_docstring() -> None:
+    missing = []
+    for module, path in modules():
+        tree = ast.parse(path.read_text(), str(path))
+        for name, node in public_definitions(tree):
+            assert isinstance(node, (ast.FunctionDef, ast.ClassDef))
+            if not ast.get_docstring(node):
+                missing.append(f"{module}.{name}")
+    assert not missing, f"{len(missing)} public names without a docstring: {missing}"

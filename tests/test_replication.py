@@ -247,8 +247,8 @@ def test_a_follower_missing_records_is_sent_a_new_snapshot(
     first = client.submit("uppercase", "a")
     client.status(first.task_id)
     assert one.cluster is not None and two.core is not None
-    with two._lock:
-        one.cluster._applied -= 1  # as if a record had been lost on the way
+    with two.lock:
+        one.cluster.copy.applied -= 1  # as if a record had been lost on the way
     wait_until(lambda: any("missing records" in r.getMessage() for r in caplog.records))
     second = client.submit("uppercase", "b")
     client.status(second.task_id)

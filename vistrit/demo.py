@@ -45,6 +45,7 @@ def free_port() -> int:
 
 
 def sample_text() -> str:
+    """The text that ships with Vistrit, which the demo counts."""
     return resources.files("vistrit").joinpath("data/notes-on-distribution.txt").read_text("utf-8")
 
 
@@ -125,6 +126,7 @@ class ProcessGroup:
         return process
 
     def stop_all(self) -> None:
+        """Stop every process started, by its process id, and wait for each."""
         for process in reversed(self.processes):  # workers first, the coordinator last
             if process.poll() is None:
                 process.terminate()

@@ -35,6 +35,8 @@ QUIET = 0.2
 
 @dataclass(frozen=True)
 class Event:
+    """One thing the demo saw: a message between two coordinators, or an election move."""
+
     sender: int
     receiver: int
     what: m.Message | str

@@ -68,10 +68,12 @@ class TaskInfo:
 
     @property
     def finished(self) -> bool:
+        """Whether the task reached a final state."""
         return self.state in FINAL
 
     @classmethod
     def of(cls, task: Task, result: TaskResult | None) -> TaskInfo:
+        """A TaskInfo from the protocol's Task and its result."""
         state = task.state
         return cls(
             id=task.id,
@@ -90,6 +92,8 @@ class TaskInfo:
 
 @dataclass(frozen=True)
 class ClusterStatus:
+    """The cluster's status as a client sees it: counts, the leader's term, who answered."""
+
     leader_id: uuid.UUID | None
     total_nodes: int
     online_workers: int

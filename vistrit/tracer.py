@@ -41,6 +41,7 @@ class TracedFrame:
 
     @property
     def message(self) -> str:
+        """The message's name, as the header's type byte gives it."""
         for span in self.spans:
             if span.field == "type":
                 return span.value.split("= ", 1)[-1]
@@ -64,13 +65,16 @@ class TraceRelay:
 
     @property
     def address(self) -> tuple[str, int]:
+        """The address the relay listens on."""
         return self._server.address
 
     def start(self) -> None:
+        """Listen, and relay each connection in threads of its own."""
         self._server.start(name="trace accept")
         log.info("trace: listening on %s:%d, relaying to %s:%d", *self.address, *self.upstream)
 
     def stop(self) -> None:
+        """Close every connection and join every thread."""
         self._server.stop()
 
     def _relay(self, inside: Connection) -> None:

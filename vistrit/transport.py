@@ -36,6 +36,7 @@ from typing import Any
 
 from vistrit import defaults
 from vistrit.protocol import Frame, FrameDecoder, Message, ProtocolError, encode_frame
+from vistrit.protocol.catalogue import V1_VARIANTS
 from vistrit.protocol.errors import ErrorCode
 from vistrit.protocol.messages import Error
 
@@ -138,6 +139,7 @@ class Connection:
 
     @property
     def closed(self) -> bool:
+        """True once the connection is closed, by either side."""
         return self._closed.is_set()
 
     def send(self, *messages: Message) -> None:
@@ -164,7 +166,7 @@ class Connection:
             try:
                 self._sock.sendall(data)
             except OSError as exc:
-                self._close_locked()
+                self.close()
                 raise ConnectionClosed(f"{self.name}: send failed: {exc}") from exc
 
     def start_writer(self, max_queued: int = 100_000) -> None:
@@ -192,7 +194,7 @@ class Connection:
                 return
             if self._queued >= self._max_queued:
                 log.warning("%s: peer reads too slowly; closing", self.name)
-                self._close_locked()
+                self.close()
                 return
             if self._queued == 0:  # nothing ahead of these messages: try to send them now
                 data = self._encode(messages)
@@ -217,7 +219,7 @@ class Connection:
         except (BlockingIOError, InterruptedError):
             return 0
         except OSError:
-            self._close_locked()
+            self.close()
             return None
 
     def _encode(self, messages: Iterable[Message | bytes]) -> bytes:
@@ -360,6 +362,7 @@ class Connection:
         return self._recv(wait)
 
     def send_raw(self, data: bytes) -> None:
+        """Send bytes as they are (the wire tracer relays frames this way)."""
         with self._send_lock:
             try:
                 self._sock.sendall(data)
@@ -381,11 +384,9 @@ class Connection:
         self.close()
 
     def close(self) -> None:
-        """Close now; a reader blocked in ``receive`` returns ``None``. Idempotent."""
-        self._close_locked()
-
-    def _close_locked(self) -> None:
-        """Close; safe with or without the send lock held (it takes no lock)."""
+        """Close now; a reader blocked in ``receive`` returns ``None``. Idempotent, and safe
+        with or without the send lock held: it never waits for the lock (it only tries it,
+        to wake ``flush()`` waiters)."""
         if self._closed.is_set():
             return
         self._closed.set()
@@ -410,17 +411,16 @@ class Connection:
 def _version_for(message: Message, agreed: int) -> int:
     """v1 messages go out in v1 frames (every peer reads them); newer ones need the agreed
     version."""
-    return 1 if message.VARIANT < 22 else agreed
+    return 1 if message.VARIANT < V1_VARIANTS else agreed
 
 
-class _Handler(socketserver.StreamRequestHandler):
-    """One connection's thread: wraps the socket and runs the node's callback."""
+class _Handler(socketserver.BaseRequestHandler):
+    """One connection's thread: wraps the socket in a :class:`Connection` and runs the
+    node's callback. A ``BaseRequestHandler``, not a ``StreamRequestHandler``: the
+    connection reads and writes the socket itself, so no file objects are made (and
+    ``Connection`` turns Nagle's algorithm off, for every connection, in one place)."""
 
     server: FrameServer
-    disable_nagle_algorithm = True  # small frames go out at once
-
-    def setup(self) -> None:  # no rfile/wfile: Connection reads the socket itself
-        pass
 
     def handle(self) -> None:
         connection = Connection(
@@ -436,9 +436,6 @@ class _Handler(socketserver.StreamRequestHandler):
         finally:
             connection.close()
             self.server.track(connection, add=False)
-
-    def finish(self) -> None:
-        pass
 
 
 class FrameServer(socketserver.ThreadingTCPServer):
@@ -469,10 +466,12 @@ class FrameServer(socketserver.ThreadingTCPServer):
 
     @property
     def address(self) -> tuple[str, int]:
+        """The address the server is bound to (the real port, if bound to port 0)."""
         host, port = self.server_address[:2]
         return str(host), int(port)
 
     def track(self, connection: Connection, *, add: bool) -> None:
+        """Add or remove a connection from those ``stop()`` closes."""
         with self._lock:
             if add:
                 self._connections.add(connection)
@@ -480,6 +479,7 @@ class FrameServer(socketserver.ThreadingTCPServer):
                 self._connections.discard(connection)
 
     def start(self, name: str = "accept") -> None:
+        """Accept connections in a background thread."""
         self._thread = threading.Thread(
             target=self.serve_forever, kwargs={"poll_interval": 0.1}, name=name, daemon=True
         )

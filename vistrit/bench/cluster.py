@@ -45,11 +45,14 @@ SPIN_SECONDS = 0.05
 
 @dataclass(frozen=True)
 class Figures:
+    """One workload's figures: named values and how many runs they are the median of."""
+
     workload: str
     figures: dict[str, float]
     settings: dict[str, object] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
+        """The figures as plain data, for ``--json``."""
         return asdict(self)
 
 
@@ -103,6 +106,7 @@ def w1_seconds(client: VistritClient, tasks: int) -> float:
 
 
 def throughput(tasks: int = 10_000, workers: int = 2) -> Figures:
+    """W1: many small echo tasks from one client, on one-slot workers; tasks per second."""
     with local_cluster(workers) as client:
         elapsed = w1_seconds(client, tasks)
     return Figures(
@@ -113,6 +117,7 @@ def throughput(tasks: int = 10_000, workers: int = 2) -> Figures:
 
 
 def latency(round_trips: int = 1_000) -> Figures:
+    """W2: sequential submit-and-wait round trips on one worker; p50, p99 and mean."""
     with local_cluster(1) as client:
         for _ in range(50):
             client.submit("echo", b"warm").result(30)
@@ -148,6 +153,7 @@ def calibrate_spin(seconds: float = SPIN_SECONDS) -> int:
 
 
 def scaling(tasks: int = 32) -> Figures:
+    """W3: CPU-bound tasks on one worker, then on two; the speedup."""
     turns = str(calibrate_spin()).encode()
     times = {}
     for workers in (1, 2):
@@ -168,6 +174,7 @@ def scaling(tasks: int = 32) -> Figures:
 
 
 def payload(tasks: int = 20, size: int = 8 * 1024 * 1024, workers: int = 2) -> Figures:
+    """W4: echo tasks of large payloads; megabytes per second."""
     data = bytes(range(256)) * (size // 256)
     with local_cluster(workers) as client:
         client.submit("echo", data).result(60)
@@ -215,6 +222,7 @@ def detection(how: str) -> float:
 
 
 def failure_detection(repeats: int = 3) -> Figures:
+    """How long until the task of a killed, or a frozen, worker runs elsewhere."""
     kills = [detection("kill") for _ in range(repeats)]
     stops = [detection("stop") for _ in range(repeats)]
     return Figures(
@@ -284,6 +292,7 @@ def replication_cost(tasks: int = 5_000, workers: int = 2) -> Figures:
 
 
 def failover(repeats: int = 3, tasks: int = 2_000) -> Figures:
+    """Three coordinators, the leader killed mid-run: time to the new leader's first task."""
     runs = [failover_once(tasks) for _ in range(repeats)]
     return Figures(
         "failover",

@@ -12,6 +12,7 @@ from vistrit.worker.functions import task
 
 @task(name="bench-spin")
 def spin(data: bytes) -> int:
+    """A CPU-bound task function for W3: burn about the asked milliseconds of CPU."""
     total = 0
     for n in range(int(data)):
         total += n * n % 7

@@ -39,6 +39,7 @@ __all__ = ["UsageError", "build_parser", "main", "parse_hex"]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser: one subcommand per job, each with its options and help."""
     parser = argparse.ArgumentParser(
         prog="vistrit",
         description="Vistrit: an educational distributed computing platform.",

@@ -22,6 +22,7 @@ class UsageError(Exception):
 
 
 def add_coordinator_option(command: argparse.ArgumentParser) -> None:
+    """Add ``--coordinator HOST:PORT[,...]`` to a subcommand."""
     command.add_argument(
         "--coordinator",
         default=os.environ.get("VISTRIT_COORDINATOR", defaults.COORDINATOR),
@@ -31,6 +32,7 @@ def add_coordinator_option(command: argparse.ArgumentParser) -> None:
 
 
 def positive_float(text: str) -> float:
+    """An argparse type: a number greater than zero."""
     try:
         value = float(text)
     except ValueError:
@@ -41,6 +43,7 @@ def positive_float(text: str) -> float:
 
 
 def positive_int(text: str) -> int:
+    """An argparse type: a whole number greater than zero."""
     value = non_negative_int(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be positive: {text}")
@@ -48,11 +51,13 @@ def positive_int(text: str) -> int:
 
 
 def non_negative_float(text: str) -> float:
+    """An argparse type: a number, zero or more."""
     value = positive_float(text) if text.strip() not in ("0", "0.0") else 0.0
     return value
 
 
 def non_negative_int(text: str) -> int:
+    """An argparse type: a whole number, zero or more."""
     try:
         value = int(text)
     except ValueError:
@@ -63,6 +68,7 @@ def non_negative_int(text: str) -> int:
 
 
 def address(text: str) -> tuple[str, int]:
+    """An argparse type: ``HOST:PORT`` as ``(host, port)``."""
     try:
         return parse_address(text)
     except ValueError as exc:
@@ -78,6 +84,7 @@ def until_signalled() -> threading.Event:
 
 
 def table(out: TextIO, header: list[str], rows: list[list[str]]) -> None:
+    """Rows as an aligned text table, with a header."""
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print(
@@ -86,8 +93,10 @@ def table(out: TextIO, header: list[str], rows: list[list[str]]) -> None:
 
 
 def shorten(text: str, limit: int = 200) -> str:
+    """A text cut to *width* characters, with an ellipsis if it was longer."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def reason(exc: BaseException) -> str:
+    """An exception as one line for the user: its message, without a traceback."""
     return getattr(exc, "strerror", None) or str(exc)

@@ -32,6 +32,7 @@ from vistrit.transport import parse_addresses
 
 
 def add_commands(commands: Any) -> None:
+    """Add the node subcommands: ``coordinator`` and ``worker``."""
     coordinator = commands.add_parser(
         "coordinator",
         help="run a coordinator",
@@ -181,6 +182,7 @@ def add_commands(commands: Any) -> None:
 
 
 def run_coordinator(args: argparse.Namespace, out: TextIO) -> int:
+    """Run a coordinator until Ctrl-C or SIGTERM."""
     from vistrit.coordinator import Coordinator
 
     stop = until_signalled()
@@ -249,6 +251,7 @@ def cluster_config(args: argparse.Namespace) -> Any:
 
 
 def run_worker(args: argparse.Namespace, out: TextIO) -> int:
+    """Run a worker until Ctrl-C or SIGTERM (then drain), or until it loses its coordinator."""
     from vistrit.worker import HandshakeRefused, Worker
 
     for module in args.tasks:

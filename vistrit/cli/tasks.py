@@ -28,6 +28,7 @@ from vistrit.client import TaskError, TaskInfo, TaskNotFound, VistritClient
 
 
 def add_commands(commands: Any) -> None:
+    """Add the task subcommands: submit, status, result, cancel, cluster, workers, tasks."""
     submit = commands.add_parser(
         "submit",
         help="submit a task and print its result",
@@ -96,6 +97,7 @@ def _client(args: argparse.Namespace) -> VistritClient:
 
 
 def run_submit(args: argparse.Namespace, out: TextIO) -> int:
+    """Submit one task and, unless told not to wait, print its result."""
     options: dict[str, Any] = {
         "retries": args.retries,
         "timeout": args.timeout,
@@ -144,6 +146,7 @@ def _print_outcome(info: TaskInfo, as_json: bool, out: TextIO) -> int:
 
 
 def run_status(args: argparse.Namespace, out: TextIO) -> int:
+    """Print what the coordinator knows of one task."""
     with _client(args) as client:
         info = client.status(_task_id(args.task_id))
     if args.json:
@@ -167,12 +170,14 @@ def run_status(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def run_result(args: argparse.Namespace, out: TextIO) -> int:
+    """Wait for one task's outcome and print it."""
     with _client(args) as client:
         info = client.wait(_task_id(args.task_id))
     return _print_outcome(info, args.json, out)
 
 
 def run_cancel(args: argparse.Namespace, out: TextIO) -> int:
+    """Cancel one task."""
     with _client(args) as client:
         task_id = _task_id(args.task_id)
         accepted = client.cancel(task_id)
@@ -187,6 +192,7 @@ def run_cancel(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def run_cluster(args: argparse.Namespace, out: TextIO) -> int:
+    """Print the cluster's status: the leader, its term, the counts."""
     with _client(args) as client:
         status = client.cluster_status()
     fields = {
@@ -210,6 +216,7 @@ def run_cluster(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def run_workers(args: argparse.Namespace, out: TextIO) -> int:
+    """Print the workers, with their slots, load and state."""
     with _client(args) as client:
         workers = client.workers()
     rows: list[dict[str, Any]] = [
@@ -247,6 +254,7 @@ def run_workers(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def run_tasks(args: argparse.Namespace, out: TextIO) -> int:
+    """Print the newest tasks the coordinator remembers."""
     with _client(args) as client:
         tasks = client.tasks(args.limit)
     if args.json:

@@ -37,6 +37,7 @@ from vistrit.protocol.frame import decode_frame, split_frames
 
 
 def add_commands(commands: Any) -> None:
+    """Add the tool subcommands: trace, decode, bench and demo."""
     trace = commands.add_parser(
         "trace",
         help="relay connections to a coordinator, printing every frame",
@@ -140,6 +141,7 @@ def add_commands(commands: Any) -> None:
 
 
 def run_trace(args: argparse.Namespace, out: TextIO) -> int:
+    """Relay a connection and print every frame that crosses it, decoded."""
     from vistrit.tracer import TracedFrame, TraceRelay
 
     lock = threading.Lock()
@@ -193,6 +195,7 @@ def parse_hex(text: str) -> bytes:
 
 
 def run_decode(args: argparse.Namespace, out: TextIO) -> int:
+    """Explain a frame given as hex, or every frame of a file, field by field."""
     if args.file is not None:
         try:
             data = args.file.read_bytes()
@@ -227,6 +230,7 @@ def run_decode(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def run_bench(args: argparse.Namespace, out: TextIO) -> int:
+    """Run the benchmarks and print their figures (or JSON)."""
     from vistrit.bench import cluster as cluster_bench
 
     known = (*cluster_bench.WORKLOADS, *cluster_bench.MORE_WORKLOADS)
@@ -317,6 +321,7 @@ _SENDERS = {
 
 
 def run_wire_demo(out: TextIO) -> int:
+    """Show the frames of a typical exchange, byte by byte."""
     examples = all_examples()
     frames = {name: encode_frame(message) for name, message in examples.items()}
     print(
@@ -352,6 +357,7 @@ def run_wire_demo(out: TextIO) -> int:
 
 
 def run_demo(args: argparse.Namespace, out: TextIO) -> int:
+    """Run the demo: a local cluster doing real work (or, with ``--election``, an election)."""
     if args.wire:
         return run_wire_demo(out)
     if args.election:

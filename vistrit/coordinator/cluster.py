@@ -2,8 +2,9 @@
 
 A :class:`~vistrit.coordinator.server.Coordinator` started with a
 :class:`~vistrit.coordinator.peers.ClusterConfig`
-(``--id N --peers ID@HOST:PORT,...``) owns one :class:`Cluster`, which wires three
-things to it:
+(``--id N --peers ID@HOST:PORT,...``) owns one :class:`Cluster`, which reaches its
+coordinator only through the small interface :class:`~vistrit.coordinator.host.Host`,
+and wires three things to it:
 
 * **Links** (:mod:`vistrit.coordinator.peers`). For each peer, a
   :class:`~vistrit.coordinator.peers.PeerLink` thread keeps a connection *to* that peer
@@ -22,8 +23,10 @@ things to it:
 A follower refuses workers and clients at the handshake with a ``Redirect`` naming the
 leader (a v3 peer) or an ``Error`` of code ``Unavailable`` (an older one).
 
-Every method here runs under the coordinator's lock (``link_up`` and ``link_down``, called
-by the link threads, take it themselves).
+Every method here runs under the coordinator's lock (``link_up``, ``link_down`` and the
+election timer, on their own threads, take it themselves). The decisions are pure: the
+election's in :mod:`vistrit.logic.election`, the leader's and the follower's bookkeeping
+in :mod:`vistrit.logic.replication`; this module sends and logs what they decide.
 
 Read next: :mod:`vistrit.coordinator.server`.
 """
@@ -31,27 +34,21 @@ Read next: :mod:`vistrit.coordinator.server`.
 from __future__ import annotations
 
 import logging
-import os
 import random
-import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from vistrit.coordinator.core import Outbox
-from vistrit.coordinator.journal import encode_records
+from vistrit.coordinator.host import Host
+from vistrit.coordinator.journal import TermFile
 from vistrit.coordinator.peers import ClusterConfig, PeerLink
 from vistrit.logic.election import LEADER, Election, Sends, coordinator_id, rank_of
-from vistrit.logic.replication import Replicator
-from vistrit.protocol import ProtocolError, decode_frame
+from vistrit.logic.replication import FollowerCopy, Replicator, snapshot_parts
 from vistrit.protocol import messages as m
-from vistrit.protocol.errors import ErrorCode
 from vistrit.protocol.types import NodeInfo, SocketAddr
+from vistrit.timers import RepeatingTimer
 from vistrit.transport import Connection
-
-if TYPE_CHECKING:
-    from vistrit.coordinator.server import Coordinator
 
 log = logging.getLogger(__name__)
 
@@ -62,25 +59,19 @@ SNAPSHOT_PART_BYTES = 4 * 1024 * 1024
 class Cluster:
     """The election and replication of one coordinator (see the module docstring)."""
 
-    def __init__(self, node: Coordinator, config: ClusterConfig) -> None:
-        self.node = node
+    def __init__(self, host: Host, config: ClusterConfig) -> None:
+        self.host = host
         self.config = config
-        self.name = node.name
+        self.name = host.name
         self.links = {rank: PeerLink(self, rank, address) for rank, address in config.peers.items()}
         self.election: Election | None = None
         self.replicator: Replicator[Outbox] | None = None  # while leading
+        self.copy = FollowerCopy()  # the records this coordinator holds, as a follower
         self._incoming: dict[int, Connection] = {}
-        self._stream: tuple[int, int] | None = None  # (term, leader) of the records we hold
-        self._applied = 0  # the last index of that stream we hold
-        self._next_part = 0  # the snapshot part expected next
-        # followers sent a snapshot (when), not yet acknowledged: their refusals of what
-        # was sent before it arrived are stale
-        self._awaiting_snapshot: dict[int, float] = {}
         self._last_tick = 0.0
         self._last_beat = 0.0
-        self._term_file: Path | None = None
-        self._saved_term: int | None = None
-        self._timer: threading.Timer | None = None
+        self._terms = TermFile(host.data_dir) if host.data_dir is not None else None
+        self._timer = RepeatingTimer(config.tick, self._on_timer, name=f"{self.name} election")
         self._running = False
         #: Called with (sender rank, our rank, message) for each message from a peer, and
         #: with (our rank, our rank, "event: now Role (term N)") for each election move:
@@ -89,22 +80,24 @@ class Cluster:
 
     @property
     def info(self) -> NodeInfo:
-        assert self.node.core is not None
-        return self.node.core.info
+        """This coordinator's NodeInfo, as its links introduce it to peers."""
+        return self.host.info
+
+    @property
+    def leader_timeout(self) -> float:
+        """The election's leader timeout: the links' connect timeout and longest backoff."""
+        return self.config.leader_timeout
 
     @property
     def is_leader(self) -> bool:
+        """Whether this coordinator leads now."""
         return self.election is not None and self.election.is_leader
 
     # -- life cycle -------------------------------------------------------------------------
 
     def start(self, address: SocketAddr, now: float) -> None:
-        term = 0
-        if self.node.data_dir is not None:
-            self._term_file = Path(self.node.data_dir) / "term"
-            if self._term_file.exists():
-                term = int(self._term_file.read_text().strip() or 0)
-                self._saved_term = term
+        """Open the links, and listen for a leader (in the term saved last, if any)."""
+        term = self._terms.load() if self._terms is not None else 0
         peers = {rank: SocketAddr(*address) for rank, address in self.config.peers.items()}
         self.election = Election(
             self.config.rank,
@@ -120,7 +113,7 @@ class Cluster:
         self._running = True
         for link in self.links.values():
             link.start()
-        self._schedule_tick()
+        self._timer.start()
         log.info(
             "%s: coordinator %d of a cluster with %s (term %d); listening for a leader",
             self.name,
@@ -130,27 +123,18 @@ class Cluster:
         )
 
     def stop(self) -> None:
+        """Stop the election timer, close the links and the peers' connections."""
         self._running = False
-        if self._timer is not None:
-            self._timer.cancel()
+        self._timer.stop()
         for link in self.links.values():
             link.stop()
         for conn in list(self._incoming.values()):
             conn.close()
 
-    def _schedule_tick(self) -> None:
-        if not self._running:
-            return
-        self._timer = threading.Timer(self.config.tick, self._on_timer)
-        self._timer.name = f"{self.name} election"
-        self._timer.daemon = True
-        self._timer.start()
-
     def _on_timer(self) -> None:
-        with self.node._lock:
+        with self.host.lock:
             if self._running:
                 self.tick(time.time())
-        self._schedule_tick()
 
     # -- handshakes -------------------------------------------------------------------------
 
@@ -174,31 +158,9 @@ class Cluster:
         )
 
     def refusal(self, version: int) -> m.Message | None:
-        """What a worker or client is told by a coordinator that does not lead (None if it
-        leads): a ``Redirect`` for a v3 peer, an ``Error`` (Unavailable) for older ones."""
-        election = self.election
-        assert election is not None
-        if election.is_leader:
-            return None
-        leader = election.leader
-        address = election.leader_address
-        if leader is None or address is None:
-            reason = "no leader yet: an election is under way; try again shortly"
-        else:
-            reason = f"not the leader; the leader is coordinator {leader} at {address}"
-        if version >= 3:
-            return m.Redirect(
-                term=election.term,
-                leader_id=coordinator_id(leader) if leader is not None else None,
-                leader_address=address,
-                reason=reason,
-            )
-        return m.Error(
-            code=ErrorCode.Unavailable,
-            message=reason,
-            entity_id=f"{address.host}:{address.port}" if address is not None else None,
-            details=f"term {election.term}",
-        )
+        """What a worker or client is told while we do not lead: :meth:`Election.refusal`."""
+        assert self.election is not None
+        return self.election.refusal(version)
 
     def greeting(self, version: int) -> list[m.Message]:
         """Sent to a v3 worker or client after its HandshakeAck: who leads, in which term
@@ -211,23 +173,22 @@ class Cluster:
 
     def _count(self) -> None:
         """How many coordinators the cluster status reports: this one, and those reached."""
-        if self.node.core is not None:
-            self.node.core.coordinators = 1 + sum(1 for link in self.links.values() if link.conn)
+        self.host.set_coordinators(1 + sum(1 for link in self.links.values() if link.conn))
 
     def link_up(self, rank: int) -> None:
         """Our link to *rank* is open (called by its thread)."""
-        with self.node._lock:
+        with self.host.lock:
             log.debug("%s: link to coordinator %d is up", self.name, rank)
             self._count()
             if self.is_leader:
                 self._join(rank, time.time())
 
     def link_down(self, rank: int) -> None:
-        with self.node._lock:
+        """Our link to *rank* closed (called by its thread)."""
+        with self.host.lock:
             log.debug("%s: link to coordinator %d is down", self.name, rank)
             self._count()
             if self.replicator is not None:
-                self._awaiting_snapshot.pop(rank, None)
                 self._post_all(self.replicator.leave(rank))
 
     def peer_gone(self, rank: int, conn: Connection, now: float) -> None:
@@ -261,16 +222,13 @@ class Cluster:
         self._last_tick = max(self._last_tick, now)
         if gap <= self.config.leader_timeout:
             return False
-        log.warning(
-            "%s: this process was paused for %.1f s; listening before acting again",
-            self.name,
-            gap,
-        )
+        log.warning("%s: this process was paused for %.1f s; listening first", self.name, gap)
         election.paused(now)
         self._after([], now)
         return True
 
     def tick(self, now: float) -> None:
+        """The passing of time: a pause, election deadlines, silent followers, heartbeats."""
         election = self.election
         assert election is not None
         paused = self.check_pause(now)
@@ -291,27 +249,22 @@ class Cluster:
                 self.replicator.probe(now)
 
     def on_message(self, rank: int, message: m.Message, now: float) -> None:
-        """A message from the coordinator *rank* (on the link it opened to us)."""
+        """A message from the coordinator *rank* (on the link it opened to us): an election
+        message goes to the election (:data:`ELECTION`), a replication message to its
+        handler (:data:`REPLICATION`)."""
         election = self.election
         assert election is not None
         self.check_pause(now)
         if self.tap is not None:
             self.tap(rank, self.config.rank, message)
-        if isinstance(message, m.ElectionStart):
-            self._after(election.on_start(message, now), now)
-        elif isinstance(message, m.ElectionVote):
-            self._after(election.on_vote(message, now), now)
-        elif isinstance(message, m.LeaderAnnounce):
-            self._after(election.on_announce(message, now), now)
-        elif isinstance(message, m.Replicate):
-            self._on_replicate(rank, message, now)
-        elif isinstance(message, m.ReplicaSnapshot):
-            self._on_snapshot(rank, message, now)
-        elif isinstance(message, m.ReplicateAck):
-            self._on_ack(rank, message, now)
-        elif isinstance(message, m.Disconnect):
-            pass
-        else:
+        decide = ELECTION.get(type(message))
+        if decide is not None:
+            self._after(decide(election, message, now), now)
+            return
+        handler = REPLICATION.get(type(message))
+        if handler is not None:
+            handler(self, rank, message, now)
+        elif not isinstance(message, m.Disconnect):
             log.warning("%s: coordinator %d sent %s; ignored", self.name, rank, message.WIRE_NAME)
 
     def _after(self, sends: Sends, now: float) -> None:
@@ -324,7 +277,8 @@ class Cluster:
             if self.tap is not None:
                 self.tap(self.config.rank, self.config.rank, f"{event}: now {role} (term {term})")
         election.history.clear()
-        self._save_term(election.term)
+        if self._terms is not None:
+            self._terms.save(election.term)
         if election.role == LEADER and not was_leader:
             self._promote(now)
             assert self.replicator is not None  # the joined followers were announced to
@@ -338,29 +292,13 @@ class Cluster:
             self._step_down()
         self._send(sends)
 
-    def _save_term(self, term: int) -> None:
-        if self._term_file is None or self._saved_term == term:
-            return
-        temporary = self._term_file.with_suffix(".tmp")
-        with open(temporary, "w") as file:
-            file.write(f"{term}\n")
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, self._term_file)
-        self._saved_term = term
-
     def _promote(self, now: float) -> None:
-        assert self.election is not None and self.node.core is not None
+        assert self.election is not None
         self.replicator = Replicator(self.config.replication_timeout)
-        self._stream = None
+        self.copy = FollowerCopy()  # we lead: the records we follow are our own now
         self._count()
-        core = self.node.core
         log.warning(
-            "%s: leading in term %d with %d task(s) (%d pending)",
-            self.name,
-            self.election.term,
-            len(core.store.records),
-            core.store.count("Pending"),
+            "%s: leading in term %d with %s", self.name, self.election.term, self.host.describe()
         )
         for rank, link in self.links.items():
             if link.conn is not None:
@@ -370,7 +308,6 @@ class Cluster:
         assert self.replicator is not None and self.election is not None
         dropped = self.replicator.discard()
         self.replicator = None
-        self._awaiting_snapshot.clear()
         log.warning(
             "%s: no longer the leader (term %d); %d unreplicated answer(s) dropped; "
             "closing the workers' and clients' connections",
@@ -378,39 +315,26 @@ class Cluster:
             self.election.term,
             dropped,
         )
-        for conn in list(self.node._connections.values()):
-            conn.close()
+        self.host.close_clients()
 
     # -- replication: the leader ------------------------------------------------------------
 
     def _join(self, rank: int, now: float) -> None:
         """Bring a follower in: tell it who leads, then send it everything (a snapshot)."""
         assert self.replicator is not None and self.election is not None
-        assert self.node.core is not None
         index = self.replicator.join(rank, now)
-        frames = encode_records(self.node.core.live_journal())
-        parts: list[list[bytes]] = [[]]
-        size = 0
-        for frame in frames:
-            if parts[-1] and size + len(frame) > SNAPSHOT_PART_BYTES:
-                parts.append([])
-                size = 0
-            parts[-1].append(frame)
-            size += len(frame)
+        frames = self.host.live_records()
+        parts = snapshot_parts(frames, SNAPSHOT_PART_BYTES)
         term, me = self.election.term, coordinator_id(self.config.rank)
         messages: list[m.Message] = [self.election.announcement()]
         for number, records in enumerate(parts):
+            last = number == len(parts) - 1
             messages.append(
                 m.ReplicaSnapshot(
-                    term=term,
-                    leader_id=me,
-                    index=index,
-                    part=number,
-                    last=number == len(parts) - 1,
+                    term=term, leader_id=me, index=index, part=number, last=last,
                     records=tuple(records),
                 )
-            )
-        self._awaiting_snapshot[rank] = now
+            )  # fmt: skip
         self.links[rank].post(messages)
         log.info(
             "%s: coordinator %d joins: snapshot of %d record(s) in %d part(s)",
@@ -445,26 +369,21 @@ class Cluster:
     def _on_ack(self, rank: int, ack: m.ReplicateAck, now: float) -> None:
         election = self.election
         assert election is not None
-        if ack.term > election.term:
+        if election.newer_term(ack.term, now):
             log.warning(
-                "%s: coordinator %d knows term %d, newer than ours (%d): we were deposed",
+                "%s: coordinator %d knows term %d, newer than ours: we were deposed",
                 self.name,
                 rank,
                 ack.term,
-                election.term,
             )
-            election.newer_term(ack.term, now)
             self._after([], now)
             return
-        if self.replicator is None or ack.term < election.term:
+        if self.replicator is None or not election.is_current(ack.term):
             return
         if ack.accepted:
-            self._awaiting_snapshot.pop(rank, None)
             self._post_all(self.replicator.acked(rank, ack.index))
             self._maybe_hand_over(rank, now)
-            return
-        sent_at = self._awaiting_snapshot.get(rank)
-        if sent_at is None or now - sent_at > self.config.replication_timeout:
+        elif self.replicator.snapshot_stale(rank, now):
             log.info("%s: coordinator %d is missing records; sending a snapshot", self.name, rank)
             self._join(rank, now)
 
@@ -472,15 +391,9 @@ class Cluster:
         """The bully's takeover, made safe: a follower ranked above us that holds every
         record we numbered (so every one we acknowledged) is challenged, and wins."""
         assert self.replicator is not None and self.election is not None
-        follower = self.replicator.followers.get(rank)
-        if (
-            not self.config.takeover
-            or rank < self.config.rank
-            or follower is None
-            or not follower.required
-            or follower.acked < self.replicator.index
-            or rank in self._awaiting_snapshot
-        ):
+        if not self.config.takeover or rank < self.config.rank:
+            return
+        if not self.replicator.holds_everything(rank):
             return
         log.warning(
             "%s: coordinator %d ranks above us and holds every record: handing over",
@@ -491,7 +404,7 @@ class Cluster:
 
     def _post_all(self, outboxes: list[Outbox]) -> None:
         for outbox in outboxes:
-            self.node._post(outbox)
+            self.host.post(outbox)
 
     # -- replication: a follower ------------------------------------------------------------
 
@@ -500,7 +413,7 @@ class Cluster:
         ack = m.ReplicateAck(
             term=self.election.term,
             follower_id=coordinator_id(self.config.rank),
-            index=self._applied,
+            index=self.copy.applied,
             accepted=accepted,
         )
         link = self.links.get(leader)
@@ -529,13 +442,13 @@ class Cluster:
         leader = rank_of(message.leader_id)
         if not self._heard(leader, message.term, now):
             return
-        if self._stream != (message.term, leader) or message.index != self._applied + 1:
+        if not self.copy.continues(message.term, leader, message.index):
             self._answer(leader, False)  # a gap: the leader sends a snapshot
             return
-        if message.records and not self._apply(message.records, now):
+        if message.records and not self.host.apply_records(message.records, now):
             self._answer(leader, False)
             return
-        self._applied += len(message.records)
+        self.copy.applied_records(len(message.records))
         assert self.election is not None
         self.election.current = True  # the leader's copy, up to its latest record
         self._answer(leader, True)
@@ -544,50 +457,41 @@ class Cluster:
         leader = rank_of(message.leader_id)
         if not self._heard(leader, message.term, now):
             return
+        assert self.election is not None
         if message.part == 0:
-            self.node._reset(now)
-            self._stream, self._next_part = None, 0
-            assert self.election is not None
+            self.host.reset_copy()
             self.election.current = False  # a partial copy, until the last part
-        if message.part != self._next_part or not self._apply(message.records, now):
-            self._next_part = -1  # broken: ignore the rest; the next gap asks again
+        expected = self.copy.snapshot_part(message.part)
+        if not expected or not self.host.apply_records(message.records, now):
+            self.copy.broken()  # ignore the rest; the next gap asks again
             self._answer(leader, False)
             return
-        self._next_part += 1
+        self.copy.snapshot_applied(message.term, leader, message.index, message.last)
         if message.last:
-            self._stream, self._applied = (message.term, leader), message.index
-            assert self.node.core is not None
             log.info(
-                "%s: in sync with leader %d (term %d): %d task(s)",
+                "%s: in sync with leader %d (term %d): %s",
                 self.name,
                 leader,
                 message.term,
-                len(self.node.core.store.records),
+                self.host.describe(),
             )
             self._answer(leader, True)
-            assert self.election is not None
             self.election.synced()
 
-    def _apply(self, records: tuple[bytes, ...], now: float) -> bool:
-        """Journal the leader's records (as they are) and apply them to our copy."""
-        core = self.node.core
-        assert core is not None
-        try:
-            messages = [decode_frame(frame).message for frame in records]
-        except ProtocolError as exc:
-            log.error("%s: the leader sent a bad record: %s", self.name, exc)
-            return False
-        journal = self.node.journal
-        if journal is not None:
-            try:
-                journal.append_frames(list(records))
-            except OSError as exc:
-                log.critical("%s: cannot write the journal (%s)", self.name, exc)
-                return False
-        for message in messages:
-            core.replay(message, now)
-        core.take_journal()  # what the copy decided for itself is the leader's to decide
-        return True
+
+#: The election's messages, each decided by the election (which says what to send).
+ELECTION: dict[type[m.Message], Callable[[Election, Any, float], Sends]] = {
+    m.ElectionStart: Election.on_start,
+    m.ElectionVote: Election.on_vote,
+    m.LeaderAnnounce: Election.on_announce,
+}
+
+#: The replication messages, each handled by the cluster.
+REPLICATION: dict[type[m.Message], Callable[[Cluster, int, Any, float], None]] = {
+    m.Replicate: Cluster._on_replicate,
+    m.ReplicaSnapshot: Cluster._on_snapshot,
+    m.ReplicateAck: Cluster._on_ack,
+}
 
 
-__all__ = ["Cluster"]
+__all__ = ["ELECTION", "REPLICATION", "SNAPSHOT_PART_BYTES", "Cluster"]

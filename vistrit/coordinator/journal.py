@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 FSYNC_MODES = ("always", "batch", "never")
 FILE_NAME = "journal.vst"
+TERM_FILE_NAME = "term"
 
 
 class Journal:
@@ -124,11 +125,45 @@ class Journal:
         self.frames = len(live)
 
     def close(self) -> None:
+        """Sync and close the file."""
         if not self._file.closed:
             self._file.flush()
             if self.fsync != "never":
                 os.fsync(self._file.fileno())
             self._file.close()
+
+
+class TermFile:
+    """The newest election term a coordinator has seen, on disk (``DIR/term``), so that a
+    restarted coordinator never goes back to an older term. The term itself is owned by
+    the election (:mod:`vistrit.logic.election`); this only keeps it. Written to a
+    temporary file, ``fsync`` ed, then renamed over the old one: never half written."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path = Path(directory) / TERM_FILE_NAME
+        self._saved: int | None = None
+
+    def load(self) -> int:
+        """The term saved last (0 if none). Raises ``ValueError`` if the file is damaged."""
+        if not self.path.exists():
+            return 0
+        text = self.path.read_text().strip()
+        if text and not text.isdigit():
+            raise ValueError(f"{self.path}: not a term: {text[:40]!r}")
+        self._saved = int(text or 0)
+        return self._saved
+
+    def save(self, term: int) -> None:
+        """Keep *term* (nothing is written if it is the one saved last)."""
+        if self._saved == term:
+            return
+        temporary = self.path.with_suffix(".tmp")
+        with open(temporary, "w") as file:
+            file.write(f"{term}\n")
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, self.path)
+        self._saved = term
 
 
 def encode_records(records: Sequence[Message | bytes]) -> list[bytes]:

@@ -18,18 +18,16 @@ import logging
 import random
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from vistrit import defaults
+from vistrit.coordinator.host import LinkOwner
 from vistrit.leader import handshake
+from vistrit.logic.backoff import Backoff
 from vistrit.logic.election import Timing
 from vistrit.protocol import ProtocolError
 from vistrit.protocol import messages as m
 from vistrit.protocol.catalogue import NEWEST_VERSION
 from vistrit.transport import Connection, ConnectionClosed, PeerTimeout, connect, parse_address
-
-if TYPE_CHECKING:
-    from vistrit.coordinator.cluster import Cluster
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +62,7 @@ class ClusterConfig:
 
     @property
     def timing(self) -> Timing:
+        """The election's timeouts, as the election takes them."""
         return Timing(self.leader_timeout, self.answer_timeout, self.announce_timeout, self.jitter)
 
 
@@ -96,7 +95,7 @@ def cluster_of(text: str, rank: int) -> tuple[dict[int, tuple[str, int]], tuple[
 class PeerLink:
     """The connection from this coordinator to one peer, kept open by its own thread."""
 
-    def __init__(self, cluster: Cluster, rank: int, address: tuple[str, int]) -> None:
+    def __init__(self, cluster: LinkOwner, rank: int, address: tuple[str, int]) -> None:
         self.cluster = cluster
         self.rank = rank
         self.address = address
@@ -108,6 +107,7 @@ class PeerLink:
         )
 
     def start(self) -> None:
+        """Start the link's thread."""
         self._thread.start()
 
     def wake(self) -> None:
@@ -115,6 +115,7 @@ class PeerLink:
         self._wake.set()
 
     def stop(self) -> None:
+        """Stop the link's thread and close its connection."""
         self._stopping.set()
         self._wake.set()
         conn = self.conn
@@ -134,15 +135,18 @@ class PeerLink:
         return True
 
     def _run(self) -> None:
-        pause = defaults.RECONNECT_BACKOFF
+        """Keep the link open: connect, read until it closes, back off, again."""
+        cap = self.cluster.leader_timeout  # a peer that comes back is found within this
+        backoff = Backoff(min(defaults.RECONNECT_BACKOFF, cap), cap)
+        failures = 0
         while not self._stopping.is_set():
             self._wake.clear()
             conn = self._open()
             if conn is None:
-                self._wake.wait(pause * (0.5 + random.random() / 2))
-                pause = min(self.cluster.config.leader_timeout, pause * 2)
+                failures += 1
+                self._wake.wait(backoff.pause(failures, random.random))
                 continue
-            pause = defaults.RECONNECT_BACKOFF
+            failures = 0
             self.conn = conn
             self.cluster.link_up(self.rank)
             try:
@@ -157,7 +161,7 @@ class PeerLink:
                 self.cluster.link_down(self.rank)
 
     def _open(self) -> Connection | None:
-        timeout = self.cluster.config.leader_timeout
+        timeout = self.cluster.leader_timeout
         try:
             conn = connect(self.address, timeout=timeout, name=f"peer {self.rank}")
         except OSError:

@@ -42,12 +42,13 @@ from vistrit.coordinator.membership import Peer
 from vistrit.coordinator.peers import ClusterConfig
 from vistrit.defaults import DEFAULT_POLICY, Policy
 from vistrit.logic.election import coordinator_id, rank_of
-from vistrit.protocol import ProtocolError
+from vistrit.protocol import ProtocolError, decode_frame
 from vistrit.protocol import messages as m
 from vistrit.protocol.catalogue import NEWEST_VERSION, agree_version
 from vistrit.protocol.errors import ErrorCode
 from vistrit.protocol.frame import MAX_PAYLOAD
-from vistrit.protocol.types import NodeType, SocketAddr, introduce
+from vistrit.protocol.types import NodeInfo, NodeType, SocketAddr, introduce
+from vistrit.timers import RepeatingTimer
 from vistrit.transport import Connection, ConnectionClosed, FrameServer, PeerTimeout, resolve
 
 log = logging.getLogger(__name__)
@@ -93,15 +94,15 @@ class Coordinator:
         self.frame_timeout = frame_timeout
         self.purge_interval = purge_interval
         self._bind = bind
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
         self._connections: dict[uuid.UUID, Connection] = {}
         self._server: FrameServer | None = None
-        self._timer: threading.Timer | None = None
-        self._running = False
+        self._ticker = RepeatingTimer(tick_interval, self._tick, name=f"{name} tick")
         self.core: CoordinatorCore | None = None
 
     @property
     def address(self) -> tuple[str, int]:
+        """The address the coordinator listens on (the real port, if bound to port 0)."""
         if self._server is None:
             raise RuntimeError("the coordinator is not started")
         return self._server.address
@@ -132,22 +133,19 @@ class Coordinator:
                 len(self.core.store.records),
                 self.core.store.count("Pending"),
             )
-        self._running = True
         if config is not None:
             self.cluster = Cluster(self, config)
             self.cluster.start(shown, now)
         self._server.start(name=f"{self.name} accept")
         self._last_purge = now
-        self._schedule_tick()
+        self._ticker.start()
         log.info(
             "%s: listening on %s:%d (strategy %s)", self.name, host, port, self.policy.strategy
         )
 
     def stop(self) -> None:
         """Close every connection and join every thread; prompt, and leaves no port behind."""
-        self._running = False
-        if self._timer is not None:
-            self._timer.cancel()
+        self._ticker.stop()
         if self.cluster is not None:
             self.cluster.stop()
         if self._server is not None:
@@ -155,7 +153,7 @@ class Coordinator:
             self._server = None
             log.info("%s: stopped", self.name)
         if self.journal is not None:
-            with self._lock:
+            with self.lock:
                 self.journal.close()
 
     def _new_core(self) -> CoordinatorCore:
@@ -166,12 +164,60 @@ class Coordinator:
             core.record_limit = MAX_PAYLOAD - RECORD_MARGIN
         return core
 
-    def _reset(self, now: float) -> None:
+    # -- what the cluster asks of its coordinator (cluster.Host) ------------------------------
+
+    @property
+    def info(self) -> NodeInfo:
+        """This coordinator's NodeInfo, as it introduces itself."""
+        return self._info
+
+    def close_clients(self) -> None:
+        """Close every worker's and client's connection (deposed: they find the leader)."""
+        for conn in list(self._connections.values()):
+            conn.close()
+
+    def set_coordinators(self, count: int) -> None:
+        """How many coordinators the cluster status reports."""
+        if self.core is not None:
+            self.core.coordinators = count
+
+    def describe(self) -> str:
+        """What this coordinator holds, for the log."""
+        assert self.core is not None
+        store = self.core.store
+        return f"{len(store.records)} task(s) ({store.count('Pending')} pending)"
+
+    def live_records(self) -> list[bytes]:
+        """Every record of what is remembered now, encoded: a snapshot for a follower."""
+        assert self.core is not None
+        return encode_records(self.core.live_journal())
+
+    def reset_copy(self) -> None:
         """A follower's copy is replaced by the leader's snapshot: start from nothing (the
         journal too), before the snapshot's records are applied. Under the lock."""
         self.core = self._new_core()
         if self.journal is not None:
             self.journal.compact([])
+
+    def apply_records(self, records: tuple[bytes, ...], now: float) -> bool:
+        """Journal the leader's records (as they are) and apply them to our copy. Under
+        the lock. False if a record is bad or the journal cannot be written."""
+        assert self.core is not None
+        try:
+            messages = [decode_frame(frame).message for frame in records]
+        except ProtocolError as exc:
+            log.error("%s: the leader sent a bad record: %s", self.name, exc)
+            return False
+        if self.journal is not None:
+            try:
+                self.journal.append_frames(list(records))
+            except OSError as exc:
+                log.critical("%s: cannot write the journal (%s)", self.name, exc)
+                return False
+        for message in messages:
+            self.core.replay(message, now)
+        self.core.take_journal()  # what the copy decided for itself is the leader's to decide
+        return True
 
     def __enter__(self) -> Coordinator:
         self.start()
@@ -200,7 +246,7 @@ class Coordinator:
             self._read_batches(conn, handle)
         finally:
             conn.close()
-            with self._lock:
+            with self.lock:
                 if self._connections.get(peer.id) is conn:
                     del self._connections[peer.id]
                 assert self.core is not None
@@ -218,7 +264,7 @@ class Coordinator:
         conn.name = f"coordinator {rank}"
 
         def handle(batch: list[m.Message]) -> bool:
-            with self._lock:
+            with self.lock:
                 now = time.time()
                 for message in batch:
                     log.debug("%s: from %s: %s", self.name, conn.name, message)
@@ -229,7 +275,7 @@ class Coordinator:
             self._read_batches(conn, handle)
         finally:
             conn.close()
-            with self._lock:
+            with self.lock:
                 cluster.peer_gone(rank, conn, time.time())
             conn.join_writer()
 
@@ -276,7 +322,7 @@ class Coordinator:
             conn.refuse(f"expected Handshake, got {hello.WIRE_NAME}", ErrorCode.Protocol)
             return None
         conn.start_writer()  # before the peer is reachable from other threads' outboxes
-        with self._lock:
+        with self.lock:
             assert self.core is not None
             refusal = self._cluster_refusal(hello, conn)
             if refusal is not None:
@@ -325,7 +371,7 @@ class Coordinator:
     def _apply(self, peer: Peer, batch: list[m.Message]) -> None:
         """Handle messages that arrived together, under one lock, then commit them at once:
         one journal write (and ``fsync``) for the whole batch, before any answer leaves."""
-        with self._lock:
+        with self.lock:
             assert self.core is not None
             now = time.time()
             if self.cluster is not None:
@@ -360,12 +406,12 @@ class Coordinator:
                 threading.Thread(target=self.stop, name=f"{self.name} stop").start()
                 return
         if self.cluster is None:
-            self._post(outbox)
+            self.post(outbox)
             return
         for ready in self.cluster.commit(frames, outbox, time.time()):
-            self._post(ready)
+            self.post(ready)
 
-    def _post(self, outbox: Outbox) -> None:
+    def post(self, outbox: Outbox) -> None:
         """Queue each message on its addressee's connection, keeping order. Under the lock."""
         grouped: dict[uuid.UUID, list[m.Message]] = defaultdict(list)
         for node_id, message in outbox:
@@ -386,20 +432,11 @@ class Coordinator:
         if self.journal.frames > 2 * (2 * remembered) + COMPACT_SLACK:
             self.journal.compact(self.core.live_journal())
 
-    def _schedule_tick(self) -> None:
-        """The next tick, while the coordinator runs (each tick schedules the next one)."""
-        if not self._running:
-            return
-        self._timer = threading.Timer(self.tick_interval, self._tick)
-        self._timer.name = f"{self.name} tick"
-        self._timer.daemon = True
-        self._timer.start()
-
     def _tick(self) -> None:
         """Declare silent workers dead, expire overdue attempts, release due retries, and
         now and then forget tasks past their retention."""
         now = time.time()
-        with self._lock:
+        with self.lock:
             if self.core is not None:
                 held = {w: self._held(w) for w in self.core.silent_workers(now)}  # for the log
                 outbox, dead = self.core.tick(now)
@@ -423,4 +460,3 @@ class Coordinator:
                     if forgotten:
                         log.info("%s: forgot %d finished task(s)", self.name, forgotten)
                     self._maybe_compact()
-        self._schedule_tick()

@@ -58,6 +58,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from vistrit.protocol import messages as m
+from vistrit.protocol.errors import ErrorCode
 from vistrit.protocol.types import SocketAddr
 
 FOLLOWER = "Follower"
@@ -104,6 +105,7 @@ def coordinator_id(rank: int) -> uuid.UUID:
 
 
 def rank_of(node_id: uuid.UUID) -> int:
+    """The rank a coordinator's node id carries (see :func:`coordinator_id`)."""
     return node_id.int
 
 
@@ -151,10 +153,12 @@ class Election:
 
     @property
     def id(self) -> uuid.UUID:
+        """This coordinator's node id."""
         return coordinator_id(self.rank)
 
     @property
     def is_leader(self) -> bool:
+        """Whether this coordinator leads now."""
         return self.role == LEADER
 
     def _listen(self, now: float) -> float:
@@ -211,6 +215,7 @@ class Election:
         return [(rank, self.announcement()) for rank in sorted(self.peers)]
 
     def announcement(self) -> m.LeaderAnnounce:
+        """The ``LeaderAnnounce`` of the leader we know: who leads, in which term, where."""
         assert self.leader is not None and self.leader_address is not None
         return m.LeaderAnnounce(
             term=self.term,
@@ -294,15 +299,20 @@ class Election:
         self._follow(term, leader, None, now)
         return True
 
-    def newer_term(self, term: int, now: float) -> None:
-        """A reply showed a newer term than ours: a leader is deposed and follows again,
-        waiting to hear who leads now."""
+    def newer_term(self, term: int, now: float) -> bool:
+        """A reply carries *term*: if it is newer than ours, a leader is deposed and
+        follows again, waiting to hear who leads now. Returns whether it was newer."""
         if term <= self.term:
-            return
+            return False
         self._observe(term)
         if self.role == LEADER:
             self._event("announced")
             self._unsure(now)
+        return True
+
+    def is_current(self, term: int) -> bool:
+        """Is *term* the one we are in (not an older one)?"""
+        return term == self.term
 
     def paused(self, now: float) -> None:
         """This process slept past the leader timeout (``SIGSTOP``, swapping): others may
@@ -317,6 +327,31 @@ class Election:
         self.leader = self.leader_address = None
         self.current = False
         self.deadline = self._listen(now)
+
+    def refusal(self, version: int) -> m.Message | None:
+        """What a worker or client is told by a coordinator that does not lead (None if it
+        leads): a ``Redirect`` for a v3 peer, an ``Error`` (Unavailable) for older ones."""
+        if self.is_leader:
+            return None
+        leader = self.leader
+        address = self.leader_address
+        if leader is None or address is None:
+            reason = "no leader yet: an election is under way; try again shortly"
+        else:
+            reason = f"not the leader; the leader is coordinator {leader} at {address}"
+        if version >= 3:
+            return m.Redirect(
+                term=self.term,
+                leader_id=coordinator_id(leader) if leader is not None else None,
+                leader_address=address,
+                reason=reason,
+            )
+        return m.Error(
+            code=ErrorCode.Unavailable,
+            message=reason,
+            entity_id=f"{address.host}:{address.port}" if address is not None else None,
+            details=f"term {self.term}",
+        )
 
     def synced(self) -> None:
         """Our copy of the leader's tasks is complete."""

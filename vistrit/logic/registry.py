@@ -33,6 +33,7 @@ class WorkerEntry:
 
     @property
     def slots(self) -> int:
+        """How many tasks the worker runs at once."""
         return max(1, self.info.capabilities.max_concurrent_tasks)
 
     @property
@@ -42,14 +43,17 @@ class WorkerEntry:
 
     @property
     def tags(self) -> frozenset[str]:
+        """The worker's tags: a task's tags must all be among them."""
         return frozenset(self.info.capabilities.tags)
 
     @property
     def free(self) -> int:
+        """How many more tasks the worker may be given now."""
         return max(0, self.capacity - len(self.running))
 
     @property
     def accepting(self) -> bool:
+        """Whether the worker takes new tasks (it has heartbeat, and is not draining)."""
         return self.eligible and self.state not in (NodeState.Draining, NodeState.Offline)
 
     def node_info(self, now: int) -> NodeInfo:
@@ -69,6 +73,7 @@ class Registry:
         self._joined = 0
 
     def add(self, info: NodeInfo, now: float, prefetch: int = 0) -> WorkerEntry:
+        """A worker joined: remember it (not eligible until its first heartbeat)."""
         self._joined += 1
         entry = WorkerEntry(
             id=info.id, info=info, joined=self._joined, last_seen=now, prefetch=prefetch
@@ -77,12 +82,15 @@ class Registry:
         return entry
 
     def remove(self, worker_id: uuid.UUID) -> WorkerEntry | None:
+        """A worker left: forget it; returns its entry, with the tasks it held."""
         return self.workers.pop(worker_id, None)
 
     def get(self, worker_id: uuid.UUID) -> WorkerEntry | None:
+        """The worker's entry, or None."""
         return self.workers.get(worker_id)
 
     def heartbeat(self, worker_id: uuid.UUID, state: NodeState, now: float) -> WorkerEntry | None:
+        """A worker's heartbeat: note its state and time, and make it eligible."""
         entry = self.workers.get(worker_id)
         if entry is not None:
             entry.eligible = True
@@ -93,4 +101,5 @@ class Registry:
         return entry
 
     def eligible(self) -> list[WorkerEntry]:
+        """The workers that may be given tasks and listed, in joining order."""
         return [w for w in self.workers.values() if w.eligible]

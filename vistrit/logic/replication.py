@@ -1,4 +1,4 @@
-"""The leader's side of replication: what each follower holds, and which answers wait.
+"""Replication: what each follower holds, which answers wait, and a follower's own copy.
 
 The leader numbers the journal records of its term: a snapshot as of index ``S`` first
 (everything it remembers), then each record ``S+1``, ``S+2``, ... as it journals it,
@@ -18,6 +18,20 @@ longer than ``timeout``, stops being required, so one dead follower cannot stop 
 cluster; once it holds everything again, it is required again. A leader that was paused
 (its tick came late) does not count the pause against its followers: it gives them a
 fresh ``timeout`` instead, so that it cannot mistake its own sleep for their deaths.
+
+**A snapshot** is sent in parts (:func:`snapshot_parts`), each well inside a frame, and
+the leader waits for its acknowledgement before it counts a follower's refusals again:
+a follower refuses what was sent before the snapshot reached it, and that refusal is
+stale (:meth:`Replicator.snapshot_stale`).
+
+**Handing over.** Under takeover, the leader hands over to a follower ranked above it
+only once that follower holds every record the leader numbered, and so every one it
+acknowledged (:meth:`Replicator.holds_everything`).
+
+**The follower's side** (:class:`FollowerCopy`): which leader's stream of records its copy
+follows, in which term, and the last index it holds. A ``Replicate`` is applied only if
+it continues that stream without a gap; a snapshot replaces the copy, part by part, in
+order; anything else is refused, and the leader answers a refusal with a new snapshot.
 
 This module never touches sockets, threads, clocks or logging. Read next:
 :mod:`vistrit.coordinator.cluster`.
@@ -51,21 +65,42 @@ class Replicator(Generic[T]):
         self.index = 0  # the last index numbered
         self.followers: dict[int, FollowerProgress] = {}
         self._held: deque[tuple[int, T]] = deque()
+        self._snapshots: dict[int, float] = {}  # followers sent a snapshot (when), not acked
 
     @property
     def held(self) -> int:
+        """How many outboxes wait for replication."""
         return len(self._held)
 
     def join(self, rank: int, now: float) -> int:
-        """A follower connected: it is sent a snapshot as of the returned index, and is
-        waited for once it holds it (and whatever was numbered after it)."""
+        """A follower connected (or missed records): it is sent a snapshot as of the
+        returned index, and is waited for once it holds it (and whatever was numbered
+        after it)."""
         self.followers[rank] = FollowerProgress(rank, self.index, 0, now, False)
+        self._snapshots[rank] = now
         return self.index
 
     def leave(self, rank: int) -> list[T]:
         """A follower's connection closed: no longer wait for it."""
         self.followers.pop(rank, None)
+        self._snapshots.pop(rank, None)
         return self._release()
+
+    def snapshot_stale(self, rank: int, now: float) -> bool:
+        """The follower refused records: should it be sent a new snapshot? Not while the
+        last one is on its way (for at most ``timeout``): the refusal may predate it."""
+        sent_at = self._snapshots.get(rank)
+        return sent_at is None or now - sent_at > self.timeout
+
+    def holds_everything(self, rank: int) -> bool:
+        """Does the follower hold every record numbered so far (its snapshot included)?"""
+        follower = self.followers.get(rank)
+        return (
+            follower is not None
+            and follower.required
+            and follower.acked >= self.index
+            and rank not in self._snapshots
+        )
 
     def record(self, count: int, now: float) -> int:
         """Number *count* new records; returns the index of the first."""
@@ -88,6 +123,7 @@ class Replicator(Generic[T]):
         follower = self.followers.get(rank)
         if follower is None:
             return []
+        self._snapshots.pop(rank, None)  # whatever it acknowledged, its snapshot arrived
         follower.acked = max(follower.acked, index)
         if follower.acked >= follower.sent:
             follower.waiting_since = None
@@ -131,4 +167,55 @@ class Replicator(Generic[T]):
         """Deposed: what is held will never be sent. Returns how many were dropped."""
         count = len(self._held)
         self._held.clear()
+        self._snapshots.clear()
         return count
+
+
+def snapshot_parts(frames: list[bytes], part_bytes: int) -> list[list[bytes]]:
+    """The records of a snapshot in parts of about *part_bytes* each (a record larger than
+    that is a part of its own); always at least one part, maybe empty."""
+    parts: list[list[bytes]] = [[]]
+    size = 0
+    for frame in frames:
+        if parts[-1] and size + len(frame) > part_bytes:
+            parts.append([])
+            size = 0
+        parts[-1].append(frame)
+        size += len(frame)
+    return parts
+
+
+@dataclass
+class FollowerCopy:
+    """A follower's side: the stream its copy follows, ``(term, leader)``, the last index
+    of it applied, and the snapshot part expected next (-1: a broken snapshot)."""
+
+    stream: tuple[int, int] | None = None
+    applied: int = 0
+    next_part: int = 0
+
+    def continues(self, term: int, leader: int, index: int) -> bool:
+        """Does a ``Replicate`` from *index* continue our stream without a gap?"""
+        return self.stream == (term, leader) and index == self.applied + 1
+
+    def applied_records(self, count: int) -> None:
+        """*count* records of the stream were applied."""
+        self.applied += count
+
+    def snapshot_part(self, part: int) -> bool:
+        """A snapshot part arrives: True if it is the one expected (part 0 always is, and
+        starts a new copy: the stream is forgotten until the last part)."""
+        if part == 0:
+            self.stream, self.next_part = None, 0
+        return part == self.next_part
+
+    def snapshot_applied(self, term: int, leader: int, index: int, last: bool) -> None:
+        """The expected part was applied; the last one makes the copy follow the stream
+        ``(term, leader)`` from *index*."""
+        self.next_part += 1
+        if last:
+            self.stream, self.applied = (term, leader), index
+
+    def broken(self) -> None:
+        """A part was missing or bad: ignore the rest of this snapshot."""
+        self.next_part = -1

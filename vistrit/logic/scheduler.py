@@ -33,9 +33,13 @@ STRATEGIES = ("least-loaded", "round-robin", "random")
 class Chooser(Protocol):
     """Randomness, passed in (``random.Random`` fits), so tests can fix the seed."""
 
-    def choice(self, seq: Sequence[Any]) -> Any: ...
+    def choice(self, seq: Sequence[Any]) -> Any:
+        """One item of *seq*, at random."""
+        ...
 
-    def random(self) -> float: ...
+    def random(self) -> float:
+        """A float in [0, 1), at random."""
+        ...
 
 
 class Scheduler:
@@ -114,6 +118,7 @@ class Scheduler:
 
     @property
     def ready_count(self) -> int:
+        """How many tasks are ready to run, in every queue."""
         return sum(len(queue) for queue in self.queues.values())
 
     # -- placement -------------------------------------------------------------------------

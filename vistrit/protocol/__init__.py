@@ -25,7 +25,7 @@ from vistrit.protocol.frame import (
 )
 from vistrit.protocol.jsonform import frame_to_json, to_json_value
 from vistrit.protocol.messages import Message
-from vistrit.protocol.wire import Span
+from vistrit.protocol.spans import Span
 
 __all__ = [
     "CATALOGUES",

@@ -30,7 +30,7 @@ from vistrit.protocol.frame import (
     decode_payload,
     parse_header,
 )
-from vistrit.protocol.wire import Annotator, Span
+from vistrit.protocol.spans import Annotator, Span
 
 __all__ = ["Span", "annotate_frame", "format_table"]
 

@@ -67,6 +67,7 @@ class Catalogue:
         return Catalogue(version, self.messages + tuple(new))
 
     def message_for_type(self, type_byte: int) -> type[Message]:
+        """The message class a header's type byte names in this version, or None."""
         cls = self.by_type_byte.get(type_byte)
         if cls is None:
             raise UnknownMessageType(
@@ -130,6 +131,10 @@ V3 = V2.extended(
 
 #: Every version this implementation speaks, by header version byte.
 CATALOGUES: dict[int, Catalogue] = {1: V1, 2: V2, 3: V3}
+
+#: How many messages v1 has: their variants are 0 to V1_VARIANTS - 1, and every later
+#: version appends, so a message whose variant is below this is one that every peer reads.
+V1_VARIANTS = len(V1.messages)
 
 #: The newest version this implementation speaks.
 NEWEST_VERSION = max(CATALOGUES)

@@ -41,7 +41,7 @@ from vistrit.protocol.errors import (
 )
 from vistrit.protocol.messages import Message
 from vistrit.protocol.schema import EnumType
-from vistrit.protocol.wire import Annotator
+from vistrit.protocol.spans import Annotator
 
 MAGIC = 0x56495354
 MAGIC_BYTES = b"VIST"
@@ -209,6 +209,7 @@ class FrameDecoder:
         return len(self._buffer)
 
     def feed(self, data: bytes) -> None:
+        """Add bytes, as they came from the network, in any pieces."""
         self._buffer += data
 
     def next_frame(self) -> Frame | None:
@@ -222,6 +223,7 @@ class FrameDecoder:
             raise
 
     def next_message(self) -> Message | None:
+        """The next whole message, or None if more bytes are needed."""
         frame = self.next_frame()
         return None if frame is None else frame.message
 

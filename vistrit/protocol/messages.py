@@ -87,6 +87,8 @@ class Handshake(Message):
 
 @wire_message(1, 0x02)
 class HandshakeAck(Message):
+    """The answer to a Handshake: accepted (with the coordinator's NodeInfo) or refused."""
+
     accepted: bool
     node_id: NodeId
     coordinator_info: NodeInfo | None
@@ -95,6 +97,8 @@ class HandshakeAck(Message):
 
 @wire_message(2, 0x03)
 class Heartbeat(Message):
+    """A node says it is alive, with its load and state."""
+
     node_id: NodeId
     timestamp: Timestamp
     running_tasks: u32
@@ -105,6 +109,8 @@ class Heartbeat(Message):
 
 @wire_message(3, 0x04)
 class HeartbeatAck(Message):
+    """The coordinator's answer to a heartbeat, echoing its timestamp."""
+
     coordinator_id: NodeId
     echo_timestamp: Timestamp
     coordinator_timestamp: Timestamp
@@ -112,6 +118,8 @@ class HeartbeatAck(Message):
 
 @wire_message(4, 0x05)
 class Disconnect(Message):
+    """A node leaves; ``graceful``: its unfinished tasks are handed back, not lost."""
+
     node_id: NodeId
     reason: str
     graceful: bool
@@ -122,12 +130,16 @@ class Disconnect(Message):
 
 @wire_message(5, 0x10)
 class TaskSubmit(Message):
+    """A client submits a task (its id chosen by the client); also a journal record."""
+
     task: Task
     request_id: Uuid
 
 
 @wire_message(6, 0x11)
 class TaskSubmitAck(Message):
+    """The coordinator accepted a task (it is recorded) or refused it, with why."""
+
     request_id: Uuid
     accepted: bool
     task_id: TaskId | None
@@ -136,11 +148,15 @@ class TaskSubmitAck(Message):
 
 @wire_message(7, 0x12)
 class TaskAssign(Message):
+    """The coordinator gives a task to a worker."""
+
     task: Task
 
 
 @wire_message(8, 0x13)
 class TaskAssignAck(Message):
+    """A worker accepts an assignment, or refuses it (no free slot, draining)."""
+
     task_id: TaskId
     accepted: bool
     worker_id: NodeId
@@ -149,6 +165,8 @@ class TaskAssignAck(Message):
 
 @wire_message(9, 0x14)
 class TaskStatus(Message):
+    """A worker reports a task's state: running, and its progress."""
+
     task_id: TaskId
     worker_id: NodeId
     state: TaskState
@@ -158,11 +176,15 @@ class TaskStatus(Message):
 
 @wire_message(10, 0x15, wire_name="TaskResult")
 class TaskResultMessage(Message):
+    """A worker reports a task's result: its output or its error."""
+
     result: TaskResult
 
 
 @wire_message(11, 0x16)
 class TaskCancel(Message):
+    """Cancel a task: from a client to the coordinator, or from it to the task's worker."""
+
     task_id: TaskId
     requested_by: NodeId
     reason: str | None
@@ -170,11 +192,15 @@ class TaskCancel(Message):
 
 @wire_message(12, 0x17)
 class TaskQuery(Message):
+    """Ask what is known of one task."""
+
     task_id: TaskId
 
 
 @wire_message(13, 0x18)
 class TaskQueryResponse(Message):
+    """What is known of one task: its state and result, or not found."""
+
     task_id: TaskId
     found: bool
     task: Task | None
@@ -186,11 +212,15 @@ class TaskQueryResponse(Message):
 
 @wire_message(14, 0x20)
 class ClusterStatusRequest(Message):
+    """Ask for the cluster's counts."""
+
     request_id: Uuid
 
 
 @wire_message(15, 0x21)
 class ClusterStatusResponse(Message):
+    """The cluster's counts: nodes, workers online, tasks by state, uptime."""
+
     request_id: Uuid
     leader_id: NodeId | None
     total_nodes: u32
@@ -204,11 +234,15 @@ class ClusterStatusResponse(Message):
 
 @wire_message(16, 0x22)
 class WorkerListRequest(Message):
+    """Ask for the workers."""
+
     request_id: Uuid
 
 
 @wire_message(17, 0x23)
 class WorkerListResponse(Message):
+    """The workers, each with its live state and load."""
+
     request_id: Uuid
     workers: tuple[NodeInfo, ...]
 

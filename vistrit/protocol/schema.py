@@ -55,7 +55,8 @@ from typing import Annotated, Any, ClassVar, TypeVar
 
 from vistrit.protocol import wire
 from vistrit.protocol.errors import BadEnumIndex, EncodeError
-from vistrit.protocol.wire import Annotator, SocketAddr, WireType, field_path
+from vistrit.protocol.spans import Annotator, field_path
+from vistrit.protocol.wire import SocketAddr, WireType
 
 # Annotation aliases: the Python type for type checkers, the wire type as metadata.
 u8 = Annotated[int, wire.U8]
@@ -100,6 +101,7 @@ class WireEnum(WireValue):
 
     @classmethod
     def enum_base(cls) -> type[WireEnum]:
+        """The enum a variant class belongs to (itself, for the enum's base class)."""
         for klass in cls.__mro__:
             if WireEnum in klass.__bases__:
                 return klass
@@ -123,18 +125,21 @@ class StructCodec(WireType):
         self.steps = _compile_steps(fields)
 
     def encode(self, value: Any, out: bytearray) -> None:
+        """Append the struct's fields, in declaration order."""
         if type(value) is not self.cls:
             raise EncodeError(f"{self.name} expected, got {type(value).__name__}")
         for step in self.steps:
             step.encode(value, out)
 
     def decode(self, buf: bytes, pos: int) -> tuple[Any, int]:
+        """Read the struct's fields, in declaration order; returns the value and the next offset."""
         values: dict[str, Any] = {}
         for step in self.steps:
             pos = step.decode(buf, pos, values)
         return self.cls(**values), pos
 
     def annotate(self, ann: Annotator, pos: int, path: str) -> int:
+        """Describe each field's bytes, for the byte table."""
         for name, wt in self.fields:
             pos = wt.annotate(ann, pos, field_path(path, name))
         return pos
@@ -246,6 +251,7 @@ class EnumType(WireType):
         self.name = base.WIRE_NAME
 
     def encode(self, value: Any, out: bytearray) -> None:
+        """Append the variant's index (u32), then its fields."""
         if not isinstance(value, self.base):
             raise EncodeError(f"{self.name} expected, got {type(value).__name__}")
         codec = type(value).__wire__
@@ -253,16 +259,19 @@ class EnumType(WireType):
         codec.encode(value, out)
 
     def variant_class(self, index: int) -> type[WireEnum]:
+        """The variant class for a variant index; a ProtocolError if there is none."""
         cls = self.base._variants.get(index)
         if cls is None:
             raise BadEnumIndex(f"{self.name} variant index {index} is unknown")
         return cls
 
     def decode(self, buf: bytes, pos: int) -> tuple[Any, int]:
+        """Read a variant index, then that variant's fields."""
         (index,) = wire._U32.unpack_from(buf, pos)
         return self.variant_class(index).__wire__.decode(buf, pos + 4)
 
     def annotate(self, ann: Annotator, pos: int, path: str) -> int:
+        """Describe the variant index and the variant's fields, for the byte table."""
         cls: type[WireEnum] = ann.read(_VariantProbe(self), pos, path)[0]
         label = f"{path} (variant)" if path else "message (variant)"
         ann.add(pos, 4, label, "u32", f"{cls.VARIANT} = {cls.WIRE_NAME}")

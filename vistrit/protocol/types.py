@@ -62,6 +62,8 @@ class NodeType(enum.IntEnum):
 
 
 class NodeState(enum.IntEnum):
+    """What a node says it is doing: Starting, Ready, Busy, Draining or Offline."""
+
     Starting = 0
     Ready = 1
     Busy = 2
@@ -80,6 +82,8 @@ class TaskPriority(enum.IntEnum):
 
 @wire_struct
 class NodeCapabilities(WireValue):
+    """What a worker offers: slots, memory, cores and tags."""
+
     max_concurrent_tasks: u32
     available_memory_bytes: u64
     cpu_cores: u32
@@ -88,6 +92,8 @@ class NodeCapabilities(WireValue):
 
 @wire_struct
 class NodeInfo(WireValue):
+    """Who a node is: id, kind, address, name, and (for a worker) capabilities and load."""
+
     id: NodeId
     node_type: NodeType
     address: SocketAddr
@@ -142,16 +148,22 @@ class TaskState(WireEnum):
 
 @wire_variant(0)
 class Pending(TaskState):
+    """Waiting to be scheduled (or for its dependencies)."""
+
     pass
 
 
 @wire_variant(1)
 class Scheduled(TaskState):
+    """Given to a worker, not yet running."""
+
     worker_id: NodeId
 
 
 @wire_variant(2)
 class Running(TaskState):
+    """Running on a worker, with its progress if reported."""
+
     worker_id: NodeId
     started_at: Timestamp
     progress: u8 | None
@@ -159,6 +171,8 @@ class Running(TaskState):
 
 @wire_variant(3)
 class Completed(TaskState):
+    """Finished with success (final)."""
+
     worker_id: NodeId
     completed_at: Timestamp
     duration_ms: u64
@@ -166,6 +180,8 @@ class Completed(TaskState):
 
 @wire_variant(4)
 class Failed(TaskState):
+    """Failed for good, with the error of every attempt (final)."""
+
     worker_id: NodeId | None
     error: str
     failed_at: Timestamp
@@ -174,6 +190,8 @@ class Failed(TaskState):
 
 @wire_variant(5)
 class Cancelled(TaskState):
+    """Cancelled by a client (final)."""
+
     cancelled_at: Timestamp
 
 
@@ -195,29 +213,39 @@ class TaskPayload(WireEnum):
 
 @wire_variant(0)
 class Command(TaskPayload):
+    """Run a program with arguments (on workers started with ``--allow-commands``)."""
+
     command: str
     args: tuple[str, ...] = ()
 
 
 @wire_variant(1)
 class Data(TaskPayload):
+    """Run a named task function on bytes."""
+
     function: str
     data: bytes
 
 
 @wire_variant(2)
 class Compute(TaskPayload):
+    """Evaluate an arithmetic expression."""
+
     expression: str
 
 
 @wire_variant(3)
 class Map(TaskPayload):
+    """Apply a named function to each chunk; the outputs joined with newlines."""
+
     function: str
     input_chunks: tuple[bytes, ...]
 
 
 @wire_variant(4)
 class Reduce(TaskPayload):
+    """Combine results with a named function (fed its dependencies' results if given none)."""
+
     function: str
     intermediate_results: tuple[bytes, ...]
 
@@ -232,6 +260,8 @@ for _enum in (TaskState, TaskPayload):
 
 @wire_struct
 class Task(WireValue):
+    """A task: its id, name, payload, state, priority, retries, timeout, tags and dependencies."""
+
     id: TaskId
     name: str
     payload: TaskPayload
@@ -247,6 +277,8 @@ class Task(WireValue):
 
 @wire_struct
 class TaskResult(WireValue):
+    """What an attempt produced: success, output or error, exit code, duration, worker."""
+
     task_id: TaskId
     success: bool
     data: bytes | None

@@ -5,7 +5,8 @@ Every wire type here can do three things with a value, and nothing else:
 * ``encode(value, out)`` appends the value's bytes to the ``bytearray`` *out*;
 * ``decode(buf, pos)`` reads one value from the payload *buf* at *pos* and returns
   ``(value, next_pos)``;
-* ``annotate(ann, pos, path)`` walks the same bytes slowly, recording one :class:`Span`
+* ``annotate(ann, pos, path)`` walks the same bytes slowly, recording one
+  :class:`~vistrit.protocol.spans.Span`
   per byte range (with its field path and decoded value) for the wire tracer and the docs.
 
 The payload is little-endian throughout (the reference serializer's defaults: bincode 1.x);
@@ -27,7 +28,6 @@ import enum
 import ipaddress
 import struct
 import uuid
-from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
 from vistrit.protocol.errors import (
@@ -39,58 +39,12 @@ from vistrit.protocol.errors import (
     EncodeError,
     InvalidUtf8,
     ProtocolError,
-    TruncatedPayload,
 )
+from vistrit.protocol.spans import Annotator
 
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
 _PORT = struct.Struct("<H")
-
-
-@dataclass(frozen=True, slots=True)
-class Span:
-    """One byte range of a frame: where it is, which field it holds, and what it says."""
-
-    offset: int
-    length: int
-    field: str
-    wire_type: str
-    value: str
-
-
-class Annotator:
-    """Collects the :class:`Span` list of one payload while a wire type walks it.
-
-    *buf* is the payload alone; *base* is where the payload starts in the frame, so that
-    span offsets are frame offsets.
-    """
-
-    def __init__(self, buf: bytes, base: int = 0) -> None:
-        self.buf = buf
-        self.base = base
-        self.spans: list[Span] = []
-
-    def add(self, pos: int, length: int, field: str, wire_type: str, value: str) -> None:
-        if length:  # an empty string has a length prefix but no bytes of its own
-            self.spans.append(Span(self.base + pos, length, field, wire_type, value))
-
-    def read(self, wire: WireType, pos: int, field: str) -> tuple[Any, int]:
-        """Decode one value for annotation; errors name the field they happened in."""
-        try:
-            return wire.decode(self.buf, pos)
-        except struct.error:
-            left = len(self.buf) - pos
-            raise TruncatedPayload(
-                f"{field}: the payload ends inside this {wire.name} "
-                f"(payload offset {pos}, {left} byte(s) left)",
-                offset=pos,
-            ) from None
-        except ProtocolError as exc:
-            raise type(exc)(f"{field}: {exc}", offset=exc.offset) from None
-
-
-def field_path(parent: str, name: str) -> str:
-    return f"{parent}.{name}" if parent else name
 
 
 class WireType:
@@ -101,12 +55,15 @@ class WireType:
     min_size: int = 1
 
     def encode(self, value: Any, out: bytearray) -> None:
+        """Append *value*'s bytes to *out*."""
         raise NotImplementedError
 
     def decode(self, buf: bytes, pos: int) -> tuple[Any, int]:
+        """Read a value at *pos*; returns it and the position after it."""
         raise NotImplementedError
 
     def annotate(self, ann: Annotator, pos: int, path: str) -> int:
+        """Record the value's spans at *pos* (the byte table); returns the position after it."""
         raise NotImplementedError
 
     def describe(self, value: Any) -> str:
@@ -134,19 +91,24 @@ class Fixed(WireType):
         self.size = self.min_size = self.struct.size
 
     def to_raw(self, value: Any) -> tuple[Any, ...]:
+        """The value as the ``struct`` format takes it."""
         return (value,)
 
     def from_raw(self, *raw: Any) -> Any:
+        """The value from what the ``struct`` format gives."""
         return raw[0]
 
     def encode(self, value: Any, out: bytearray) -> None:
+        """Append the value, packed with the type's ``struct`` format."""
         out += self.struct.pack(*self.to_raw(value))
 
     def decode(self, buf: bytes, pos: int) -> tuple[Any, int]:
+        """Unpack the value with the type's ``struct`` format."""
         raw = self.struct.unpack_from(buf, pos)
         return self.from_raw(*raw), pos + self.size
 
     def annotate(self, ann: Annotator, pos: int, path: str) -> int:
+        """Describe the fixed-size value's bytes."""
         value, end = ann.read(self, pos, path)
         ann.add(pos, self.size, path, self.name, self.describe(value))
         return end
@@ -156,9 +118,11 @@ class Integer(Fixed):
     """u8, u16, u32, u64, i32, i64: fixed width, little-endian."""
 
     def decode(self, buf: bytes, pos: int) -> tuple[Any, int]:
+        """Unpack an integer."""
         return self.struct.unpack_from(buf, pos)[0], pos + self.size
 
     def describe(self, value: Any) -> str:
+        """The integer as the byte table shows it."""
         return str(value)
 
 
@@ -169,6 +133,7 @@ class Timestamp(Integer):
         super().__init__("i64", "q")
 
     def describe(self, value: Any) -> str:
+        """The timestamp as the byte table shows it: seconds, and the date."""
         try:
             moment = datetime.datetime.fromtimestamp(value, datetime.UTC)
         except (OverflowError, OSError, ValueError):
@@ -185,16 +150,19 @@ class Bool(Fixed):
         super().__init__("bool", "B")
 
     def to_raw(self, value: Any) -> tuple[Any, ...]:
+        """True as 1, False as 0."""
         if value is True or value is False:
             return (int(value),)
         raise EncodeError(f"bool expected, got {value!r}")
 
     def from_raw(self, *raw: Any) -> Any:
+        """1 as True, 0 as False; any other byte is a ProtocolError."""
         if raw[0] > 1:
             raise BadBool(f"bool byte is 0x{raw[0]:02x}, expected 00 or 01")
         return raw[0] == 1
 
     def describe(self, value: Any) -> str:
+        """The boolean as the byte table shows it."""
         return "true" if value else "false"
 
 
@@ -212,14 +180,17 @@ class Uuid(Fixed):
         super().__init__(name, "Q16s")
 
     def to_raw(self, value: Any) -> tuple[Any, ...]:
+        """The UUID's 16 bytes."""
         return (16, value.bytes)
 
     def from_raw(self, *raw: Any) -> Any:
+        """A UUID from its 16 bytes."""
         if raw[0] != 16:
             raise BadValue(f"{self.name} length prefix is {raw[0]}, expected 16")
         return _uuid_from_bytes(raw[1])
 
     def annotate(self, ann: Annotator, pos: int, path: str) -> int:
+        """Describe the UUID's 16 bytes."""
         value, end = ann.read(self, pos, path)
         ann.add(pos, 8, f"{path} (len)", "u64", "16")
         ann.add(pos + 8, 16, path, self.name, str(value))
@@ -255,11 +226,13 @@ class UnitEnum(Fixed):
             raise TypeError(f"{enum_class.__name__}: values must be 0, 1, 2... in order")
 
     def to_raw(self, value: Any) -> tuple[Any, ...]:
+        """The member's variant index."""
         if not isinstance(value, self.enum_class):
             raise EncodeError(f"{self.name} expected, got {value!r}")
         return (value.value,)
 
     def from_raw(self, *raw: Any) -> Any:
+        """The member of a variant index; a ProtocolError if there is none."""
         if raw[0] >= len(self.members):
             raise BadEnumIndex(
                 f"{self.name} variant index {raw[0]} is unknown (0..{len(self.members) - 1})"
@@ -267,6 +240,7 @@ class UnitEnum(Fixed):
         return self.members[raw[0]]
 
     def describe(self, value: Any) -> str:
+        """The member's name, as the byte table shows it."""
         return f"{value.value} = {value.name}"
 
 
@@ -291,11 +265,13 @@ class String(WireType):
     min_size = 8
 
     def encode(self, value: Any, out: bytearray) -> None:
+        """Append the length (u64), then the UTF-8 bytes."""
         data = value.encode("utf-8")
         out += _U64.pack(len(data))
         out += data
 
     def decode(self, buf: bytes, pos: int) -> tuple[Any, int]:
+        """Read the length, then that many bytes of valid UTF-8."""
         length = _read_length(buf, pos, "String length")
         start = pos + 8
         try:
@@ -307,12 +283,14 @@ class String(WireType):
             ) from None
 
     def annotate(self, ann: Annotator, pos: int, path: str) -> int:
+        """Describe the length and the text."""
         value, end = ann.read(self, pos, path)
         ann.add(pos, 8, f"{path} (len)", "u64", str(end - pos - 8))
         ann.add(pos + 8, end - pos - 8, path, "UTF-8", self.describe(value))
         return end
 
     def describe(self, value: Any) -> str:
+        """The text as the byte table shows it (shortened if long)."""
         return _shorten(repr(value))
 
 
@@ -323,23 +301,27 @@ class Bytes(WireType):
     min_size = 8
 
     def encode(self, value: Any, out: bytearray) -> None:
+        """Append the length (u64), then the bytes."""
         if not isinstance(value, (bytes, bytearray, memoryview)):
             raise EncodeError(f"bytes expected, got {type(value).__name__}")
         out += _U64.pack(len(value))
         out += value
 
     def decode(self, buf: bytes, pos: int) -> tuple[Any, int]:
+        """Read the length, then that many bytes."""
         length = _read_length(buf, pos, "Vec<u8> length")
         start = pos + 8
         return buf[start : start + length], start + length
 
     def annotate(self, ann: Annotator, pos: int, path: str) -> int:
+        """Describe the length and the bytes."""
         value, end = ann.read(self, pos, path)
         ann.add(pos, 8, f"{path} (len)", "u64", str(len(value)))
         ann.add(pos + 8, len(value), path, "bytes", self.describe(value))
         return end
 
     def describe(self, value: Any) -> str:
+        """The bytes as the byte table shows them (shortened if long)."""
         return _shorten(repr(bytes(value)))
 
 
@@ -364,6 +346,7 @@ class SocketAddrType(WireType):
     }
 
     def encode(self, value: Any, out: bytearray) -> None:
+        """Append the address: its family, its IP bytes, its port."""
         try:
             address = ipaddress.ip_address(value.host)
         except ValueError as exc:
@@ -373,6 +356,7 @@ class SocketAddrType(WireType):
         out += _PORT.pack(value.port)
 
     def decode(self, buf: bytes, pos: int) -> tuple[Any, int]:
+        """Read an address: its family, its IP bytes, its port."""
         (variant,) = _U32.unpack_from(buf, pos)
         if variant not in self._SHAPES:
             raise BadEnumIndex(f"SocketAddr variant index {variant} is unknown (0 = V4, 1 = V6)")
@@ -383,6 +367,7 @@ class SocketAddrType(WireType):
         return SocketAddr(str(address_class(octets)), port), start + size + 2
 
     def annotate(self, ann: Annotator, pos: int, path: str) -> int:
+        """Describe the address's bytes."""
         value, end = ann.read(self, pos, path)
         variant = 0 if end - pos == 10 else 1
         kind, size, _ = self._SHAPES[variant]
@@ -400,6 +385,7 @@ class Option(WireType):
         self.name = f"Option<{inner.name}>"
 
     def encode(self, value: Any, out: bytearray) -> None:
+        """Append 0 for None, or 1 then the value."""
         if value is None:
             out.append(0)
         else:
@@ -407,6 +393,7 @@ class Option(WireType):
             self.inner.encode(value, out)
 
     def decode(self, buf: bytes, pos: int) -> tuple[Any, int]:
+        """Read the tag byte (0 or 1), then the value if present."""
         if pos >= len(buf):
             raise struct.error("Option tag beyond the end of the payload")
         tag = buf[pos]
@@ -417,6 +404,7 @@ class Option(WireType):
         raise BadOptionTag(f"Option tag is 0x{tag:02x}, expected 00 or 01", offset=pos)
 
     def annotate(self, ann: Annotator, pos: int, path: str) -> int:
+        """Describe the tag byte and the value."""
         if pos >= len(ann.buf):
             ann.read(self, pos, path)  # raises the truncation error, naming the field
         tag = ann.buf[pos]
@@ -440,6 +428,7 @@ class Vec(WireType):
         self.name = f"Vec<{inner.name}>"
 
     def encode(self, value: Any, out: bytearray) -> None:
+        """Append the count (u64), then each item."""
         if isinstance(value, (str, bytes)):
             raise EncodeError(f"{self.name} expected a sequence, got {type(value).__name__}")
         out += _U64.pack(len(value))
@@ -448,6 +437,7 @@ class Vec(WireType):
             encode(item, out)
 
     def decode(self, buf: bytes, pos: int) -> tuple[Any, int]:
+        """Read the count, then that many items."""
         count = _read_length(buf, pos, f"{self.name} count", self.inner.min_size)
         pos += 8
         items = []
@@ -458,6 +448,7 @@ class Vec(WireType):
         return tuple(items), pos
 
     def annotate(self, ann: Annotator, pos: int, path: str) -> int:
+        """Describe the count and each item."""
         try:
             count = _read_length(ann.buf, pos, f"{self.name} count", self.inner.min_size)
         except (struct.error, ProtocolError):

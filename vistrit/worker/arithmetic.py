@@ -51,6 +51,7 @@ def evaluate(expression: str) -> Number:
 
 
 def format_number(value: Number) -> str:
+    """A result as text: an integral float without its ``.0``."""
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
         return str(int(value))
     return str(value)

@@ -74,11 +74,13 @@ class FunctionRegistry:
         self.reduce: dict[str, Callable[[list[bytes]], Any]] = {}
 
     def register(self, name: str, function: TaskFunction) -> None:
+        """Add a task function under a name."""
         if not name or not isinstance(name, str):
             raise ValueError("a task function needs a non-empty name")
         self.data[name] = function
 
     def call(self, name: str, data: bytes, ctx: TaskContext) -> bytes:
+        """Run the named function on data; its result as bytes."""
         function = self.data.get(name)
         if function is None:
             known = ", ".join(sorted(self.data))
@@ -86,6 +88,7 @@ class FunctionRegistry:
         return to_bytes(function(data, ctx) if _wants_context(function) else function(data))
 
     def call_reduce(self, name: str, inputs: list[bytes]) -> bytes:
+        """Run the named reduce function on results; its result as bytes."""
         function = self.reduce.get(name)
         if function is None:
             known = ", ".join(sorted(self.reduce))
@@ -120,6 +123,7 @@ def to_bytes(output: Any) -> bytes:
 
 
 def text_of(data: bytes) -> str:
+    """Task data as text (UTF-8)."""
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -127,6 +131,7 @@ def text_of(data: bytes) -> str:
 
 
 def numbers_of(inputs: list[bytes]) -> list[int | float]:
+    """Task data as numbers, one per line or separated by spaces."""
     values: list[int | float] = []
     for index, raw in enumerate(inputs):
         text = text_of(raw).strip()
@@ -177,11 +182,17 @@ DEFAULT.reduce.update(
 
 
 @overload
-def task(function: TaskFunction, *, name: str | None = None) -> TaskFunction: ...
+def task(function: TaskFunction, *, name: str | None = None) -> TaskFunction:
+    """Make a function runnable by workers (started with ``--tasks`` naming its module)."""
+    ...
+
+
 @overload
 def task(
     function: None = None, *, name: str | None = None
-) -> Callable[[TaskFunction], TaskFunction]: ...
+) -> Callable[[TaskFunction], TaskFunction]:
+    """Make a function runnable by workers (started with ``--tasks`` naming its module)."""
+    ...
 
 
 def task(function: TaskFunction | None = None, *, name: str | None = None) -> Any:

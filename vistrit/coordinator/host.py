@@ -1,0 +1,94 @@
+"""The seams inside a coordinator: what its cluster part and its peer links may use.
+
+A coordinator of a cluster is three objects: the
+:class:`~vistrit.coordinator.server.Coordinator` (the server, the core, the journal), its
+:class:`~vistrit.coordinator.cluster.Cluster` (election and replication) and one
+:class:`~vistrit.coordinator.peers.PeerLink` per peer. Each one reaches the one that owns
+it only through a small interface declared here, as a ``typing.Protocol``:
+
+* :class:`Host` - what the cluster needs of its coordinator;
+* :class:`LinkOwner` - what a peer link needs of its cluster.
+
+So no part reaches into another's private state, the imports go one way (server ->
+cluster -> peers -> host), and a test can drive a cluster with a stand-in host.
+
+Read next: :mod:`vistrit.coordinator.peers`.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Protocol
+
+from vistrit.coordinator.core import Outbox
+from vistrit.protocol.types import NodeInfo
+
+
+class Host(Protocol):
+    """What the cluster needs of its coordinator, and nothing more."""
+
+    name: str
+    lock: threading.Lock
+    data_dir: Path | None
+
+    @property
+    def info(self) -> NodeInfo:
+        """The coordinator's NodeInfo (its id is its rank)."""
+        ...
+
+    def post(self, outbox: Outbox) -> None:
+        """Queue each message of *outbox* on its addressee's connection."""
+        ...
+
+    def close_clients(self) -> None:
+        """Close every worker's and client's connection (they find the leader again)."""
+        ...
+
+    def set_coordinators(self, count: int) -> None:
+        """How many coordinators the cluster status reports (this one and those reached)."""
+        ...
+
+    def describe(self) -> str:
+        """What the coordinator holds, for the log: ``"12 task(s) (3 pending)"``."""
+        ...
+
+    def live_records(self) -> list[bytes]:
+        """Every record of what the coordinator remembers now, encoded (a snapshot)."""
+        ...
+
+    def reset_copy(self) -> None:
+        """Forget every task (and empty the journal): a snapshot follows."""
+        ...
+
+    def apply_records(self, records: tuple[bytes, ...], now: float) -> bool:
+        """Journal the leader's records and apply them to the copy; False if they are bad
+        or cannot be written."""
+        ...
+
+
+class LinkOwner(Protocol):
+    """What a :class:`~vistrit.coordinator.peers.PeerLink` needs of its cluster."""
+
+    name: str
+
+    @property
+    def info(self) -> NodeInfo:
+        """This coordinator's NodeInfo, sent in the link's Handshake."""
+        ...
+
+    @property
+    def leader_timeout(self) -> float:
+        """How long the link waits to connect and handshake, and its longest backoff."""
+        ...
+
+    def link_up(self, rank: int) -> None:
+        """The link to *rank* is open."""
+        ...
+
+    def link_down(self, rank: int) -> None:
+        """The link to *rank* closed."""
+        ...
+
+
+__all__ = ["Host", "LinkOwner"]
