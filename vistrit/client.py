@@ -159,8 +159,9 @@ class VistritClient:
         the id, so that submitting again is idempotent.
         """
         payload = TaskPayload.Data(function=function, data=to_bytes(data))
-        options = (retries, timeout, priority, tags, after, task_id)
-        return self._submit(payload, isinstance(data, str), name or function, *options)
+        options: dict[str, Any] = dict(retries=retries, timeout=timeout, priority=priority)
+        options.update(tags=tags, after=after, task_id=task_id)
+        return self._submit(payload, isinstance(data, str), name or function, **options)
 
     def submit_compute(self, expression: str, **options: Any) -> TaskFuture:
         """Evaluate arithmetic (``"2+3*4"``) on a worker; the result is its text (``"14"``)."""
@@ -197,19 +198,9 @@ class VistritClient:
             payload, True, options.pop("name", f"reduce {function}"), **check_options(options)
         )
 
-    def _submit(
-        self,
-        payload: TaskPayload,
-        text: bool,
-        name: str,
-        retries: int = 0,
-        timeout: int = 0,
-        priority: str | TaskPriority = "normal",
-        tags: Iterable[str] = (),
-        after: Iterable[uuid.UUID | TaskFuture | str] = (),
-        task_id: uuid.UUID | None = None,
-    ) -> TaskFuture:
-        task = new_task(payload, name, self.id, retries, timeout, priority, tags, after, task_id)
+    def _submit(self, payload: TaskPayload, text: bool, name: str, **options: Any) -> TaskFuture:
+        """Submit a task; *options* are :func:`~vistrit.submission.new_task` 's."""
+        task = new_task(payload, name, self.id, **options)
         future = TaskFuture(self, task.id, text)
         request_id = uuid.uuid4()
         with self._lock:

@@ -26,7 +26,7 @@ from vistrit.protocol import types as shared_types
 from vistrit.protocol.catalogue import V3, first_version
 from vistrit.protocol.examples import all_examples, v2_examples, v3_examples
 from vistrit.protocol.schema import wire_type_for
-from vistrit.protocol.wire import Span
+from vistrit.protocol.spans import Span
 
 
 def _table(spans: list[Span], frame: bytes) -> list[nodes.Node]:

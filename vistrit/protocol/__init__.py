@@ -1,15 +1,18 @@
 """VistritProtocol as a pure library: bytes in, messages out, and back (sans-I/O).
 
 Nothing in this package touches sockets, threads, clocks or logging; the node layer does
-that and calls in here. Reading order, lowest first:
+that and calls in here. Reading order, from the bytes on the wire inwards:
 
-1. :mod:`~vistrit.protocol.errors` - what can go wrong, and whose fault it is;
-2. :mod:`~vistrit.protocol.wire` - the payload's primitive types (PROTOCOL-v1.md §2);
-3. :mod:`~vistrit.protocol.schema` - declaring a message once, as an annotated dataclass;
-4. :mod:`~vistrit.protocol.types` and :mod:`~vistrit.protocol.messages` - the declarations;
-5. :mod:`~vistrit.protocol.catalogue` - versions and how peers agree on one;
-6. :mod:`~vistrit.protocol.frame` - header, checksum, the incremental decoder;
-7. :mod:`~vistrit.protocol.annotate` and :mod:`~vistrit.protocol.jsonform` - the byte
+1. :mod:`~vistrit.protocol.frame` - a frame's header byte by byte, the checksum, and the
+   incremental decoder (:mod:`~vistrit.protocol.errors`: what can go wrong, and whose
+   fault it is);
+2. :mod:`~vistrit.protocol.messages` and :mod:`~vistrit.protocol.types` - what a payload
+   can say: one declaration per message and type; :mod:`~vistrit.protocol.catalogue` -
+   which messages each version has, and how peers agree on one;
+3. :mod:`~vistrit.protocol.wire` - how each kind of value becomes bytes
+   (PROTOCOL-v1.md section 2), and :mod:`~vistrit.protocol.spans` - which bytes hold which field;
+4. :mod:`~vistrit.protocol.schema` - how a declaration becomes a codec;
+5. :mod:`~vistrit.protocol.annotate` and :mod:`~vistrit.protocol.jsonform` - the byte
    table and the JSON form of a frame.
 """
 

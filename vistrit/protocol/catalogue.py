@@ -30,7 +30,7 @@ How two peers agree on a version (the handshake):
   node that it refuses retries once with 1, which is the fallback for v1-only peers.
 * A frame whose version byte is newer than the agreed one is a protocol error.
 
-This module never touches sockets, clocks or logging. Read next: :mod:`vistrit.protocol.frame`.
+This module never touches sockets, clocks or logging. Read next: :mod:`vistrit.protocol.wire`.
 """
 
 from __future__ import annotations

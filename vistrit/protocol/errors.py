@@ -7,7 +7,7 @@ break VistritProtocol (bad magic, a checksum mismatch, a string that is not UTF-
 ``Error`` frame carrying :attr:`ProtocolError.code` and closes the connection; an
 ``EncodeError`` is a bug to fix locally and never reaches the wire.
 
-This module never touches sockets, clocks or logging. Read next: :mod:`vistrit.protocol.wire`.
+This module never touches sockets, clocks or logging. Read next: :mod:`vistrit.protocol.frame`.
 """
 
 from __future__ import annotations

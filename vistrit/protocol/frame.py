@@ -18,7 +18,7 @@ and ask for complete frames. It refuses an oversized length as soon as the heade
 before it buffers any of the payload, and garbage as soon as the magic is wrong.
 
 This module never touches sockets, clocks or logging. Read next:
-:mod:`vistrit.protocol.annotate`.
+:mod:`vistrit.protocol.messages`.
 """
 
 from __future__ import annotations
@@ -47,6 +47,11 @@ MAGIC = 0x56495354
 MAGIC_BYTES = b"VIST"
 HEADER = struct.Struct(">IBBI")  # magic, version, type byte, payload length
 HEADER_SIZE = HEADER.size  # 10
+#: Where each header field starts (the table above): the checksum covers the frame from
+#: CRC_START on, that is everything but the magic.
+MAGIC_SIZE = 4
+VERSION_OFFSET = MAGIC_SIZE  # 4
+CRC_START = VERSION_OFFSET
 CHECKSUM = struct.Struct(">I")
 CHECKSUM_SIZE = CHECKSUM.size  # 4
 #: The largest payload a frame may carry: 16 MiB.
@@ -84,7 +89,7 @@ def encode_frame(message: Message, version: int = 1) -> bytes:
     if length > MAX_PAYLOAD:
         raise EncodeError(f"{cls.WIRE_NAME} payload is {length} bytes, over the {MAX_PAYLOAD} cap")
     HEADER.pack_into(out, 0, MAGIC, version, cls.TYPE_BYTE, length)
-    out += CHECKSUM.pack(zlib.crc32(memoryview(out)[4:]))
+    out += CHECKSUM.pack(zlib.crc32(memoryview(out)[CRC_START:]))
     return bytes(out)
 
 
@@ -92,7 +97,9 @@ def parse_header(header: bytes, max_payload: int = MAX_PAYLOAD) -> tuple[Catalog
     """Check the 10 header bytes; return (catalogue, type byte, payload length)."""
     magic, version, type_byte, length = HEADER.unpack_from(header)
     if magic != MAGIC:
-        raise BadMagic(f"bad magic {header[:4].hex(' ')}, expected 56 49 53 54 ('VIST')", offset=0)
+        raise BadMagic(
+            f"bad magic {header[:MAGIC_SIZE].hex(' ')}, expected 56 49 53 54 ('VIST')", offset=0
+        )
     catalogue = CATALOGUES.get(version)
     if catalogue is None:
         known = ", ".join(str(v) for v in sorted(CATALOGUES))
@@ -115,7 +122,7 @@ def header_error(header: bytes, max_payload: int = MAX_PAYLOAD) -> ProtocolError
 def check_crc(header: bytes, payload: bytes, trailer: bytes) -> None:
     """Compare the trailer's CRC-32 with the one of version..payload."""
     (expected,) = CHECKSUM.unpack(trailer)
-    actual = zlib.crc32(payload, zlib.crc32(header[4:HEADER_SIZE]))
+    actual = zlib.crc32(payload, zlib.crc32(header[CRC_START:HEADER_SIZE]))
     if expected != actual:
         raise ChecksumMismatch(expected, actual, offset=HEADER_SIZE + len(payload))
 
@@ -230,8 +237,8 @@ class FrameDecoder:
     def _next_frame(self) -> Frame | None:
         buffer = self._buffer
         if len(buffer) < HEADER_SIZE:
-            if not MAGIC_BYTES.startswith(buffer[:4]):  # refuse garbage without waiting
-                raise header_error(bytes(buffer[:4]).ljust(HEADER_SIZE, b"\0"))
+            if not MAGIC_BYTES.startswith(buffer[:MAGIC_SIZE]):  # refuse garbage without waiting
+                raise header_error(bytes(buffer[:MAGIC_SIZE]).ljust(HEADER_SIZE, b"\0"))
             return None
         magic, version, type_byte, length = HEADER.unpack_from(buffer)
         catalogue = CATALOGUES.get(version)
@@ -248,7 +255,7 @@ class FrameDecoder:
         # Version, type, length and payload: what the CRC covers, copied out once. (Slicing
         # the bytearray and then calling bytes() would copy twice; a large frame notices.)
         with memoryview(buffer) as view:
-            checked = bytes(view[4:end])
+            checked = bytes(view[CRC_START:end])
         (expected,) = CHECKSUM.unpack_from(buffer, end)
         del buffer[: end + CHECKSUM_SIZE]  # cheap: bytearray drops a prefix without copying
         actual = zlib.crc32(checked)

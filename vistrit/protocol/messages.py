@@ -18,8 +18,7 @@ One name clash: the message that carries a :class:`~vistrit.protocol.types.TaskR
 also called ``TaskResult`` in the protocol; here it is :class:`TaskResultMessage`, with
 ``WIRE_NAME = "TaskResult"``.
 
-This module never touches sockets, clocks or logging. Read next:
-:mod:`vistrit.protocol.catalogue`.
+This module never touches sockets, clocks or logging. Read next: :mod:`vistrit.protocol.types`.
 """
 
 from __future__ import annotations

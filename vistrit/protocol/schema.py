@@ -38,7 +38,7 @@ bools) are merged into one *run* packed and unpacked by a single precompiled
 ``struct.Struct``; only variable-size fields (strings, options, vectors...) are walked one by
 one.
 
-This module never touches sockets, clocks or logging. Read next: :mod:`vistrit.protocol.types`.
+This module never touches sockets, clocks or logging. Read next: :mod:`vistrit.protocol.annotate`.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ the same bytes and records a :class:`Span` per byte range, with the field's dott
 them; :mod:`vistrit.protocol.annotate` turns them into the byte tables that
 ``vistrit decode``, the wire tracer and these docs print.
 
-This module never touches sockets, clocks or logging. Read next: :mod:`vistrit.protocol.wire`.
+This module never touches sockets, clocks or logging. Read next: :mod:`vistrit.protocol.schema`.
 """
 
 from __future__ import annotations

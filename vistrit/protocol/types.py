@@ -8,8 +8,7 @@ variant; each variant is also reachable as an attribute of its enum, as in Rust:
 
 Vectors are tuples, so every value is immutable and hashable where its fields are.
 
-This module never touches sockets, clocks or logging. Read next:
-:mod:`vistrit.protocol.messages`.
+This module never touches sockets, clocks or logging. Read next: :mod:`vistrit.protocol.catalogue`.
 """
 
 from __future__ import annotations
