@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import struct
+import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from hypothesis import HealthCheck, settings
+
+from vistrit.credentials import Credentials
 
 DATA = Path(__file__).parent / "data"
 
@@ -19,6 +24,14 @@ settings.register_profile(
     "long", max_examples=20_000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile(os.environ.get("VISTRIT_HYPOTHESIS", "default"))
+
+# Every node the tests start, in this process or as a subprocess, finds the cluster's
+# secret in this file (never in the user's ~/.vistrit): one fresh token per test run.
+_TOKENS = Path(tempfile.mkdtemp(prefix="vistrit-tests-"))
+TOKEN_FILE = _TOKENS / "token"
+os.environ["VISTRIT_TOKEN_FILE"] = str(TOKEN_FILE)
+atexit.register(shutil.rmtree, _TOKENS, True)
+Credentials.create(TOKEN_FILE)
 
 
 @dataclass(frozen=True)
@@ -90,7 +103,8 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[object]:
     from vistrit.coordinator import Coordinator
     from vistrit.defaults import Policy
 
-    options = dict(getattr(request, "param", {}))
+    # A module may set CLUSTER_OPTIONS (the interop tests admit unauthenticated peers).
+    options = {**getattr(request.module, "CLUSTER_OPTIONS", {}), **getattr(request, "param", {})}
     names = {f.name for f in dataclasses.fields(Policy)}
     policy = Policy(**{k: options.pop(k) for k in list(options) if k in names})
     before = set(threading.enumerate())

@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 
 from vistrit.client import VistritClient
 from vistrit.coordinator import Coordinator
+from vistrit.credentials import Credentials, default_path
+from vistrit.leader import NodeAuth, answer_challenge
 from vistrit.protocol import NEWEST_VERSION
 from vistrit.protocol import messages as m
-from vistrit.protocol.types import NodeType, SocketAddr, introduce
-from vistrit.transport import connect
+from vistrit.protocol.types import NodeInfo, NodeType, SocketAddr, introduce
+from vistrit.transport import Connection, connect
 from vistrit.worker import TaskCancelled, TaskFailed, Worker, task
 
 GATES: dict[str, threading.Event] = {}
@@ -72,15 +74,38 @@ def wait_until(condition: Callable[[], object], timeout: float = 10.0, what: str
 
 
 def answer_to_a_worker(address: tuple[str, int], version: int = NEWEST_VERSION) -> m.Message | None:
-    """What a coordinator answers a worker's Handshake offering *version*: a HandshakeAck,
-    a Redirect, or an Error."""
+    """What a coordinator answers a worker's Handshake offering *version* (after proving the
+    tests' worker credential, if it asks): a HandshakeAck, a Redirect, or an Error."""
+    info = introduce(uuid.uuid4(), NodeType.Worker, SocketAddr("127.0.0.1", 0), "probe", 0)
+    conn, answer = join_raw(address, info, version)
+    conn.close()
+    return answer
+
+
+def join_raw(
+    address: tuple[str, int], info: NodeInfo, version: int = NEWEST_VERSION
+) -> tuple[Connection, m.Message | None]:
+    """A connection that said Handshake as *info* (and proved the tests' worker credential,
+    if asked), and the coordinator's answer; the caller closes the connection."""
     conn = connect(address, timeout=5)
     try:
-        info = introduce(uuid.uuid4(), NodeType.Worker, SocketAddr(*conn.local), "probe", 0)
-        conn.send(m.Handshake(node_info=info, protocol_version=version))
-        return conn.receive(time.monotonic() + 5)
-    finally:
+        hello = m.Handshake(node_info=info, protocol_version=version)
+        conn.send(hello)
+        deadline = time.monotonic() + 5
+        answer = conn.receive(deadline)
+        if isinstance(answer, m.AuthChallenge):
+            answer = answer_challenge(conn, hello, answer, worker_auth(), deadline)
+        if isinstance(answer, m.HandshakeAck) and answer.accepted:
+            conn.agree(version)
+        return conn, answer
+    except BaseException:
         conn.close()
+        raise
+
+
+def worker_auth() -> NodeAuth:
+    """A worker's credential from the tests' token file."""
+    return NodeAuth(*Credentials.load(default_path()).own(NodeType.Worker))
 
 
 @dataclass

@@ -12,7 +12,7 @@ from vistrit.protocol import (
     decode_frame,
     encode_frame,
 )
-from vistrit.protocol.catalogue import V2, V3, Catalogue, first_version
+from vistrit.protocol.catalogue import V2, V3, V4, Catalogue, first_version
 from vistrit.protocol.errors import UnknownMessageType
 from vistrit.protocol.examples import all_examples
 from vistrit.protocol.messages import Message, wire_message
@@ -29,7 +29,7 @@ FAMILIES = {
 
 
 def test_v1_is_the_reference_catalogue() -> None:
-    assert CATALOGUES[1] is V1 and NEWEST_VERSION == 3
+    assert CATALOGUES[1] is V1 and NEWEST_VERSION == 4
     assert [m.VARIANT for m in V1.messages] == list(range(22))
     assert [hex(m.TYPE_BYTE) for m in V1.messages] == [
         "0x1", "0x2", "0x3", "0x4", "0x5", "0x10", "0x11", "0x12", "0x13", "0x14", "0x15",
@@ -82,6 +82,20 @@ def test_v3_appends_the_redirect_and_the_replication_family() -> None:
     assert [first_version(m) for m in (V1.messages[0], V2.messages[-1], added[0])] == [1, 2, 3]
     with pytest.raises(UnknownMessageType):
         V2.message_for_type(0x40)
+
+
+def test_v4_appends_the_authentication_handshake_in_the_security_range() -> None:
+    added = V4.messages[30:]
+    assert [(m.WIRE_NAME, m.VARIANT, m.TYPE_BYTE) for m in added] == [
+        ("AuthChallenge", 30, 0x50),
+        ("AuthResponse", 31, 0x51),
+        ("AuthConfirm", 32, 0x52),
+    ]
+    assert V4.messages[:30] == V3.messages
+    assert all(0x50 <= m.TYPE_BYTE <= 0x5F for m in added)
+    assert first_version(added[0]) == 4
+    with pytest.raises(UnknownMessageType):
+        V3.message_for_type(0x50)
 
 
 def test_duplicate_type_bytes_are_refused() -> None:

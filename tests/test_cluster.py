@@ -9,10 +9,10 @@ import hashlib
 import uuid
 
 import pytest
-from nodes import ORDER, Cluster, gate, wait_until
+from nodes import ORDER, Cluster, gate, join_raw, wait_until
 
 from vistrit.client import TaskError, TaskNotFound, TaskRejected
-from vistrit.protocol.types import NodeState
+from vistrit.protocol.types import NodeState, TaskState
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -345,11 +345,9 @@ def test_a_silent_worker_loses_its_tasks_to_a_live_one(cluster: Cluster) -> None
 
     from vistrit.protocol import messages as m
     from vistrit.protocol.examples import WORKER
-    from vistrit.transport import connect
 
-    silent = connect(cluster.coordinator.address)
-    silent.send(m.Handshake(node_info=WORKER, protocol_version=1))
-    assert isinstance(silent.receive(time.monotonic() + 5), m.HandshakeAck)
+    silent, answer = join_raw(cluster.coordinator.address, WORKER)
+    assert isinstance(answer, m.HandshakeAck) and answer.accepted
     silent.send(
         m.Heartbeat(
             node_id=WORKER.id,
@@ -364,8 +362,12 @@ def test_a_silent_worker_loses_its_tasks_to_a_live_one(cluster: Cluster) -> None
     future = client.submit("uppercase", "rescued")
     while not isinstance(message := silent.receive(time.monotonic() + 5), m.TaskAssign):
         pass
+    running = TaskState.Running(worker_id=WORKER.id, started_at=0, progress=None)
     silent.send(
-        m.TaskAssignAck(task_id=message.task.id, accepted=True, worker_id=WORKER.id, reason=None)
+        m.TaskAssignAck(task_id=message.task.id, accepted=True, worker_id=WORKER.id, reason=None),
+        m.TaskStatus(
+            task_id=message.task.id, worker_id=WORKER.id, state=running, progress=None, message=None
+        ),
     )
     wait_until(lambda: client.status(future.task_id).state == "Running")
     cluster.add_worker(name="live")  # and the silent one says nothing more

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from nodes import answer_to_a_worker, wait_until
 
+from vistrit.addresses import parse_address
 from vistrit.bench.tasks import spin
 from vistrit.client import VistritClient
 from vistrit.demo import ProcessGroup
 from vistrit.protocol import messages as m
-from vistrit.transport import parse_address
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -30,6 +30,10 @@ from vistrit.transport import Connection, FrameServer, connect
 
 pytestmark = pytest.mark.timeout(60)
 
+#: The reference implementation speaks v1 and cannot authenticate: a coordinator admits it
+#: only when told to (``--allow-unauthenticated``), as these tests' coordinators are.
+CLUSTER_OPTIONS = {"allow_unauthenticated": True}
+
 
 def frame(name: str, connection: str, nth: int = 0) -> bytes:
     matches = [v.frame for v in VECTORS if v.name == name and v.connection == connection]
@@ -258,7 +262,9 @@ def test_a_vistrit_worker_runs_tasks_from_a_replayed_reference_coordinator() -> 
 
     server = FrameServer(("127.0.0.1", 0), reference_coordinator)
     server.start()
-    worker = Worker(server.address, allow_commands=True, heartbeat_interval=0.1)
+    worker = Worker(
+        server.address, allow_commands=True, heartbeat_interval=0.1, allow_unauthenticated=True
+    )
     try:
         worker.start()
         wait_until(lambda: len(results) == 2, what="both results")
@@ -270,6 +276,35 @@ def test_a_vistrit_worker_runs_tasks_from_a_replayed_reference_coordinator() -> 
     assert (hello.success, hello.data, hello.exit_code) == (True, b"hello from vistrit\n", 0)
     assert (calc.success, calc.data) == (True, b"14")
     assert isinstance(HELLO_TASK.payload, TaskPayload.Command)
+
+
+def test_a_vistrit_worker_never_falls_back_to_v1_unless_told_to() -> None:
+    from vistrit.worker import Worker
+    from vistrit.worker.node import HandshakeRefused
+
+    offered: list[int] = []
+
+    def reference_coordinator(conn: Connection) -> None:
+        hello = conn.receive(time.monotonic() + 10)
+        assert isinstance(hello, m.Handshake)
+        offered.append(hello.protocol_version)
+        refusal = m.HandshakeAck(
+            accepted=False,
+            node_id=hello.node_info.id,
+            coordinator_info=None,
+            reason="Unsupported protocol version",
+        )
+        conn.send(refusal)
+
+    server = FrameServer(("127.0.0.1", 0), reference_coordinator)
+    server.start()
+    worker = Worker(server.address, heartbeat_interval=0.1)
+    try:
+        with pytest.raises(HandshakeRefused, match="Unsupported protocol version"):
+            worker.start()
+    finally:
+        server.stop()
+    assert offered == [NEWEST_VERSION]  # never an unauthenticated v1 attempt
 
 
 def test_data_map_and_reduce_tasks_reach_a_reference_worker_and_back(

@@ -19,6 +19,7 @@ PACKAGE = Path(vistrit.__file__).parent
 LAYERS = {
     "vistrit.protocol": 0,  # sans-I/O core
     "vistrit.defaults": 0,  # the tunables: plain data
+    "vistrit.addresses": 0,  # addresses as text: plain string handling
     "vistrit.logic": 1,  # pure logic: scheduling, task and election state machines
     "vistrit.transport": 2,  # all socket code
     "vistrit.leader": 2,  # how workers and clients find the leading coordinator
@@ -26,6 +27,7 @@ LAYERS = {
     "vistrit.session": 2,  # a worker's or client's session: join, heartbeat, reconnect
     "vistrit.replies": 2,  # pipelining: answers matched to the requests waiting for them
     "vistrit.submission": 3,  # what a client submits
+    "vistrit.credentials": 2,  # the token file
     "vistrit.coordinator": 3,
     "vistrit.worker": 3,
     "vistrit.client": 3,

@@ -12,6 +12,7 @@ import pytest
 from vistrit.coordinator.core import HANDLERS, CoordinatorCore, Outbox, Peer
 from vistrit.defaults import Policy
 from vistrit.logic.tasks import FINAL, TRANSITIONS, IllegalTransition, TaskRecord
+from vistrit.protocol import NEWEST_VERSION
 from vistrit.protocol import messages as m
 from vistrit.protocol.errors import ErrorCode
 from vistrit.protocol.examples import COORDINATOR, WORKER, word_count_task
@@ -144,7 +145,7 @@ def test_a_node_id_cannot_join_twice_and_versions_are_agreed() -> None:
     ack, peer = world.core.join(hello, T0)
     assert peer is None and "already connected" in (ack.reason or "")
     newer = dataclasses.replace(node(NodeType.Worker, "v9"), protocol_version=9)
-    assert world.join(newer).version == 3
+    assert world.join(newer).version == NEWEST_VERSION
 
 
 def test_the_reference_cli_handshakes_as_a_worker_but_never_gets_a_task() -> None:

@@ -17,12 +17,15 @@ from nodes import answer_to_a_worker, wait_until
 from vistrit.client import TaskNotFound, VistritClient
 from vistrit.coordinator import Coordinator
 from vistrit.coordinator import cluster as cluster_module
+from vistrit.coordinator.gate import Gate
 from vistrit.coordinator.journal import Journal
 from vistrit.coordinator.peers import ClusterConfig, parse_peers
+from vistrit.credentials import Credentials, default_path
 from vistrit.demo import free_port
+from vistrit.protocol import NEWEST_VERSION
 from vistrit.protocol import messages as m
 from vistrit.protocol.errors import ErrorCode
-from vistrit.protocol.types import SocketAddr
+from vistrit.protocol.types import NodeType, SocketAddr, introduce
 from vistrit.transport import Connection, FrameServer
 from vistrit.worker import Worker
 
@@ -201,10 +204,13 @@ def test_a_joining_follower_gets_a_snapshot_in_parts_and_journals_it(
 
 def test_followers_redirect_v3_peers_and_refuse_older_ones_with_unavailable(nodes: Nodes) -> None:
     ports = {1: free_port(), 2: free_port()}
-    nodes.coordinator(1, ports[1], {2: address(ports[2])})
-    nodes.coordinator(2, ports[2], {1: address(ports[1])})
+    older = {"allow_unauthenticated": True}  # so that v3 and v1 peers are answered at all
+    nodes.coordinator(1, ports[1], {2: address(ports[2])}, **older)
+    nodes.coordinator(2, ports[2], {1: address(ports[1])}, **older)
     wait_until(lambda: leader(nodes) == 2, what="2 to lead")
     wait_until(lambda: isinstance(handshake(ports[1], 3), m.Redirect), what="a redirect")
+    authenticated = handshake(ports[1], NEWEST_VERSION)  # redirected after proving itself
+    assert isinstance(authenticated, m.Redirect) and authenticated.leader_id == uuid.UUID(int=2)
     redirect = handshake(ports[1], 3)
     assert isinstance(redirect, m.Redirect)
     assert redirect.leader_id == uuid.UUID(int=2)
@@ -328,9 +334,12 @@ class Announcer:
     def _serve(self, conn: Connection) -> None:
         hello = conn.receive(time.monotonic() + 5)
         assert isinstance(hello, m.Handshake)
+        me = introduce(uuid.UUID(int=1), NodeType.Coordinator, SocketAddr(*conn.local), "fake", 0)
+        gate = Gate(Credentials.load(default_path()), me, timeout=5, name="fake")
+        if not gate.admit(conn, hello)[0]:
+            return
         term = self.terms[min(self.connections, len(self.terms) - 1)]
         self.connections += 1
-        conn.version = 3
         conn.send(
             m.HandshakeAck(
                 accepted=True, node_id=hello.node_info.id, coordinator_info=None, reason=None

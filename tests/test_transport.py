@@ -16,6 +16,7 @@ import pytest
 from conftest import vector
 from nodes import Cluster, wait_until
 
+from vistrit.addresses import parse_address
 from vistrit.protocol import FrameDecoder, decode_frame, encode_frame
 from vistrit.protocol import messages as m
 from vistrit.protocol.errors import ErrorCode
@@ -26,7 +27,6 @@ from vistrit.transport import (
     FrameServer,
     PeerTimeout,
     connect,
-    parse_address,
 )
 
 pytestmark = pytest.mark.timeout(60)
@@ -154,7 +154,9 @@ def test_the_server_joins_every_thread_on_stop() -> None:
 
 # -- hostile peers, against a real coordinator ----------------------------------------------
 
-SHORT = {"handshake_timeout": 0.3, "frame_timeout": 0.3}
+# The reference implementation cannot authenticate: tests that play it need this.
+REFERENCE_PEERS = {"allow_unauthenticated": True}
+SHORT = {"handshake_timeout": 0.3, "frame_timeout": 0.3, **REFERENCE_PEERS}
 
 
 def served_meanwhile(cluster: Cluster) -> None:
@@ -226,6 +228,7 @@ def test_an_oversized_length_is_refused_from_the_header(cluster: Cluster) -> Non
     assert "over the 16777216-byte cap" in read_error(sock).message
 
 
+@pytest.mark.parametrize("cluster", [REFERENCE_PEERS], indirect=True)
 def test_a_raw_v1_peer_can_use_the_coordinator_like_the_reference_cli(cluster: Cluster) -> None:
     cluster.add_worker()
     client = cluster.client()

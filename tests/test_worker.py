@@ -200,7 +200,7 @@ def test_worker_falls_back_to_v1_for_a_coordinator_that_refuses_newer_versions()
     server = FrameServer(("127.0.0.1", 0), reference_like)
     server.start()
     try:
-        worker = Worker(server.address, heartbeat_interval=0.1)
+        worker = Worker(server.address, heartbeat_interval=0.1, allow_unauthenticated=True)
         worker.start()
         assert offered == [NEWEST_VERSION, 1]
         worker.stop()

@@ -40,6 +40,8 @@ from concurrent.futures import Future
 from typing import Any
 
 from vistrit import defaults
+from vistrit.addresses import parse_addresses
+from vistrit.credentials import Credentials
 from vistrit.leader import NoLeader
 from vistrit.logic.tasks import FINAL
 from vistrit.protocol import messages as m
@@ -64,15 +66,19 @@ from vistrit.results import (
     TaskRejected,
     VistritError,
 )
-from vistrit.session import NodeSession
+from vistrit.session import NodeSession, node_auth
 from vistrit.submission import check_options, new_task, task_id_of, to_bytes
-from vistrit.transport import Connection, ConnectionClosed, parse_addresses
+from vistrit.transport import Connection, ConnectionClosed
 
 log = logging.getLogger(__name__)
 
 
 class VistritClient:
-    """A connection to a Vistrit cluster (see the module docstring). Thread-safe."""
+    """A connection to a Vistrit cluster (see the module docstring). Thread-safe.
+
+    It proves a client's credential from *credentials* (by default the token file, see
+    :mod:`vistrit.credentials`), and never joins a coordinator that does not prove it
+    holds the same secret."""
 
     def __init__(
         self,
@@ -83,6 +89,7 @@ class VistritClient:
         connect_timeout: float = defaults.CONNECT_TIMEOUT,
         reconnect_timeout: float = defaults.RECONNECT_TIMEOUT,
         coordinator_timeout: float = defaults.COORDINATOR_TIMEOUT,
+        credentials: Credentials | None = None,
     ) -> None:
         texts = coordinators if isinstance(coordinators, str) else ",".join(coordinators)
         self.addresses = parse_addresses(texts)
@@ -105,6 +112,7 @@ class VistritClient:
             reconnect_timeout=reconnect_timeout,
             handshake_timeout=connect_timeout,
             daemon=True,
+            auth=node_auth(NodeType.Client, credentials),
         )
         try:
             self.session.start(patience=connect_timeout)

@@ -20,14 +20,24 @@ Read next: :mod:`vistrit.worker`.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from vistrit import defaults
+from vistrit.addresses import parse_address
+from vistrit.logic.auth import (
+    AUTH_VERSION,
+    NONCE_BYTES,
+    coordinator_proof,
+    node_proof,
+    proofs_match,
+)
 from vistrit.protocol import ProtocolError
 from vistrit.protocol import messages as m
 from vistrit.protocol.errors import ErrorCode
-from vistrit.transport import Connection, ConnectionClosed, PeerTimeout, connect, parse_address
+from vistrit.transport import Connection, ConnectionClosed, PeerTimeout, connect
 
 Address = tuple[str, int]
 
@@ -59,10 +69,11 @@ class Unanswered(ConnectionError):
 class LeaderFinder:
     """The addresses to try, the leader to try first, and the newest term seen."""
 
-    def __init__(self, addresses: Sequence[Address]) -> None:
+    def __init__(self, addresses: Sequence[Address], auth: NodeAuth | None = None) -> None:
         if not addresses:
             raise ValueError("no coordinator address given")
         self.addresses = list(addresses)
+        self.auth = auth
         self.leader: Address | None = None
         self.term = 0
         self.joined: Address = self.addresses[0]  # the coordinator of the last success
@@ -131,7 +142,7 @@ class LeaderFinder:
                     self.leader = None
                 continue
             try:
-                ack = handshake(conn, hello(conn), timeout)
+                ack = handshake(conn, hello(conn), timeout, self.auth)
                 self.joined = address
                 return conn, ack
             except Unanswered as exc:
@@ -153,18 +164,48 @@ class LeaderFinder:
         raise (NoLeader if redirected else ConnectionError)("; ".join(errors))
 
 
-def handshake(conn: Connection, hello: m.Handshake, timeout: float) -> m.HandshakeAck:
+@dataclass(frozen=True)
+class NodeAuth:
+    """How a node authenticates: the role and secret of its credential, and whether it may
+    join a coordinator that does not authenticate (a reference or older node)."""
+
+    role: str
+    secret: bytes
+    allow_unauthenticated: bool = False
+
+
+def handshake(
+    conn: Connection, hello: m.Handshake, timeout: float, auth: NodeAuth | None = None
+) -> m.HandshakeAck:
     """Send *hello* on a new connection and read the coordinator's answer: its accepting
     ``HandshakeAck``, or :class:`Redirected` (a ``Redirect``, or an ``Error`` of code
     ``Unavailable``), :class:`Refused` or :class:`Unanswered`. Sets the connection's
-    version to the one offered once accepted."""
+    version to the one offered once accepted.
+
+    A v4 coordinator first challenges the node (``AuthChallenge``): the node proves it
+    holds *auth* 's secret and checks the coordinator's proof (:mod:`vistrit.logic.auth`).
+    A coordinator that does not challenge a node offering v4 is refused (a downgrade),
+    unless ``auth.allow_unauthenticated``."""
+    deadline = time.monotonic() + timeout
     try:
         conn.send(hello)
-        answer = conn.receive(time.monotonic() + timeout)
+        answer = conn.receive(deadline)
+        authenticated = isinstance(answer, m.AuthChallenge)
+        if isinstance(answer, m.AuthChallenge):
+            answer = answer_challenge(conn, hello, answer, auth, deadline)
+    except Refused:
+        raise
     except (ProtocolError, ConnectionClosed, PeerTimeout, OSError) as exc:
         raise Unanswered(f"no HandshakeAck: {exc}") from exc
     if answer is None:
         raise Unanswered("the connection closed before a HandshakeAck")
+    downgraded = not authenticated and hello.protocol_version >= AUTH_VERSION
+    insisting = auth is not None and not auth.allow_unauthenticated
+    if downgraded and insisting and not _is_refusal(answer):
+        raise Refused(
+            "the coordinator did not authenticate itself (an older protocol, or not "
+            "Vistrit's): refused; --allow-unauthenticated admits such coordinators"
+        )
     if isinstance(answer, m.Redirect):
         leader = answer.leader_address
         where = (leader.host, leader.port) if leader is not None else None
@@ -176,5 +217,41 @@ def handshake(conn: Connection, hello: m.Handshake, timeout: float) -> m.Handsha
         raise Refused(f"expected HandshakeAck, got {answer!r}")
     if not answer.accepted:
         raise Refused(answer.reason or "refused")
-    conn.version = hello.protocol_version
+    conn.agree(hello.protocol_version)
     return answer
+
+
+def _is_refusal(answer: m.Message) -> bool:
+    """A refusal, which needs no authentication to be believed (it grants nothing)."""
+    if isinstance(answer, m.HandshakeAck):
+        return not answer.accepted
+    return isinstance(answer, m.Error) and answer.code != ErrorCode.Unavailable
+
+
+def answer_challenge(
+    conn: Connection,
+    hello: m.Handshake,
+    challenge: m.AuthChallenge,
+    auth: NodeAuth | None,
+    deadline: float,
+) -> m.Message | None:
+    """Answer a coordinator's ``AuthChallenge`` with *auth* 's proof, and check the
+    coordinator's; returns the message after its ``AuthConfirm`` (its answer to the
+    handshake). Raises :class:`Refused` if either side's proof fails."""
+    if auth is None:
+        raise Refused("the coordinator asks for a credential, and this node has none")
+    version = min(hello.protocol_version, AUTH_VERSION)
+    node_id = hello.node_info.id
+    nonce = os.urandom(NONCE_BYTES)
+    proof = node_proof(auth.secret, auth.role, version, node_id, challenge.nonce, nonce)
+    conn.agree(version)  # the exchange's frames are v4
+    conn.send(m.AuthResponse(role=auth.role, nonce=nonce, proof=proof))
+    confirm = conn.receive(deadline)
+    if isinstance(confirm, m.Error):
+        raise Refused(f"{confirm.code.name}: {confirm.message}")
+    if not isinstance(confirm, m.AuthConfirm):
+        raise Refused(f"expected AuthConfirm, got {confirm!r}")
+    expected = coordinator_proof(auth.secret, auth.role, version, node_id, challenge.nonce, nonce)
+    if not proofs_match(expected, confirm.proof):
+        raise Refused("the coordinator could not prove it holds the cluster's secret")
+    return conn.receive(deadline)

@@ -38,11 +38,13 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from vistrit import defaults
-from vistrit.leader import Address, LeaderFinder, NoLeader, Refused
+from vistrit.credentials import Credentials, CredentialsError, default_path
+from vistrit.leader import Address, LeaderFinder, NodeAuth, NoLeader, Refused
 from vistrit.logic.backoff import Backoff
 from vistrit.protocol import ProtocolError
 from vistrit.protocol import messages as m
 from vistrit.protocol.catalogue import NEWEST_VERSION
+from vistrit.protocol.types import NodeType
 from vistrit.timers import RepeatingTimer
 from vistrit.transport import Connection, ConnectionClosed, PeerTimeout
 
@@ -106,9 +108,10 @@ class NodeSession:
         handshake_timeout: float = defaults.HANDSHAKE_TIMEOUT,
         fall_back_to_v1: bool = False,
         daemon: bool = False,
+        auth: NodeAuth | None = None,
     ) -> None:
         self.owner = owner
-        self.finder = LeaderFinder(addresses)
+        self.finder = LeaderFinder(addresses, auth)
         self.conn: Connection | None = None
         self.coordinator_timeout = coordinator_timeout
         self.reconnect_timeout = reconnect_timeout
@@ -137,8 +140,9 @@ class NodeSession:
 
     def connect(self, patience: float = 0.0) -> Connection:
         """Join the leader (see :meth:`LeaderFinder.open`), offering the newest version and,
-        if allowed and refused, version 1. Raises ``OSError`` (``Refused``, ``NoLeader``
-        and other ``ConnectionError`` s among them) if it cannot."""
+        if refused and allowed (a worker told ``allow_unauthenticated``), version 1. Raises
+        ``OSError`` (``Refused``, ``NoLeader`` and other ``ConnectionError`` s among them)
+        if it cannot."""
         version = NEWEST_VERSION
         while True:
             try:
@@ -149,6 +153,9 @@ class NodeSession:
                     patience,
                 )
             except Refused:
+                auth = self.finder.auth
+                if auth is not None and not auth.allow_unauthenticated:
+                    raise  # below v4 nothing authenticates: never fall back unasked
                 if not self.fall_back_to_v1 or version == 1:
                     raise
                 version = 1  # a v1-only coordinator (the reference one): offer v1
@@ -287,4 +294,23 @@ class NodeSession:
         return False
 
 
-__all__ = ["RECONNECT", "NodeSession", "SessionOwner"]
+def node_auth(
+    kind: NodeType, credentials: Credentials | None, allow_unauthenticated: bool = False
+) -> NodeAuth | None:
+    """How a node of *kind* authenticates: with its credential from *credentials* (None:
+    the token file at :func:`~vistrit.credentials.default_path`). Raises
+    :class:`~vistrit.credentials.CredentialsError` if it has none, unless
+    *allow_unauthenticated* (then it joins only coordinators that do not authenticate)."""
+    try:
+        if credentials is None:
+            credentials = Credentials.load(default_path())
+        role, secret = credentials.own(kind)
+    except CredentialsError as exc:
+        if not allow_unauthenticated:
+            raise
+        log.warning("no credential (%s); joining only coordinators that do not ask", exc)
+        return None
+    return NodeAuth(role, secret, allow_unauthenticated)
+
+
+__all__ = ["RECONNECT", "NodeSession", "SessionOwner", "node_auth"]

@@ -37,7 +37,7 @@ from typing import Any
 from vistrit import defaults
 from vistrit.protocol import Frame, FrameDecoder, Message, ProtocolError, encode_frame
 from vistrit.protocol.catalogue import V1_VARIANTS
-from vistrit.protocol.errors import ErrorCode
+from vistrit.protocol.errors import ErrorCode, UnsupportedVersion
 from vistrit.protocol.messages import Error
 
 log = logging.getLogger(__name__)
@@ -49,39 +49,6 @@ class ConnectionClosed(ConnectionError):
 
 class PeerTimeout(TimeoutError):
     """The peer did not send what was expected in time."""
-
-
-def parse_address(text: str, default_port: int = defaults.PORT) -> tuple[str, int]:
-    """``"host:port"``, ``"host"`` or ``"[v6]:port"`` as ``(host, port)``; ValueError if bad."""
-    text = text.strip()
-    if not text:
-        raise ValueError("empty address")
-    host, port_text = text, ""
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port_text = rest.removeprefix(":")
-    elif text.count(":") == 1:
-        host, port_text = text.split(":")
-    port = default_port
-    if port_text:
-        if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-            raise ValueError(f"bad port in {text!r}")
-        port = int(port_text)
-    if not host:
-        raise ValueError(f"no host in {text!r}")
-    return host, port
-
-
-def parse_addresses(text: str) -> list[tuple[str, int]]:
-    """``"a:7878,b:7878"`` (several coordinators) as a list of ``(host, port)``; raises
-    ``ValueError`` for a bad address or an empty list."""
-    try:
-        addresses = [parse_address(part) for part in text.split(",") if part.strip()]
-    except ValueError as exc:
-        raise ValueError(f"bad coordinator address: {exc}") from None
-    if not addresses:
-        raise ValueError("no coordinator address given")
-    return addresses
 
 
 def resolve(host: str) -> str:
@@ -114,6 +81,8 @@ class Connection:
     ) -> None:
         self.name = name
         self.version = 1  # frames are sent in this version; raised after the handshake
+        self.agreed = False  # once True, a frame newer than ``version`` is refused
+        self._refused: ProtocolError | None = None  # a bad frame, for the next receive
         self.frame_timeout = frame_timeout
         self.send_timeout = send_timeout
         self._sock = sock
@@ -136,6 +105,12 @@ class Connection:
             self.local: tuple[str, int] = tuple(sock.getsockname()[:2])
         except OSError:
             self.peer, self.local = "?", ("0.0.0.0", 0)
+
+    def agree(self, version: int) -> None:
+        """The version agreed with the peer: frames are sent in it, and a frame of a newer
+        version from the peer is a protocol error from now on."""
+        self.version = version
+        self.agreed = True
 
     @property
     def closed(self) -> bool:
@@ -299,9 +274,12 @@ class Connection:
         ``ProtocolError`` (bad bytes) or ``ConnectionClosed``.
         """
         frame_started: float | None = None
+        if self._refused is not None:
+            raise self._refused
         while True:
             frame = self._decoder.next_frame()  # ProtocolError propagates to the caller
             if frame is not None:
+                self._check_version(frame)
                 self.last_frame = frame
                 return frame.message
             now = time.monotonic()
@@ -321,6 +299,14 @@ class Connection:
                 return None
             self._decoder.feed(data)
 
+    def _check_version(self, frame: Frame) -> None:
+        if self.agreed and frame.version > self.version:
+            raise UnsupportedVersion(
+                f"a v{frame.version} frame ({frame.message.WIRE_NAME}) on a connection that "
+                f"agreed on v{self.version}",
+                offset=4,
+            )
+
     def buffered_messages(self) -> list[Message]:
         """The messages whose frames have already arrived whole, without waiting for more.
 
@@ -331,10 +317,11 @@ class Connection:
         messages = []
         try:
             while (frame := self._decoder.next_frame()) is not None:
+                self._check_version(frame)
                 self.last_frame = frame
                 messages.append(frame.message)
-        except ProtocolError:
-            pass
+        except ProtocolError as exc:
+            self._refused = exc  # raised by the next receive, after this batch is handled
         return messages
 
     def _recv(self, wait: float | None) -> bytes | None:

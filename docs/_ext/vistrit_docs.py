@@ -24,7 +24,7 @@ from vistrit import cli
 from vistrit.protocol import annotate_frame, encode_frame
 from vistrit.protocol import types as shared_types
 from vistrit.protocol.catalogue import V3, first_version
-from vistrit.protocol.examples import all_examples, v2_examples, v3_examples
+from vistrit.protocol.examples import all_examples, v2_examples, v3_examples, v4_examples
 from vistrit.protocol.schema import wire_type_for
 from vistrit.protocol.spans import Span
 
@@ -73,7 +73,7 @@ class FrameDirective(Directive):
 
     def run(self) -> list[nodes.Node]:
         name = self.arguments[0]
-        message = {**all_examples(), **v2_examples(), **v3_examples()}[name]
+        message = {**all_examples(), **v2_examples(), **v3_examples(), **v4_examples()}[name]
         frame = encode_frame(message, version=first_version(message))
         intro = nodes.paragraph(
             text=f"Example: {len(frame)} bytes on the wire "

@@ -34,6 +34,7 @@ from vistrit.cli.common import (
 )
 from vistrit.cli.tools import parse_hex
 from vistrit.client import CoordinatorUnavailable, TaskNotFound, TaskRejected
+from vistrit.credentials import CredentialsError
 
 __all__ = ["UsageError", "build_parser", "main", "parse_hex"]
 
@@ -72,6 +73,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except CredentialsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except TaskRejected as exc:
         print(f"error: the coordinator refused the task: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -9,10 +9,12 @@ import argparse
 import os
 import signal
 import threading
+from pathlib import Path
 from typing import TextIO
 
 from vistrit import defaults
-from vistrit.transport import parse_address
+from vistrit.addresses import parse_address
+from vistrit.credentials import Credentials
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_UNAVAILABLE = 0, 1, 2, 3, 4
 
@@ -22,13 +24,35 @@ class UsageError(Exception):
 
 
 def add_coordinator_option(command: argparse.ArgumentParser) -> None:
-    """Add ``--coordinator HOST:PORT[,...]`` to a subcommand."""
+    """Add ``--coordinator HOST:PORT[,...]`` (and ``--token-file``) to a subcommand."""
     command.add_argument(
         "--coordinator",
         default=os.environ.get("VISTRIT_COORDINATOR", defaults.COORDINATOR),
         metavar="HOST:PORT[,HOST:PORT...]",
         help=f"the coordinator(s) (default: $VISTRIT_COORDINATOR or {defaults.COORDINATOR})",
     )
+    add_token_option(command)
+
+
+def add_token_option(command: argparse.ArgumentParser) -> None:
+    """Add ``--token-file PATH``: where the node's credentials are."""
+    command.add_argument(
+        "--token-file",
+        type=Path,
+        metavar="PATH",
+        help="the cluster's credentials (default: $VISTRIT_TOKEN_FILE or ~/.vistrit/token; "
+        "see the security page)",
+    )
+
+
+def credentials_of(args: argparse.Namespace, create: bool = False) -> Credentials | None:
+    """The credentials ``--token-file`` names (created there if *create*, as a coordinator
+    does), or None: the node reads the default file itself."""
+    if args.token_file is None:
+        return None
+    if create:
+        return Credentials.load_or_create(args.token_file)
+    return Credentials.load(args.token_file)
 
 
 def positive_float(text: str) -> float:

@@ -13,13 +13,16 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from vistrit import defaults
+from vistrit.addresses import parse_addresses
 from vistrit.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_UNAVAILABLE,
     UsageError,
     add_coordinator_option,
+    add_token_option,
     address,
+    credentials_of,
     non_negative_float,
     non_negative_int,
     positive_float,
@@ -28,7 +31,6 @@ from vistrit.cli.common import (
     until_signalled,
 )
 from vistrit.logic.scheduler import STRATEGIES
-from vistrit.transport import parse_addresses
 
 
 def add_commands(commands: Any) -> None:
@@ -93,6 +95,13 @@ def add_commands(commands: Any) -> None:
         "default), four times a second (batch), or when the OS likes (never)",
     )
     coordinator.add_argument("--name", default="coordinator", help="the name in logs")
+    add_token_option(coordinator)
+    coordinator.add_argument(
+        "--allow-unauthenticated",
+        action="store_true",
+        help="also admit nodes that cannot authenticate (protocol v1-v3: the reference "
+        "implementation), with a warning for each; v4 nodes still prove their credential",
+    )
     cluster = coordinator.add_argument_group(
         "several coordinators",
         "Run this coordinator as one of several: the highest --id alive leads (the bully "
@@ -178,6 +187,12 @@ def add_commands(commands: Any) -> None:
         action="store_true",
         help="run Command tasks (programs, without a shell); refused unless given",
     )
+    worker.add_argument(
+        "--allow-unauthenticated",
+        action="store_true",
+        help="also join a coordinator that does not authenticate (the reference "
+        "implementation, protocol v1), with a warning; never without this",
+    )
     worker.set_defaults(run=run_worker)
 
 
@@ -204,6 +219,8 @@ def run_coordinator(args: argparse.Namespace, out: TextIO) -> int:
         fsync=args.fsync,
         name=args.name,
         cluster=cluster_config(args),
+        credentials=credentials_of(args, create=True),
+        allow_unauthenticated=args.allow_unauthenticated,
     )
     try:
         coordinator.start()
@@ -271,6 +288,8 @@ def run_worker(args: argparse.Namespace, out: TextIO) -> int:
         heartbeat_interval=args.heartbeat,
         allow_commands=args.allow_commands,
         reconnect_timeout=args.reconnect_timeout,
+        credentials=credentials_of(args),
+        allow_unauthenticated=args.allow_unauthenticated,
     )
     stop = until_signalled()
     try:

@@ -19,6 +19,7 @@ from vistrit.cli.common import (
     EXIT_OK,
     UsageError,
     add_coordinator_option,
+    credentials_of,
     non_negative_int,
     positive_int,
     shorten,
@@ -91,7 +92,7 @@ def add_commands(commands: Any) -> None:
 
 def _client(args: argparse.Namespace) -> VistritClient:
     try:
-        return VistritClient(args.coordinator)
+        return VistritClient(args.coordinator, credentials=credentials_of(args))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 

@@ -43,10 +43,12 @@ from vistrit.coordinator.core import Outbox
 from vistrit.coordinator.host import Host
 from vistrit.coordinator.journal import TermFile
 from vistrit.coordinator.peers import ClusterConfig, PeerLink
+from vistrit.leader import NodeAuth
 from vistrit.logic.election import LEADER, Election, Sends, coordinator_id, rank_of
 from vistrit.logic.replication import FollowerCopy, Replicator, snapshot_parts
 from vistrit.protocol import messages as m
-from vistrit.protocol.types import NodeInfo, SocketAddr
+from vistrit.protocol.types import NodeInfo, NodeType, SocketAddr
+from vistrit.session import node_auth
 from vistrit.timers import RepeatingTimer
 from vistrit.transport import Connection
 
@@ -82,6 +84,12 @@ class Cluster:
     def info(self) -> NodeInfo:
         """This coordinator's NodeInfo, as its links introduce it to peers."""
         return self.host.info
+
+    @property
+    def auth(self) -> NodeAuth | None:
+        """How this coordinator proves itself to its peers: its coordinator's credential."""
+        credentials = self.host.credentials
+        return node_auth(NodeType.Coordinator, credentials) if credentials else None
 
     @property
     def leader_timeout(self) -> float:
@@ -336,13 +344,8 @@ class Cluster:
                 )
             )  # fmt: skip
         self.links[rank].post(messages)
-        log.info(
-            "%s: coordinator %d joins: snapshot of %d record(s) in %d part(s)",
-            self.name,
-            rank,
-            len(frames),
-            len(parts),
-        )
+        what = f"snapshot of {len(frames)} record(s) in {len(parts)} part(s)"
+        log.info("%s: coordinator %d joins: %s", self.name, rank, what)
 
     def commit(self, frames: list[bytes], outbox: Outbox, now: float) -> list[Outbox]:
         """The leader journaled *frames*: replicate them; returns the outboxes that may go

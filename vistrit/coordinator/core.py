@@ -93,8 +93,10 @@ class CoordinatorCore:
 
     # -- joining and leaving ----------------------------------------------------------------
 
-    def join(self, hello: m.Handshake, now: float) -> tuple[m.HandshakeAck, Peer | None]:
-        """Answer a Handshake: accept the node (returning its Peer) or refuse it with a reason."""
+    def join(
+        self, hello: m.Handshake, now: float, role: str | None = None
+    ) -> tuple[m.HandshakeAck, Peer | None]:
+        """Answer a Handshake (of a node that proved *role*): a Peer, or a refusal's reason."""
         node = hello.node_info
         version, reason = admission(hello, self.peers)
         ack = m.HandshakeAck(
@@ -102,7 +104,7 @@ class CoordinatorCore:
         )
         if reason is not None or version is None:
             return ack, None
-        peer = Peer(node.id, node.node_type, version, node.name)
+        peer = Peer(node.id, node.node_type, version, node.name, role)
         self.peers[node.id] = peer
         if node.node_type == NodeType.Worker:
             self.registry.add(node, now, prefetch=self.policy.prefetch if version >= 2 else 0)
@@ -145,11 +147,9 @@ class CoordinatorCore:
     # -- the passing of time ----------------------------------------------------------------
 
     def tick(self, now: float) -> tuple[Outbox, list[uuid.UUID]]:
-        """The passing of time: silent workers, overdue attempts, unacknowledged
-        assignments, retries that are due (the rules of :mod:`vistrit.logic.liveness`).
-
-        Returns what to send, and the workers declared dead (the server closes them).
-        """
+        """The passing of time (the rules of :mod:`vistrit.logic.liveness`): silent workers,
+        overdue attempts and assignments, due retries. Returns what to send, and the workers
+        declared dead (the server closes them)."""
         dead = self.silent_workers(now)
         outbox: Outbox = []
         for worker_id in dead:

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Protocol
 
 from vistrit.coordinator.core import Outbox
+from vistrit.credentials import Credentials
+from vistrit.leader import NodeAuth
 from vistrit.protocol.types import NodeInfo
 
 
@@ -31,6 +33,7 @@ class Host(Protocol):
     name: str
     lock: threading.Lock
     data_dir: Path | None
+    credentials: Credentials | None
 
     @property
     def info(self) -> NodeInfo:
@@ -75,6 +78,11 @@ class LinkOwner(Protocol):
     @property
     def info(self) -> NodeInfo:
         """This coordinator's NodeInfo, sent in the link's Handshake."""
+        ...
+
+    @property
+    def auth(self) -> NodeAuth | None:
+        """How the link proves this coordinator to its peer (a coordinator's credential)."""
         ...
 
     @property

@@ -33,6 +33,8 @@ class Peer:
     kind: NodeType
     version: int
     name: str | None
+    #: The role of the credential it proved (None: admitted without authentication).
+    role: str | None = None
 
 
 def admission(hello: m.Handshake, connected: Container[uuid.UUID]) -> tuple[int | None, str | None]:

@@ -20,6 +20,7 @@ import threading
 from dataclasses import dataclass, field
 
 from vistrit import defaults
+from vistrit.addresses import parse_address
 from vistrit.coordinator.host import LinkOwner
 from vistrit.leader import handshake
 from vistrit.logic.backoff import Backoff
@@ -27,7 +28,7 @@ from vistrit.logic.election import Timing
 from vistrit.protocol import ProtocolError
 from vistrit.protocol import messages as m
 from vistrit.protocol.catalogue import NEWEST_VERSION
-from vistrit.transport import Connection, ConnectionClosed, PeerTimeout, connect, parse_address
+from vistrit.transport import Connection, ConnectionClosed, PeerTimeout, connect
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +169,7 @@ class PeerLink:
             return None
         hello = m.Handshake(node_info=self.cluster.info, protocol_version=NEWEST_VERSION)
         try:
-            handshake(conn, hello, 2 * timeout)
+            handshake(conn, hello, 2 * timeout, self.cluster.auth)
         except ConnectionError as exc:  # refused, or no answer in time
             log.debug("%s: no link to peer %d: %s", self.cluster.name, self.rank, exc)
             conn.close()

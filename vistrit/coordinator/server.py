@@ -37,9 +37,11 @@ from pathlib import Path
 from vistrit import defaults
 from vistrit.coordinator.cluster import Cluster
 from vistrit.coordinator.core import CoordinatorCore, IllegalTransition, Outbox
+from vistrit.coordinator.gate import Gate
 from vistrit.coordinator.journal import Journal, encode_records
 from vistrit.coordinator.membership import Peer
 from vistrit.coordinator.peers import ClusterConfig
+from vistrit.credentials import Credentials, default_path
 from vistrit.defaults import DEFAULT_POLICY, Policy
 from vistrit.logic.election import coordinator_id, rank_of
 from vistrit.protocol import ProtocolError, decode_frame
@@ -80,8 +82,15 @@ class Coordinator:
         fsync: str = "always",
         name: str = "coordinator",
         cluster: ClusterConfig | None = None,
+        credentials: Credentials | None = None,
+        allow_unauthenticated: bool = False,
     ) -> None:
         self.policy = policy
+        #: The secrets nodes must prove they hold; None: the token file at
+        #: :func:`~vistrit.credentials.default_path`, created if missing, read at start.
+        self.credentials = credentials
+        self.allow_unauthenticated = allow_unauthenticated
+        self.gate: Gate | None = None
         self.cluster_config = cluster
         self.cluster: Cluster | None = None
         self.tick_interval = tick_interval
@@ -108,7 +117,10 @@ class Coordinator:
         return self._server.address
 
     def start(self) -> None:
-        """Bind, and serve in background threads. Raises ``OSError`` if the port is taken."""
+        """Bind, and serve in background threads. Raises ``OSError`` if the port is taken,
+        :class:`~vistrit.credentials.CredentialsError` if the token file is unusable."""
+        if self.credentials is None:
+            self.credentials = Credentials.load_or_create(default_path())
         self._server = FrameServer(self._bind, self._serve, frame_timeout=self.frame_timeout)
         host, port = self._server.address
         now = time.time()
@@ -118,6 +130,13 @@ class Coordinator:
             shown = SocketAddr(resolve(config.advertise[0]), config.advertise[1])
         node_id = coordinator_id(config.rank) if config is not None else uuid.uuid4()
         self._info = introduce(node_id, NodeType.Coordinator, shown, self.name, int(now))
+        self.gate = Gate(
+            self.credentials,
+            self._info,
+            allow_unauthenticated=self.allow_unauthenticated,
+            timeout=self.handshake_timeout,
+            name=self.name,
+        )
         self._started_at = now
         self.core = self._new_core()
         if self.data_dir is not None:
@@ -142,6 +161,9 @@ class Coordinator:
         log.info(
             "%s: listening on %s:%d (strategy %s)", self.name, host, port, self.policy.strategy
         )
+        where = self.credentials.path or "credentials given in code"
+        older = "; older nodes admitted unauthenticated" if self.allow_unauthenticated else ""
+        log.info("%s: nodes authenticate with %s%s", self.name, where, older)
 
     def stop(self) -> None:
         """Close every connection and join every thread; prompt, and leaves no port behind."""
@@ -321,16 +343,20 @@ class Coordinator:
         if not isinstance(hello, m.Handshake):
             conn.refuse(f"expected Handshake, got {hello.WIRE_NAME}", ErrorCode.Protocol)
             return None
+        assert self.gate is not None
+        passed, role = self.gate.admit(conn, hello)
+        if not passed:
+            return None
         conn.start_writer()  # before the peer is reachable from other threads' outboxes
         with self.lock:
             assert self.core is not None
-            refusal = self._cluster_refusal(hello, conn)
+            refusal = self._cluster_refusal(hello, conn, role)
             if refusal is not None:
                 ack, peer = refusal
             else:
-                ack, peer = self.core.join(hello, time.time())
+                ack, peer = self.core.join(hello, time.time(), role)
             if peer is not None:
-                conn.version = peer.version
+                conn.agree(peer.version)
                 if peer.kind != NodeType.Coordinator:
                     self._connections[peer.id] = conn
                 greeting = []
@@ -349,23 +375,29 @@ class Coordinator:
         return peer
 
     def _cluster_refusal(
-        self, hello: m.Handshake, conn: Connection
+        self, hello: m.Handshake, conn: Connection, role: str | None
     ) -> tuple[m.Message, Peer | None] | None:
-        """The cluster's say on a handshake: a peer coordinator is admitted (or not); a
-        worker or client is redirected while this coordinator does not lead. None: the
-        core decides. Under the lock."""
+        """The cluster's say on a handshake: a peer coordinator that proved a coordinator's
+        credential is admitted (or not); a worker or client is redirected while this
+        coordinator does not lead. None: the core decides. Under the lock."""
         node = hello.node_info
         if self.cluster is None:
             return None
         version = agree_version(NEWEST_VERSION, hello.protocol_version) or 1
         if node.node_type == NodeType.Coordinator:
+            if role != "coordinator":
+                why = "a coordinator must prove a coordinator's credential (protocol v4)"
+                ack = m.HandshakeAck(
+                    accepted=False, node_id=node.id, coordinator_info=self._info, reason=why
+                )
+                return ack, None
             ack = self.cluster.admit(hello, conn)
-            peer = Peer(node.id, node.node_type, version, node.name) if ack.accepted else None
-            return ack, peer
+            peer = Peer(node.id, node.node_type, version, node.name, role)
+            return ack, peer if ack.accepted else None
         redirect = self.cluster.refusal(version)
         if redirect is None:
             return None
-        conn.version = version
+        conn.agree(version)
         return redirect, None
 
     def _apply(self, peer: Peer, batch: list[m.Message]) -> None:

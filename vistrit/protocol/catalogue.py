@@ -129,8 +129,19 @@ V3 = V2.extended(
     ],
 )
 
+#: Version 4: v3 plus authentication: a mutual challenge-response in the handshake (the
+#: security range of type bytes, 0x50-0x5F).
+V4 = V3.extended(
+    4,
+    [
+        messages.AuthChallenge,
+        messages.AuthResponse,
+        messages.AuthConfirm,
+    ],
+)
+
 #: Every version this implementation speaks, by header version byte.
-CATALOGUES: dict[int, Catalogue] = {1: V1, 2: V2, 3: V3}
+CATALOGUES: dict[int, Catalogue] = {1: V1, 2: V2, 3: V3, 4: V4}
 
 #: How many messages v1 has: their variants are 0 to V1_VARIANTS - 1, and every later
 #: version appends, so a message whose variant is below this is one that every peer reads.

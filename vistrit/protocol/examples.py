@@ -192,3 +192,14 @@ def v3_examples() -> dict[str, m.Message]:
         ),
     ]
     return {type(message).WIRE_NAME: message for message in examples}
+
+
+def v4_examples() -> dict[str, m.Message]:
+    """One example of each message version 4 adds (authentication), by wire name. The
+    nonces and proofs are made-up bytes: a real exchange draws fresh ones every time."""
+    examples: list[m.Message] = [
+        m.AuthChallenge(nonce=bytes(range(32))),
+        m.AuthResponse(role="worker", nonce=bytes(range(32, 64)), proof=bytes(range(64, 96))),
+        m.AuthConfirm(proof=bytes(range(96, 128))),
+    ]
+    return {type(message).WIRE_NAME: message for message in examples}

@@ -381,3 +381,32 @@ class ReplicaSnapshot(Message):
     part: u32
     last: bool
     records: tuple[bytes, ...]
+
+
+# -- version 4: authentication ------------------------------------------------------------
+
+
+@wire_message(30, 0x50)
+class AuthChallenge(Message):
+    """v4. The coordinator's answer to a v4 ``Handshake``: prove you hold a credential.
+    ``nonce`` is 32 fresh random bytes (see :mod:`vistrit.logic.auth`)."""
+
+    nonce: bytes
+
+
+@wire_message(31, 0x51)
+class AuthResponse(Message):
+    """v4. The node's proof: the ``role`` of its credential, its own fresh ``nonce``, and
+    ``proof``, an HMAC-SHA256 over both nonces, the role, the version and its node id."""
+
+    role: str
+    nonce: bytes
+    proof: bytes
+
+
+@wire_message(32, 0x52)
+class AuthConfirm(Message):
+    """v4. The coordinator's proof that it holds the same secret (a ``HandshakeAck``, or a
+    ``Redirect``, follows). A node believes nothing a coordinator says before this."""
+
+    proof: bytes

@@ -32,6 +32,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from vistrit import defaults
+from vistrit.credentials import Credentials
 from vistrit.leader import Address, Refused
 from vistrit.protocol import EncodeError, encode_frame
 from vistrit.protocol import messages as m
@@ -46,7 +47,7 @@ from vistrit.protocol.types import (
     TaskState,
     introduce,
 )
-from vistrit.session import NodeSession
+from vistrit.session import NodeSession, node_auth
 from vistrit.transport import Connection, ConnectionClosed
 from vistrit.worker.execution import Outcome, run_task
 from vistrit.worker.functions import DEFAULT, FunctionRegistry, TaskContext
@@ -61,8 +62,11 @@ class HandshakeRefused(ConnectionError):
 class Worker:
     """A worker node. For callers: ``start()``, ``stop()``, ``wait()``; or ``with``.
 
-    The session's hooks (``hello``, ``heartbeat``, ``on_message``, ``on_lost``,
-    ``on_rejoined``, ``on_gave_up``) are called by its threads, not by callers."""
+    It proves a worker's credential from *credentials* (by default the token file, see
+    :mod:`vistrit.credentials`; :class:`~vistrit.credentials.CredentialsError` if there is
+    none). *allow_unauthenticated* lets it join a coordinator that does not authenticate
+    (the reference implementation), falling back to protocol v1. The session's hooks
+    (``hello``, ``heartbeat``, ``on_message``, ...) are called by its threads."""
 
     def __init__(
         self,
@@ -76,9 +80,12 @@ class Worker:
         functions: FunctionRegistry = DEFAULT,
         reconnect_timeout: float = defaults.RECONNECT_TIMEOUT,
         coordinator_timeout: float = defaults.COORDINATOR_TIMEOUT,
+        credentials: Credentials | None = None,
+        allow_unauthenticated: bool = False,
     ) -> None:
         if slots < 1:
             raise ValueError("a worker needs at least one slot")
+        auth = node_auth(NodeType.Worker, credentials, allow_unauthenticated)
         addresses = [coordinator] if isinstance(coordinator[0], str) else list(coordinator)
         self.slots = slots
         self.tags = tuple(tags)
@@ -95,6 +102,7 @@ class Worker:
             coordinator_timeout=coordinator_timeout,
             reconnect_timeout=reconnect_timeout,
             fall_back_to_v1=True,
+            auth=auth,
         )
         self._running: dict[uuid.UUID, TaskContext] = {}
         self._stopped = threading.Event()
