@@ -61,6 +61,11 @@ class Refused(ConnectionError):
     """A coordinator refused the handshake: ``HandshakeAck`` not accepted."""
 
 
+class AuthenticationFailed(Refused):
+    """One side of the handshake could not prove it holds the secret, or a coordinator did
+    not try (a downgrade). Never a reason to retry with an older protocol."""
+
+
 class Unanswered(ConnectionError):
     """A coordinator accepted the connection but did not answer the handshake (a frozen
     process, a wrong port): the next address is tried."""
@@ -160,7 +165,7 @@ class LeaderFinder:
                     queue.insert(0, exc.leader)
             except Refused as exc:
                 conn.close()
-                raise Refused(f"{where}: {exc}") from None
+                raise type(exc)(f"{where}: {exc}") from None
         raise (NoLeader if redirected else ConnectionError)("; ".join(errors))
 
 
@@ -202,7 +207,7 @@ def handshake(
     downgraded = not authenticated and hello.protocol_version >= AUTH_VERSION
     insisting = auth is not None and not auth.allow_unauthenticated
     if downgraded and insisting and not _is_refusal(answer):
-        raise Refused(
+        raise AuthenticationFailed(
             "the coordinator did not authenticate itself (an older protocol, or not "
             "Vistrit's): refused; --allow-unauthenticated admits such coordinators"
         )
@@ -239,8 +244,10 @@ def answer_challenge(
     coordinator's; returns the message after its ``AuthConfirm`` (its answer to the
     handshake). Raises :class:`Refused` if either side's proof fails."""
     if auth is None:
-        raise Refused("the coordinator asks for a credential, and this node has none")
-    version = min(hello.protocol_version, AUTH_VERSION)
+        raise AuthenticationFailed("the coordinator asks for a credential; this node has none")
+    if hello.protocol_version < AUTH_VERSION:
+        raise AuthenticationFailed("a challenge to a handshake that did not offer v4")
+    version = AUTH_VERSION
     node_id = hello.node_info.id
     nonce = os.urandom(NONCE_BYTES)
     proof = node_proof(auth.secret, auth.role, version, node_id, challenge.nonce, nonce)
@@ -248,10 +255,10 @@ def answer_challenge(
     conn.send(m.AuthResponse(role=auth.role, nonce=nonce, proof=proof))
     confirm = conn.receive(deadline)
     if isinstance(confirm, m.Error):
-        raise Refused(f"{confirm.code.name}: {confirm.message}")
+        raise AuthenticationFailed(f"{confirm.code.name}: {confirm.message}")
     if not isinstance(confirm, m.AuthConfirm):
-        raise Refused(f"expected AuthConfirm, got {confirm!r}")
+        raise AuthenticationFailed(f"expected AuthConfirm, got {confirm!r}")
     expected = coordinator_proof(auth.secret, auth.role, version, node_id, challenge.nonce, nonce)
     if not proofs_match(expected, confirm.proof):
-        raise Refused("the coordinator could not prove it holds the cluster's secret")
+        raise AuthenticationFailed("the coordinator could not prove it holds the cluster's secret")
     return conn.receive(deadline)

@@ -39,7 +39,14 @@ from typing import Protocol
 
 from vistrit import defaults
 from vistrit.credentials import Credentials, CredentialsError, default_path
-from vistrit.leader import Address, LeaderFinder, NodeAuth, NoLeader, Refused
+from vistrit.leader import (
+    Address,
+    AuthenticationFailed,
+    LeaderFinder,
+    NodeAuth,
+    NoLeader,
+    Refused,
+)
 from vistrit.logic.backoff import Backoff
 from vistrit.protocol import ProtocolError
 from vistrit.protocol import messages as m
@@ -152,6 +159,8 @@ class NodeSession:
                     self.owner.name,
                     patience,
                 )
+            except AuthenticationFailed:
+                raise  # a failed proof is never a reason to try an older protocol
             except Refused:
                 auth = self.finder.auth
                 if auth is not None and not auth.allow_unauthenticated:

@@ -1,0 +1,342 @@
+"""Authentication (protocol v4): the token file, the challenge-response, roles, and what is
+refused: a wrong secret, a wrong role, a replayed answer, a downgrade, an impostor
+coordinator, an unauthenticated old node, and a frame newer than the agreed version."""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from nodes import Cluster, join_raw, worker_auth
+
+from vistrit.client import CoordinatorUnavailable, VistritClient
+from vistrit.credentials import Credentials, CredentialsError, default_path
+from vistrit.leader import NodeAuth, answer_challenge
+from vistrit.logic.auth import MAY_JOIN_AS, check_node, coordinator_proof, node_proof, role_for
+from vistrit.protocol import NEWEST_VERSION, encode_frame
+from vistrit.protocol import messages as m
+from vistrit.protocol.errors import ErrorCode
+from vistrit.protocol.examples import WORKER
+from vistrit.protocol.types import NodeType, SocketAddr, introduce
+from vistrit.transport import Connection, FrameServer, connect
+from vistrit.worker import Worker
+from vistrit.worker.node import HandshakeRefused
+
+pytestmark = pytest.mark.timeout(60)
+
+SECRET = bytes(range(32))
+OTHER = bytes(range(1, 33))
+
+# -- the pure rules -------------------------------------------------------------------------
+
+
+def test_a_proof_binds_the_role_the_version_the_node_and_both_nonces() -> None:
+    node, ours, theirs = uuid.uuid4(), b"c" * 32, b"n" * 32
+    proof = node_proof(SECRET, "worker", 4, node, ours, theirs)
+    good = check_node({"worker": SECRET}, NodeType.Worker, "worker", 4, node, ours, theirs, proof)
+    assert good is None
+    changes: list[tuple[str, int, uuid.UUID, bytes, bytes]] = [
+        ("client", 4, node, ours, theirs),  # another role
+        ("worker", 5, node, ours, theirs),  # another version
+        ("worker", 4, uuid.uuid4(), ours, theirs),  # another node
+        ("worker", 4, node, b"C" * 32, theirs),  # another challenge: a replay
+        ("worker", 4, node, ours, b"N" * 32),  # another node nonce
+    ]
+    secrets = {"worker": SECRET, "client": SECRET}
+    for role, version, who, challenge, nonce in changes:
+        why = check_node(secrets, NodeType.Client, role, version, who, challenge, nonce, proof)
+        assert why is not None and "wrong proof" in why
+    # the coordinator's proof is never the node's: it cannot be reflected back
+    assert coordinator_proof(SECRET, "worker", 4, node, ours, theirs) != proof
+
+
+def test_roles_bound_what_a_credential_may_join_as() -> None:
+    assert MAY_JOIN_AS["client"] == {NodeType.Client}
+    assert NodeType.Coordinator not in MAY_JOIN_AS["worker"]
+    node, ours, theirs = uuid.uuid4(), b"c" * 32, b"n" * 32
+    proof = node_proof(SECRET, "client", 4, node, ours, theirs)
+    why = check_node({"client": SECRET}, NodeType.Worker, "client", 4, node, ours, theirs, proof)
+    assert why == "a client credential cannot join as a worker"
+    assert role_for(NodeType.Worker, {"client": SECRET}) is None
+    assert role_for(NodeType.Client, {"client": SECRET, "worker": SECRET}) == "client"
+
+
+# -- the token file -------------------------------------------------------------------------
+
+
+def test_a_token_file_holds_a_secret_per_role_and_all_stands_for_every_role() -> None:
+    text = f"# comment\n\nworker {SECRET.hex()}\nclient {OTHER.hex()}\n"
+    credentials = Credentials.parse(text)
+    assert credentials.secrets == {"worker": SECRET, "client": OTHER}
+    assert credentials.own(NodeType.Client) == ("client", OTHER)
+    with pytest.raises(CredentialsError, match="may join as a coordinator"):
+        credentials.own(NodeType.Coordinator)
+    assert set(Credentials.parse(f"all {SECRET.hex()}").secrets) == {
+        "coordinator",
+        "worker",
+        "client",
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("", "no credential"),
+        ("worker", "line 1: expected 'ROLE SECRET'"),
+        (f"admin {SECRET.hex()}", "unknown role 'admin'"),
+        ("worker nothex!", "not hex"),
+        ("worker abcd", "at least 16"),
+        (f"all {SECRET.hex()}\nworker {OTHER.hex()}", "line 2: a second secret for worker"),
+    ],
+)
+def test_a_malformed_token_file_is_refused_naming_the_line(text: str, error: str) -> None:
+    with pytest.raises(CredentialsError, match=error):
+        Credentials.parse(text)
+
+
+def test_a_coordinator_creates_a_private_token_file_once(tmp_path: Path) -> None:
+    path = tmp_path / "secrets" / "token"
+    created = Credentials.load_or_create(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert Credentials.load_or_create(path).secrets == created.secrets  # read, not replaced
+    with pytest.raises(FileExistsError):
+        Credentials.create(path)
+    with pytest.raises(CredentialsError, match="no token file at"):
+        Credentials.load(tmp_path / "missing")
+
+
+def test_a_token_file_others_can_read_is_used_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "token"
+    path.write_text(f"all {SECRET.hex()}\n")
+    os.chmod(path, 0o644)
+    assert Credentials.load(path).secrets["client"] == SECRET
+    assert "can be read by other users" in caplog.text
+
+
+def test_the_token_file_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VISTRIT_TOKEN_FILE", "/somewhere/token")
+    assert default_path() == Path("/somewhere/token")
+    monkeypatch.delenv("VISTRIT_TOKEN_FILE")
+    assert default_path() == Path.home() / ".vistrit" / "token"
+
+
+# -- against a real coordinator -------------------------------------------------------------
+
+
+def test_a_client_with_the_right_secret_is_served(cluster: Cluster) -> None:
+    cluster.add_worker()
+    assert cluster.client().submit("uppercase", "in").result(10) == "IN"
+
+
+def test_a_wrong_secret_is_refused(cluster: Cluster, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)
+    wrong = Credentials.parse(f"all {OTHER.hex()}")
+    with pytest.raises(CoordinatorUnavailable, match="authentication failed"):
+        VistritClient(cluster.address, credentials=wrong, connect_timeout=2)
+    assert "a wrong proof for the role 'client'" in caplog.text
+    with pytest.raises(HandshakeRefused, match="authentication failed"):
+        Worker(cluster.coordinator.address, credentials=wrong).start()
+
+
+def test_a_credential_cannot_join_in_a_role_above_its_own(
+    cluster: Cluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    secret = Credentials.load(default_path()).secrets["client"]
+    as_client = NodeAuth("client", secret)
+    conn = connect(cluster.coordinator.address)
+    try:
+        hello = m.Handshake(node_info=WORKER, protocol_version=NEWEST_VERSION)
+        conn.send(hello)
+        challenge = conn.receive(time.monotonic() + 5)
+        assert isinstance(challenge, m.AuthChallenge)
+        with pytest.raises(ConnectionError, match="AuthFailed: authentication failed"):
+            answer_challenge(conn, hello, challenge, as_client, time.monotonic() + 5)
+    finally:
+        conn.close()
+    assert "a client credential cannot join as a worker" in caplog.text
+    with pytest.raises(CredentialsError, match="may join as a worker"):
+        Worker(cluster.coordinator.address, credentials=Credentials.parse(f"client {SECRET.hex()}"))
+
+
+def test_a_replayed_answer_is_refused(cluster: Cluster) -> None:
+    first, answer = join_raw(cluster.coordinator.address, WORKER)
+    assert isinstance(answer, m.HandshakeAck) and answer.accepted
+    first.close()
+    # A recorder saw the first exchange's AuthResponse; it replays it on a new connection.
+    auth = worker_auth()
+    nonce = b"r" * 32
+    old_challenge = b"o" * 32
+    recorded = m.AuthResponse(
+        role=auth.role,
+        nonce=nonce,
+        proof=node_proof(auth.secret, auth.role, 4, WORKER.id, old_challenge, nonce),
+    )
+    conn = connect(cluster.coordinator.address)
+    try:
+        conn.send(m.Handshake(node_info=WORKER, protocol_version=NEWEST_VERSION))
+        challenge = conn.receive(time.monotonic() + 5)
+        assert isinstance(challenge, m.AuthChallenge) and challenge.nonce != old_challenge
+        conn.agree(NEWEST_VERSION)
+        conn.send(recorded)
+        error = conn.receive(time.monotonic() + 5)
+        assert isinstance(error, m.Error) and error.code == ErrorCode.AuthFailed
+        assert conn.receive(time.monotonic() + 5) is None  # and the connection is closed
+    finally:
+        conn.close()
+
+
+def test_an_old_node_is_refused_unless_the_coordinator_admits_it(cluster: Cluster) -> None:
+    conn, answer = join_raw(cluster.coordinator.address, WORKER, version=1)
+    conn.close()
+    assert isinstance(answer, m.HandshakeAck) and not answer.accepted
+    assert "authentication required" in (answer.reason or "")
+    assert "--allow-unauthenticated" in (answer.reason or "")
+
+
+@pytest.mark.parametrize("cluster", [{"allow_unauthenticated": True}], indirect=True)
+def test_an_admitted_old_node_may_not_send_newer_frames(
+    cluster: Cluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    conn, answer = join_raw(cluster.coordinator.address, WORKER, version=1)
+    try:
+        assert isinstance(answer, m.HandshakeAck) and answer.accepted
+        assert "admitting worker worker-a" in caplog.text
+        newer = m.TaskListRequest(request_id=uuid.uuid4(), limit=5)  # a v2 message
+        conn.send_raw(encode_frame(newer, 2))
+        error = conn.receive(time.monotonic() + 5)
+        assert isinstance(error, m.Error) and error.code == ErrorCode.Protocol
+        assert "a v2 frame (TaskListRequest) on a connection that agreed on v1" in error.message
+        assert conn.receive(time.monotonic() + 5) is None
+    finally:
+        conn.close()
+    assert cluster.client().cluster_status().online_workers == 0  # and the server serves on
+
+
+# -- against coordinators that do not prove themselves ---------------------------------------
+
+
+def fake_coordinator(answer: Callable[[Connection, m.Handshake], None]) -> FrameServer:
+    """A stand-in coordinator that answers each Handshake with *answer*."""
+
+    def serve(conn: Connection) -> None:
+        hello = conn.receive(time.monotonic() + 5)
+        assert isinstance(hello, m.Handshake)
+        answer(conn, hello)
+        while conn.receive(time.monotonic() + 5) is not None:
+            pass
+
+    server = FrameServer(("127.0.0.1", 0), serve)
+    server.start()
+    return server
+
+
+def accept_without_a_challenge(conn: Connection, hello: m.Handshake) -> None:
+    me = introduce(uuid.UUID(int=1), NodeType.Coordinator, SocketAddr(*conn.local), "fake", 0)
+    ack = m.HandshakeAck(
+        accepted=True, node_id=hello.node_info.id, coordinator_info=me, reason=None
+    )
+    conn.send(ack)
+
+
+def challenge_with_a_forged_proof(conn: Connection, hello: m.Handshake) -> None:
+    conn.agree(NEWEST_VERSION)
+    conn.send(m.AuthChallenge(nonce=os.urandom(32)))
+    response = conn.receive(time.monotonic() + 5)
+    assert isinstance(response, m.AuthResponse)
+    conn.send(m.AuthConfirm(proof=os.urandom(32)))  # it does not know the secret
+    accept_without_a_challenge(conn, hello)
+
+
+def test_a_downgrade_to_an_unauthenticated_coordinator_is_refused() -> None:
+    server = fake_coordinator(accept_without_a_challenge)
+    address = server.address
+    try:
+        with pytest.raises(CoordinatorUnavailable, match="did not authenticate itself"):
+            VistritClient("{}:{}".format(*address), connect_timeout=2)
+        with pytest.raises(HandshakeRefused, match="did not authenticate itself"):
+            Worker(address).start()
+        told = Worker(address, allow_unauthenticated=True, heartbeat_interval=0.1)
+        told.start()  # told to: it joins, and the operator was warned by the flag's name
+        told.stop()
+    finally:
+        server.stop()
+
+
+def test_an_impostor_coordinator_that_cannot_prove_the_secret_is_refused() -> None:
+    server = fake_coordinator(challenge_with_a_forged_proof)
+    try:
+        with pytest.raises(CoordinatorUnavailable, match="could not prove it holds"):
+            VistritClient("{}:{}".format(*server.address), connect_timeout=2)
+        told = Worker(server.address, allow_unauthenticated=True)
+        with pytest.raises(HandshakeRefused, match="could not prove it holds"):
+            told.start()  # the flag admits old coordinators, never a failed proof
+    finally:
+        server.stop()
+
+
+# -- the command line, in real processes ----------------------------------------------------
+
+
+def test_the_cli_creates_the_token_file_and_refuses_a_node_with_another(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from vistrit.demo import free_port
+
+    address = f"127.0.0.1:{free_port()}"
+    token = tmp_path / "cluster" / "token"
+    stranger = tmp_path / "stranger"
+    stranger.write_text(f"all {OTHER.hex()}\n")
+    os.chmod(stranger, 0o600)
+    env = {**os.environ, "VISTRIT_TOKEN_FILE": str(tmp_path / "unused")}
+
+    def vistrit(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "vistrit", *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=30, env=env)
+
+    coordinator = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vistrit",
+            "coordinator",
+            "--bind",
+            address,
+            "--token-file",
+            str(token),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert coordinator.stdout is not None
+        assert (
+            coordinator.stdout.readline().strip() == f"vistrit coordinator listening on {address}"
+        )
+        assert stat.S_IMODE(token.stat().st_mode) == 0o600
+        refused = vistrit("worker", "--coordinator", address, "--token-file", str(stranger))
+        assert refused.returncode == 4 and "authentication failed" in refused.stderr
+        missing = vistrit("cluster", "--coordinator", address)  # $VISTRIT_TOKEN_FILE: no file
+        assert (
+            missing.returncode == 1 and f"no token file at {tmp_path / 'unused'}" in missing.stderr
+        )
+        served = vistrit("cluster", "--coordinator", address, "--token-file", str(token))
+        assert served.returncode == 0 and "workers:   0" in served.stdout
+    finally:
+        coordinator.terminate()
+        _, err = coordinator.communicate(timeout=20)
+    assert f"created the token file {token}" in err
+    assert "a wrong proof for the role 'worker'" in err
