@@ -197,7 +197,7 @@ def test_user_functions_from_a_tasks_module(procs: Processes) -> None:
 def test_commands_need_the_opt_in_and_capture_output(procs: Processes) -> None:
     address = procs.env["VISTRIT_COORDINATOR"]
     procs.start("coordinator", "--bind", address)
-    procs.start("worker", "--allow-commands", "--tag", "shell")
+    procs.start("worker", "--allow-commands", "echo", "--tag", "shell")
     run = procs.run("submit", "--command", "echo hello from vistrit", "--tag", "shell", "--json")
     document = json.loads(run.stdout)
     assert document["state"] == "Completed" and document["output"] == "hello from vistrit\n"

@@ -97,7 +97,7 @@ def run(payload: TaskPayload, **options: object) -> object:
         **{**{n: getattr(task, n) for n in type(task).__wire__.names}, "payload": payload}
     )
     ctx = options.pop("ctx", TaskContext("t"))
-    return run_task(task, ctx, DEFAULT, allow_commands=bool(options.get("allow_commands")))  # type: ignore[arg-type]
+    return run_task(task, ctx, DEFAULT, allow_commands=set(options.get("allow_commands", ())))  # type: ignore[arg-type]
 
 
 def test_outputs_become_bytes() -> None:
@@ -155,7 +155,7 @@ def test_command_timeout_kills_the_program() -> None:
         }
     )
     started = time.monotonic()
-    outcome = run_task(slow, TaskContext("t"), DEFAULT, allow_commands=True)
+    outcome = run_task(slow, TaskContext("t"), DEFAULT, allow_commands={"sleep"})
     assert outcome.error == "timed out after 1 s; the command was killed"
     assert time.monotonic() - started < 10
 
@@ -163,17 +163,36 @@ def test_command_timeout_kills_the_program() -> None:
 def test_command_cancellation_kills_the_program() -> None:
     ctx = TaskContext("t")
     threading.Timer(0.2, ctx._cancel.set).start()
-    outcome = run(TaskPayload.Command(command="sleep", args=("30",)), ctx=ctx, allow_commands=True)
+    outcome = run(
+        TaskPayload.Command(command="sleep", args=("30",)), ctx=ctx, allow_commands={"sleep"}
+    )
     assert outcome.error == "cancelled"  # type: ignore[attr-defined]
 
 
 def test_command_errors() -> None:
-    missing = run(TaskPayload.Command(command="no-such-program-here", args=()), allow_commands=True)
+    missing_program = "no-such-program-here"
+    missing = run(
+        TaskPayload.Command(command=missing_program, args=()), allow_commands={missing_program}
+    )
     assert "cannot run 'no-such-program-here'" in missing.error  # type: ignore[attr-defined]
-    empty = run(TaskPayload.Command(command="   ", args=()), allow_commands=True)
+    empty = run(TaskPayload.Command(command="   ", args=()), allow_commands={"false"})
     assert empty.error == "empty command"  # type: ignore[attr-defined]
-    quiet = run(TaskPayload.Command(command="false", args=()), allow_commands=True)
+    quiet = run(TaskPayload.Command(command="false", args=()), allow_commands={"false"})
     assert quiet.error == "exit code 1: no output on stderr" and quiet.exit_code == 1  # type: ignore[attr-defined]
+
+
+def test_only_the_programs_named_run_and_never_a_shell_that_was_not() -> None:
+    allowed = {"echo"}
+    assert run(TaskPayload.Command(command="echo hi", args=()), allow_commands=allowed).data == (  # type: ignore[attr-defined]
+        b"hi\n"
+    )
+    for command in ("sh -c 'echo pwned'", "/bin/echo hi", "bash"):
+        refused = run(TaskPayload.Command(command=command, args=()), allow_commands=allowed)
+        assert "this worker does not run" in refused.error  # type: ignore[attr-defined]
+    none = run(TaskPayload.Command(command="echo hi", args=()))
+    assert "start it with --allow-commands PROG" in none.error  # type: ignore[attr-defined]
+    with pytest.raises(TypeError, match="names of the programs"):
+        Worker(("127.0.0.1", 1), allow_commands=True)  # type: ignore[arg-type]
 
 
 # -- the worker's handshake -----------------------------------------------------------------

@@ -78,6 +78,12 @@ WORKER_SLOTS = 4
 #: strict priority order.
 PREFETCH = 1
 
+#: The most slots a coordinator believes a worker has, whatever it claims. A worker says
+#: how many tasks it runs at once; one that claims a thousand would otherwise be given
+#: almost every task and hoard them (the others idle, the tasks late). Sixty-four covers
+#: a large machine; ``--max-slots`` raises it.
+MAX_SLOTS = 64
+
 #: The most tasks a Vistrit worker accepts beyond its slots (the coordinator's
 #: ``--prefetch`` may be at most this).
 MAX_PREFETCH = 16
@@ -144,10 +150,13 @@ class Policy:
     retry_backoff: float = RETRY_BACKOFF
     retry_backoff_max: float = RETRY_BACKOFF_MAX
     max_lost_workers: int = MAX_LOST_WORKERS
+    max_slots: int = MAX_SLOTS
 
     def __post_init__(self) -> None:
         if not 0 <= self.prefetch <= MAX_PREFETCH:
             raise ValueError(f"prefetch must be between 0 and {MAX_PREFETCH}")
+        if self.max_slots < 1:
+            raise ValueError("max_slots must be at least 1")
         if self.heartbeat_timeout <= 0 or self.retry_backoff <= 0 or self.retention <= 0:
             raise ValueError("timeouts, backoff and retention must be positive")
 

@@ -66,6 +66,12 @@ def add_commands(commands: Any) -> None:
         f"strict priority order; at most {defaults.MAX_PREFETCH})",
     )
     coordinator.add_argument(
+        "--max-slots",
+        type=positive_int,
+        default=defaults.MAX_SLOTS,
+        help="the most slots believed of any worker, whatever it claims (default %(default)s)",
+    )
+    coordinator.add_argument(
         "--heartbeat-timeout",
         type=positive_float,
         default=defaults.HEARTBEAT_TIMEOUT,
@@ -184,8 +190,11 @@ def add_commands(commands: Any) -> None:
     )
     worker.add_argument(
         "--allow-commands",
-        action="store_true",
-        help="run Command tasks (programs, without a shell); refused unless given",
+        type=program_names,
+        default=(),
+        metavar="PROG[,PROG...]",
+        help="run Command tasks of these programs only (without a shell, unless one is "
+        "named); every command is refused unless given",
     )
     worker.add_argument(
         "--allow-unauthenticated",
@@ -194,6 +203,14 @@ def add_commands(commands: Any) -> None:
         "implementation, protocol v1), with a warning; never without this",
     )
     worker.set_defaults(run=run_worker)
+
+
+def program_names(text: str) -> tuple[str, ...]:
+    """An argparse type: ``echo,sh`` as the programs a worker may run."""
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    if not names:
+        raise argparse.ArgumentTypeError("name at least one program")
+    return names
 
 
 def run_coordinator(args: argparse.Namespace, out: TextIO) -> int:
@@ -209,6 +226,7 @@ def run_coordinator(args: argparse.Namespace, out: TextIO) -> int:
             heartbeat_timeout=args.heartbeat_timeout,
             retry_backoff=args.retry_backoff,
             retry_backoff_max=max(args.retry_backoff, defaults.RETRY_BACKOFF_MAX),
+            max_slots=args.max_slots,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 from vistrit.coordinator import answers
-from vistrit.coordinator.membership import Peer, admission
+from vistrit.coordinator.membership import Peer, admission, forbidden, may_send
 from vistrit.defaults import DEFAULT_POLICY, Policy
 from vistrit.logic.liveness import Liveness
 from vistrit.logic.registry import Registry
@@ -77,7 +77,7 @@ class CoordinatorCore:
         self._handed_back: set[uuid.UUID] = set()  # workers that said a graceful goodbye
         self.started_at = started_at
         self.store = TaskStore()
-        self.registry = Registry()
+        self.registry = Registry(policy.max_slots)
         self.scheduler = Scheduler(policy.strategy, rng)
         self.liveness = Liveness(policy, rng.random if rng is not None else None)
         self.peers: dict[uuid.UUID, Peer] = {}
@@ -232,6 +232,8 @@ class CoordinatorCore:
         if handler is None:
             error = m.Error(code=ErrorCode.InvalidRequest, message="Unhandled message type")
             return [(peer.id, error)]
+        if not may_send(peer.kind, message):
+            return [(peer.id, forbidden(peer.kind, message))]
         return handler(self, peer, message, now)
 
     def on_heartbeat(self, peer: Peer, beat: m.Heartbeat, now: float) -> Outbox:
@@ -272,8 +274,7 @@ class CoordinatorCore:
         return outbox + self.schedule(now)
 
     def _resubmitted(self, peer: Peer, submit: m.TaskSubmit, existing: TaskRecord) -> Outbox:
-        """A known id: acknowledged again (idempotent); a client that reconnected is the
-        task's client now, and is sent its outcome if it has one."""
+        """A known id: acknowledged again (idempotent), and its outcome sent if it has one."""
         outbox: Outbox = [(peer.id, answers.submit_ack(submit, True, None))]
         if existing.client is None and peer.kind == NodeType.Client:
             existing.client = peer.id
@@ -364,8 +365,8 @@ class CoordinatorCore:
         """A result from a worker the task was taken from (it was thought lost). The first
         success wins if the task is not finished yet; any other late report is ignored."""
         record = self.store.get(result.task_id)
-        if record is None or record.finished or not result.success:
-            return []
+        if record is None or record.finished or not result.success or peer.id not in record.tried:
+            return []  # a worker reports only on a task it was given
         outbox: Outbox = []
         current = record.worker
         if current is not None and current != peer.id:  # a second run is under way: stop it

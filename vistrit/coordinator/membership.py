@@ -10,6 +10,9 @@ and accepts the node, or refuses it with a reason:
 * a coordinator, unless this coordinator is one of a cluster (its cluster admits peers);
 * a node id that is already connected (one node, one connection).
 
+Once joined, a node may send only what its kind may (:func:`may_send`): a client cannot
+report on a task as if it had run it.
+
 This module never touches sockets, threads or clocks. Read next:
 :mod:`vistrit.coordinator.core`.
 """
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 
 from vistrit.protocol import messages as m
 from vistrit.protocol.catalogue import NEWEST_VERSION, agree_version
+from vistrit.protocol.errors import ErrorCode
 from vistrit.protocol.types import NodeType
 
 
@@ -35,6 +39,26 @@ class Peer:
     name: str | None
     #: The role of the credential it proved (None: admitted without authentication).
     role: str | None = None
+
+
+#: The messages only a worker may send: its reports on the tasks it was given. A client (or
+#: the reference CLI, which joins as a worker but never heartbeats) may still send them as
+#: a worker; the core checks that the task is that worker's (``_held_by``).
+WORKER_REPORTS: frozenset[type[m.Message]] = frozenset(
+    {m.TaskAssignAck, m.TaskStatus, m.TaskResultMessage}
+)
+
+
+def may_send(kind: NodeType, message: m.Message) -> bool:
+    """May a node of *kind* send *message* at all? (Coordinators' own messages never reach
+    the core: the cluster handles them.)"""
+    return kind == NodeType.Worker or type(message) not in WORKER_REPORTS
+
+
+def forbidden(kind: NodeType, message: m.Message) -> m.Error:
+    """The answer to a message its sender's kind may not send."""
+    why = f"a {kind.name.lower()} may not send {message.WIRE_NAME}"
+    return m.Error(code=ErrorCode.PermissionDenied, message=why)
 
 
 def admission(hello: m.Handshake, connected: Container[uuid.UUID]) -> tuple[int | None, str | None]:
@@ -53,4 +77,4 @@ def admission(hello: m.Handshake, connected: Container[uuid.UUID]) -> tuple[int 
     return version, None
 
 
-__all__ = ["Peer", "admission"]
+__all__ = ["WORKER_REPORTS", "Peer", "admission", "forbidden", "may_send"]

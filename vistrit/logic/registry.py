@@ -13,6 +13,7 @@ import dataclasses
 import uuid
 from dataclasses import dataclass, field
 
+from vistrit.defaults import MAX_SLOTS
 from vistrit.protocol.types import NodeInfo, NodeState
 
 
@@ -30,11 +31,13 @@ class WorkerEntry:
 
     #: Tasks held beyond the slots (see ``defaults.PREFETCH``); 0 for v1 workers.
     prefetch: int = 0
+    #: The most slots believed, whatever the worker claims (see ``defaults.MAX_SLOTS``).
+    max_slots: int = MAX_SLOTS
 
     @property
     def slots(self) -> int:
-        """How many tasks the worker runs at once."""
-        return max(1, self.info.capabilities.max_concurrent_tasks)
+        """How many tasks the worker runs at once: as it claims, within ``max_slots``."""
+        return max(1, min(self.max_slots, self.info.capabilities.max_concurrent_tasks))
 
     @property
     def capacity(self) -> int:
@@ -68,7 +71,8 @@ class WorkerEntry:
 class Registry:
     """Workers by id, in the order they joined."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_slots: int = MAX_SLOTS) -> None:
+        self.max_slots = max_slots  # the most slots believed of any worker
         self.workers: dict[uuid.UUID, WorkerEntry] = {}
         self._joined = 0
 
@@ -76,7 +80,12 @@ class Registry:
         """A worker joined: remember it (not eligible until its first heartbeat)."""
         self._joined += 1
         entry = WorkerEntry(
-            id=info.id, info=info, joined=self._joined, last_seen=now, prefetch=prefetch
+            id=info.id,
+            info=info,
+            joined=self._joined,
+            last_seen=now,
+            prefetch=prefetch,
+            max_slots=self.max_slots,
         )
         self.workers[info.id] = entry
         return entry

@@ -103,6 +103,8 @@ class TaskRecord:
     lost_workers: int = 0
     #: Whether the worker it is assigned to has acknowledged the assignment.
     acknowledged: bool = False
+    #: Every worker it was ever assigned to: only they may report on it.
+    tried: set[uuid.UUID] = field(default_factory=set)
     finished_at: float | None = None
 
     @property
@@ -141,6 +143,7 @@ class TaskRecord:
     def assigned(self, worker_id: uuid.UUID, now: float) -> None:
         """The scheduler gave the task to *worker_id*."""
         self._move("assigned", TaskState.Scheduled(worker_id=worker_id), now)
+        self.tried.add(worker_id)
 
     def started(
         self, worker_id: uuid.UUID, started_at: int, progress: int | None, now: float

@@ -6,8 +6,9 @@
 * ``Reduce{function, intermediate_results}`` - a reduce function over the inputs.
 * ``Compute{expression}`` - the safe arithmetic evaluator, never ``eval``.
 * ``Command{command, args}`` - a program, run **without a shell**, only on a worker
-  started with ``--allow-commands``. With no ``args``, ``command`` is split like a shell
-  would split words (``"echo hello"`` runs ``echo`` with ``hello``), but no shell ever
+  started with ``--allow-commands PROG[,PROG...]`` naming it (as the task names it: ``sh``
+  allows ``sh``, not ``/bin/sh``; a shell runs only where one was named). With no
+  ``args``, ``command`` is split like a shell would split words (``"echo hello"`` runs ``echo`` with ``hello``), but no shell ever
   sees it: no pipes, globs or variables. Its stdout, stderr and exit code are captured;
   it is killed if the task is cancelled or runs past ``timeout_seconds``.
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import shlex
 import subprocess
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from vistrit.protocol.types import Command, Map, Task, TaskPayload
@@ -42,7 +44,11 @@ class Outcome:
 
 
 def run_task(
-    task: Task, ctx: TaskContext, functions: FunctionRegistry, *, allow_commands: bool
+    task: Task,
+    ctx: TaskContext,
+    functions: FunctionRegistry,
+    *,
+    allow_commands: Collection[str] = frozenset(),
 ) -> Outcome:
     """Run *task*; a failure of the task itself is an Outcome, never an exception."""
     payload = task.payload
@@ -64,11 +70,15 @@ def run_task(
                 ) from None
             return Outcome(True, format_number(value).encode())
         if isinstance(payload, TaskPayload.Command):
+            argv = _argv(payload)
             if not allow_commands:
                 raise TaskFailed(
-                    "this worker does not run commands (start it with --allow-commands)"
+                    "this worker does not run commands (start it with --allow-commands PROG)"
                 )
-            return _command(payload, task.timeout_seconds, ctx)
+            if argv[0] not in allow_commands:
+                allowed = ", ".join(sorted(allow_commands))
+                raise TaskFailed(f"this worker does not run {argv[0]!r} (it runs: {allowed})")
+            return _command(argv, task.timeout_seconds, ctx)
         raise TaskFailed(f"unknown payload kind {type(payload).__name__}")
     except TaskCancelled:
         return Outcome(False, error="cancelled")
@@ -87,10 +97,19 @@ def _map(payload: Map, ctx: TaskContext, functions: FunctionRegistry) -> bytes:
     return b"\n".join(outputs)
 
 
-def _command(payload: Command, timeout: int, ctx: TaskContext) -> Outcome:
-    argv = [payload.command, *payload.args] if payload.args else shlex.split(payload.command)
-    if not argv:
+def _argv(payload: Command) -> list[str]:
+    """The program and its arguments (with no ``args``, the command split like a shell
+    would, without running one)."""
+    try:
+        argv = [payload.command, *payload.args] if payload.args else shlex.split(payload.command)
+    except ValueError as exc:
+        raise TaskFailed(f"cannot split the command: {exc}") from None
+    if not argv or not argv[0]:
         raise TaskFailed("empty command")
+    return argv
+
+
+def _command(argv: list[str], timeout: int, ctx: TaskContext) -> Outcome:
     try:
         process = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE

@@ -27,7 +27,7 @@ import platform
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -76,7 +76,7 @@ class Worker:
         tags: Sequence[str] = (),
         name: str | None = None,
         heartbeat_interval: float = defaults.HEARTBEAT_INTERVAL,
-        allow_commands: bool = False,
+        allow_commands: Collection[str] = (),
         functions: FunctionRegistry = DEFAULT,
         reconnect_timeout: float = defaults.RECONNECT_TIMEOUT,
         coordinator_timeout: float = defaults.COORDINATOR_TIMEOUT,
@@ -90,7 +90,9 @@ class Worker:
         self.slots = slots
         self.tags = tuple(tags)
         self.name = name or f"worker-{platform.node() or 'local'}-{os.getpid()}"
-        self.allow_commands = allow_commands
+        if isinstance(allow_commands, (str, bool)):
+            raise TypeError("allow_commands takes the names of the programs this worker may run")
+        self.allow_commands = frozenset(allow_commands)
         self.functions = functions
         self.id = uuid.uuid4()
         self._lock = threading.Lock()
