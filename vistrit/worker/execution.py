@@ -8,9 +8,10 @@
 * ``Command{command, args}`` - a program, run **without a shell**, only on a worker
   started with ``--allow-commands PROG[,PROG...]`` naming it (as the task names it: ``sh``
   allows ``sh``, not ``/bin/sh``; a shell runs only where one was named). With no
-  ``args``, ``command`` is split like a shell would split words (``"echo hello"`` runs ``echo`` with ``hello``), but no shell ever
-  sees it: no pipes, globs or variables. Its stdout, stderr and exit code are captured;
-  it is killed if the task is cancelled or runs past ``timeout_seconds``.
+  ``args``, ``command`` is split like a shell would split words (``"echo hello"`` runs
+  ``echo`` with ``hello``), but no shell ever sees it: no pipes, globs or variables. Its
+  stdout, stderr and exit code are captured; it is killed if the task is cancelled or runs
+  past ``timeout_seconds``.
 
 Read next: :mod:`vistrit.worker.node`.
 """
