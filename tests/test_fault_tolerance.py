@@ -152,12 +152,11 @@ def test_a_timer_needs_a_positive_interval() -> None:
 def test_a_follower_applies_only_records_that_continue_its_stream() -> None:
     copy = FollowerCopy()
     assert not copy.continues(1, 3, 1)  # no stream yet: a snapshot comes first
-    assert copy.snapshot_part(0)
-    copy.snapshot_applied(1, 3, 10, last=False)
-    assert copy.stream is None  # not whole until the last part
-    assert copy.snapshot_part(1)
-    copy.snapshot_applied(1, 3, 10, last=True)
-    assert copy.stream == (1, 3) and copy.applied == 10
+    assert copy.snapshot_part(0, (b"a",))
+    assert copy.stream is None and copy.pending == [b"a"]  # not whole until the last part
+    assert copy.snapshot_part(1, (b"b", b"c"))
+    assert copy.snapshot_complete(1, 3, 10) == [b"a", b"b", b"c"]
+    assert copy.stream == (1, 3) and copy.applied == 10 and copy.pending == []
     assert copy.continues(1, 3, 11)
     assert not copy.continues(1, 3, 12)  # a gap
     assert not copy.continues(2, 3, 11)  # another term
@@ -165,14 +164,13 @@ def test_a_follower_applies_only_records_that_continue_its_stream() -> None:
     assert copy.continues(1, 3, 13)
 
 
-def test_a_snapshot_part_out_of_order_breaks_the_snapshot() -> None:
-    copy = FollowerCopy()
-    assert copy.snapshot_part(0)
-    copy.snapshot_applied(2, 1, 5, last=False)
-    assert not copy.snapshot_part(2)  # part 1 went missing
-    copy.broken()
-    assert not copy.snapshot_part(1)
-    assert copy.snapshot_part(0)  # a new snapshot starts afresh
+def test_a_snapshot_part_out_of_order_breaks_the_snapshot_and_keeps_the_copy() -> None:
+    copy = FollowerCopy(stream=(1, 3), applied=7)
+    assert copy.snapshot_part(0, (b"a",))
+    assert not copy.snapshot_part(2, (b"c",))  # part 1 went missing
+    assert copy.pending == [] and not copy.snapshot_part(1, (b"b",))
+    assert copy.applied == 7  # what the copy held is untouched
+    assert copy.snapshot_part(0, (b"x",))  # a new snapshot starts afresh
 
 
 def test_snapshot_parts_stay_near_their_size_and_keep_order() -> None:

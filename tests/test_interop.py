@@ -263,7 +263,7 @@ def test_a_vistrit_worker_runs_tasks_from_a_replayed_reference_coordinator() -> 
     server = FrameServer(("127.0.0.1", 0), reference_coordinator)
     server.start()
     worker = Worker(
-        server.address, allow_commands=True, heartbeat_interval=0.1, allow_unauthenticated=True
+        server.address, allow_commands={"echo"}, heartbeat_interval=0.1, allow_unauthenticated=True
     )
     try:
         worker.start()

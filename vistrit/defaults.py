@@ -128,6 +128,11 @@ ANNOUNCE_TIMEOUT = 1.0
 #: dropped at once, and a dead one holds the cluster's answers up for one second at most.
 REPLICATION_TIMEOUT = 2 * LEADER_TIMEOUT
 
+#: How far ahead of its own term a coordinator believes another's term. Terms grow by one
+#: per election: a million elections missed while away is implausible, so a bigger jump is
+#: a faulty (or hostile) peer, refused and logged rather than adopted for good.
+MAX_TERM_JUMP = 1_000_000
+
 #: How often a coordinator of a cluster checks its election's deadlines.
 CLUSTER_TICK = 0.05
 

@@ -263,6 +263,10 @@ class Cluster:
         election = self.election
         assert election is not None
         self.check_pause(now)
+        why = election.implausible(rank, message)
+        if why is not None:
+            log.warning("%s: ignored %s from %d: %s", self.name, message.WIRE_NAME, rank, why)
+            return
         if self.tap is not None:
             self.tap(rank, self.config.rank, message)
         decide = ELECTION.get(type(message))
@@ -461,25 +465,19 @@ class Cluster:
         if not self._heard(leader, message.term, now):
             return
         assert self.election is not None
-        if message.part == 0:
-            self.host.reset_copy()
-            self.election.current = False  # a partial copy, until the last part
-        expected = self.copy.snapshot_part(message.part)
-        if not expected or not self.host.apply_records(message.records, now):
-            self.copy.broken()  # ignore the rest; the next gap asks again
+        if not self.copy.snapshot_part(message.part, message.records):
+            self._answer(leader, False)  # the next gap asks for a new snapshot
+            return
+        if not message.last:
+            return
+        records = self.copy.snapshot_complete(message.term, leader, message.index)
+        if not self.host.replace_copy(tuple(records), now):
+            self.copy.broken()
             self._answer(leader, False)
             return
-        self.copy.snapshot_applied(message.term, leader, message.index, message.last)
-        if message.last:
-            log.info(
-                "%s: in sync with leader %d (term %d): %s",
-                self.name,
-                leader,
-                message.term,
-                self.host.describe(),
-            )
-            self._answer(leader, True)
-            self.election.synced()
+        log.info("%s: in sync with leader %d: %s", self.name, leader, self.host.describe())
+        self._answer(leader, True)
+        self.election.synced()
 
 
 #: The election's messages, each decided by the election (which says what to send).

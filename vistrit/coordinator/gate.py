@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from typing import TypeVar
 
 from vistrit.credentials import Credentials
 from vistrit.logic.auth import AUTH_VERSION, NONCE_BYTES, check_node, coordinator_proof
@@ -36,6 +37,8 @@ from vistrit.protocol.types import NodeInfo
 from vistrit.transport import Connection, ConnectionClosed, PeerTimeout
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T", bound=m.Message)
 
 #: What a node is told when its proof does not check out (the log says more).
 AUTH_FAILED = "authentication failed"
@@ -92,6 +95,26 @@ class Gate:
         conn.close()
         return False, None
 
+    def expect(self, conn: Connection, kind: type[T], code: ErrorCode) -> T | None:
+        """The next message, if it is a *kind* and comes within the timeout; else refuse
+        the peer (an ``Error`` of *code*, or of the protocol error's) and return None."""
+        try:
+            message = conn.receive(time.monotonic() + self.timeout)
+        except PeerTimeout:
+            conn.refuse(f"no {kind.WIRE_NAME} within {self.timeout:g} s", code)
+            return None
+        except ProtocolError as exc:
+            conn.refuse(exc)
+            return None
+        except ConnectionClosed:
+            return None
+        if message is None:
+            return None
+        if not isinstance(message, kind):
+            conn.refuse(f"expected {kind.WIRE_NAME}, got {message.WIRE_NAME}", code)
+            return None
+        return message
+
     def _challenge(self, conn: Connection, hello: m.Handshake, version: int) -> str | None:
         """The challenge-response; the role proved, or None (refused and closed)."""
         node = hello.node_info
@@ -99,18 +122,10 @@ class Gate:
         try:
             conn.agree(version)  # the exchange's frames are v4
             conn.send(m.AuthChallenge(nonce=nonce))
-            answer = conn.receive(time.monotonic() + self.timeout)
-        except PeerTimeout:
-            conn.refuse(f"no AuthResponse within {self.timeout:g} s", ErrorCode.AuthFailed)
-            return None
-        except ProtocolError as exc:
-            conn.refuse(exc)
-            return None
         except ConnectionClosed:
             return None
-        if not isinstance(answer, m.AuthResponse):
-            got = answer.WIRE_NAME if answer is not None else "nothing"
-            conn.refuse(f"expected AuthResponse, got {got}", ErrorCode.AuthFailed)
+        answer = self.expect(conn, m.AuthResponse, ErrorCode.AuthFailed)
+        if answer is None:
             return None
         why = check_node(
             self.credentials.secrets,

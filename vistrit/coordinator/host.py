@@ -60,8 +60,9 @@ class Host(Protocol):
         """Every record of what the coordinator remembers now, encoded (a snapshot)."""
         ...
 
-    def reset_copy(self) -> None:
-        """Forget every task (and empty the journal): a snapshot follows."""
+    def replace_copy(self, records: tuple[bytes, ...], now: float) -> bool:
+        """Replace every task (and the journal, kept aside) by a snapshot's *records*;
+        False, and nothing changed, if a record is bad."""
         ...
 
     def apply_records(self, records: tuple[bytes, ...], now: float) -> bool:

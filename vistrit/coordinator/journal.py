@@ -32,9 +32,11 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from vistrit.logic.election import TERM_LIMIT
 from vistrit.protocol import FrameDecoder, Message, ProtocolError, encode_frame
 from vistrit.protocol.catalogue import first_version
 
@@ -43,6 +45,9 @@ log = logging.getLogger(__name__)
 FSYNC_MODES = ("always", "batch", "never")
 FILE_NAME = "journal.vst"
 TERM_FILE_NAME = "term"
+
+#: How many journals replaced by a leader's snapshot a follower keeps (``replaced-N.vst``).
+KEEP_REPLACED = 3
 
 
 class Journal:
@@ -115,14 +120,33 @@ class Journal:
             os.fsync(file.fileno())
         self._file.close()
         os.replace(temporary, self.path)
-        directory = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(directory)  # the rename itself must survive a crash
-        finally:
-            os.close(directory)
+        self._sync_directory()  # the rename itself must survive a crash
         self._file = open(self.path, "ab")  # noqa: SIM115
         log.info("journal: compacted from %d to %d frames", self.frames, len(live))
         self.frames = len(live)
+
+    def set_aside(self) -> Path | None:
+        """Start an empty journal, keeping the current one beside it as
+        ``replaced-N.vst`` (the newest :data:`KEEP_REPLACED`), so that what a snapshot
+        replaces is never destroyed; returns that file (None if the journal was empty)."""
+        self._file.close()
+        kept = None
+        if self.path.stat().st_size:
+            kept = self.directory / f"replaced-{time.time_ns()}.vst"
+            os.replace(self.path, kept)
+            for old in sorted(self.directory.glob("replaced-*.vst"))[:-KEEP_REPLACED]:
+                old.unlink()
+        self._file = open(self.path, "ab")  # noqa: SIM115 - owned, closed by close()
+        self._sync_directory()
+        self.frames = 0
+        return kept
+
+    def _sync_directory(self) -> None:
+        directory = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
 
     def close(self) -> None:
         """Sync and close the file."""
@@ -148,7 +172,7 @@ class TermFile:
         if not self.path.exists():
             return 0
         text = self.path.read_text().strip()
-        if text and not text.isdigit():
+        if text and (not text.isdigit() or int(text) > TERM_LIMIT):
             raise ValueError(f"{self.path}: not a term: {text[:40]!r}")
         self._saved = int(text or 0)
         return self._saved

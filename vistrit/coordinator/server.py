@@ -214,12 +214,20 @@ class Coordinator:
         assert self.core is not None
         return encode_records(self.core.live_journal())
 
-    def reset_copy(self) -> None:
-        """A follower's copy is replaced by the leader's snapshot: start from nothing (the
-        journal too), before the snapshot's records are applied. Under the lock."""
+    def replace_copy(self, records: tuple[bytes, ...], now: float) -> bool:
+        """A follower's copy is replaced by the leader's snapshot: once every record is
+        known to be sound, start from nothing (the old journal kept aside, never lost),
+        then apply them. Under the lock."""
+        try:
+            for frame in records:
+                decode_frame(frame)
+        except ProtocolError as exc:
+            log.error("%s: the leader's snapshot has a bad record: %s", self.name, exc)
+            return False
         self.core = self._new_core()
-        if self.journal is not None:
-            self.journal.compact([])
+        aside = self.journal.set_aside() if self.journal is not None else None
+        log.info("%s: a snapshot replaces the copy (the old journal: %s)", self.name, aside)
+        return self.apply_records(records, now)
 
     def apply_records(self, records: tuple[bytes, ...], now: float) -> bool:
         """Journal the leader's records (as they are) and apply them to our copy. Under
@@ -327,23 +335,12 @@ class Coordinator:
         return f"; its task(s) {ids} go back to the queue"
 
     def _handshake(self, conn: Connection) -> Peer | None:
-        deadline = time.monotonic() + self.handshake_timeout
-        try:
-            hello = conn.receive(deadline)
-        except PeerTimeout:
-            conn.refuse(f"no Handshake within {self.handshake_timeout:g} s", ErrorCode.Protocol)
-            return None
-        except ProtocolError as exc:
-            conn.refuse(exc)
-            return None
-        except ConnectionClosed:
-            return None
+        """The node's Handshake, through the gate (:mod:`vistrit.coordinator.gate`), then
+        the cluster's and the core's say. None: refused, and the connection closed."""
+        assert self.gate is not None
+        hello = self.gate.expect(conn, m.Handshake, ErrorCode.Protocol)
         if hello is None:
             return None
-        if not isinstance(hello, m.Handshake):
-            conn.refuse(f"expected Handshake, got {hello.WIRE_NAME}", ErrorCode.Protocol)
-            return None
-        assert self.gate is not None
         passed, role = self.gate.admit(conn, hello)
         if not passed:
             return None

@@ -57,6 +57,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from vistrit.defaults import MAX_TERM_JUMP
 from vistrit.protocol import messages as m
 from vistrit.protocol.errors import ErrorCode
 from vistrit.protocol.types import SocketAddr
@@ -89,6 +90,19 @@ TRANSITIONS: dict[tuple[str, str], str] = {
 #: A coordinator whose copy of the tasks may be stale waits this many leader timeouts
 #: (instead of one) before it stands, so that one with a current copy wins first.
 STALE_WAIT = 4
+
+#: The highest term ever adopted: far below the u64 limit, so that no term, however it got
+#: here, can make the next one overflow the wire.
+TERM_LIMIT = 2**62
+
+#: Which field of each message names its sender (a ``LeaderAnnounce`` may relay another's).
+SENDER_FIELDS = {
+    m.ElectionStart: "candidate_id",
+    m.ElectionVote: "voter_id",
+    m.Replicate: "leader_id",
+    m.ReplicaSnapshot: "leader_id",
+    m.ReplicateAck: "follower_id",
+}
 
 #: What the election asks its node to send: ``(rank, message)``.
 Sends = list[tuple[int, m.Message]]
@@ -177,6 +191,18 @@ class Election:
         self.term = max(self.term, term)
 
     # -- the passing of time ----------------------------------------------------------------
+
+    def implausible(self, sender: int, message: m.Message) -> str | None:
+        """Why *message*, from coordinator *sender*, is not to be believed: it speaks for
+        another coordinator, or its term is past :data:`TERM_LIMIT` or further ahead of
+        ours than ``MAX_TERM_JUMP``. None: it may be handled."""
+        field = SENDER_FIELDS.get(type(message))
+        if field is not None and getattr(message, field) != coordinator_id(sender):
+            return f"its {field} is not coordinator {sender}'s"
+        term = getattr(message, "term", None)
+        if term is not None and (term > TERM_LIMIT or term - self.term > MAX_TERM_JUMP):
+            return f"term {term} is implausible (ours is {self.term})"
+        return None
 
     def tick(self, now: float) -> Sends:
         """Act on the deadline that passed, if one did."""

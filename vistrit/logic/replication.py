@@ -40,7 +40,7 @@ This module never touches sockets, threads, clocks or logging. Read next:
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -188,11 +188,14 @@ def snapshot_parts(frames: list[bytes], part_bytes: int) -> list[list[bytes]]:
 @dataclass
 class FollowerCopy:
     """A follower's side: the stream its copy follows, ``(term, leader)``, the last index
-    of it applied, and the snapshot part expected next (-1: a broken snapshot)."""
+    of it applied, the snapshot part expected next (-1: a broken snapshot), and the records
+    of a snapshot still arriving. A snapshot replaces the copy only once its last part is
+    in: a partial or broken one never costs the follower what it holds."""
 
     stream: tuple[int, int] | None = None
     applied: int = 0
     next_part: int = 0
+    pending: list[bytes] = field(default_factory=list)
 
     def continues(self, term: int, leader: int, index: int) -> bool:
         """Does a ``Replicate`` from *index* continue our stream without a gap?"""
@@ -202,20 +205,25 @@ class FollowerCopy:
         """*count* records of the stream were applied."""
         self.applied += count
 
-    def snapshot_part(self, part: int) -> bool:
-        """A snapshot part arrives: True if it is the one expected (part 0 always is, and
-        starts a new copy: the stream is forgotten until the last part)."""
+    def snapshot_part(self, part: int, records: tuple[bytes, ...]) -> bool:
+        """A snapshot part arrives: keep its records if it is the part expected (part 0
+        always is, and starts a new snapshot). False: out of order, ignore the rest."""
         if part == 0:
-            self.stream, self.next_part = None, 0
-        return part == self.next_part
-
-    def snapshot_applied(self, term: int, leader: int, index: int, last: bool) -> None:
-        """The expected part was applied; the last one makes the copy follow the stream
-        ``(term, leader)`` from *index*."""
+            self.next_part, self.pending = 0, []
+        if part != self.next_part:
+            self.broken()
+            return False
+        self.pending.extend(records)
         self.next_part += 1
-        if last:
-            self.stream, self.applied = (term, leader), index
+        return True
+
+    def snapshot_complete(self, term: int, leader: int, index: int) -> list[bytes]:
+        """The last part is in: the copy follows ``(term, leader)`` from *index* once the
+        returned records replace it."""
+        records, self.pending = self.pending, []
+        self.stream, self.applied = (term, leader), index
+        return records
 
     def broken(self) -> None:
         """A part was missing or bad: ignore the rest of this snapshot."""
-        self.next_part = -1
+        self.next_part, self.pending = -1, []
