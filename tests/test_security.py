@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from nodes import Cluster, join_raw, worker_auth
+from nodes import Cluster, join_raw, wait_until, worker_auth
 
 from vistrit.client import CoordinatorUnavailable, VistritClient
 from vistrit.credentials import Credentials, CredentialsError, default_path
@@ -340,3 +340,206 @@ def test_the_cli_creates_the_token_file_and_refuses_a_node_with_another(tmp_path
         _, err = coordinator.communicate(timeout=20)
     assert f"created the token file {token}" in err
     assert "a wrong proof for the role 'worker'" in err
+
+
+# -- authorization: who may say what ---------------------------------------------------------
+
+
+def raw_node(
+    address: tuple[str, int], kind: NodeType, name: str, node_id: uuid.UUID | None = None
+) -> Connection:
+    """A connection that proved the tests' credential as a *kind*, handshake done."""
+    info = introduce(node_id or uuid.uuid4(), kind, SocketAddr("127.0.0.1", 0), name, 0)
+    conn = connect(address)
+    hello = m.Handshake(node_info=info, protocol_version=NEWEST_VERSION)
+    conn.send(hello)
+    deadline = time.monotonic() + 5
+    challenge = conn.receive(deadline)
+    assert isinstance(challenge, m.AuthChallenge)
+    credentials = Credentials.load(default_path())
+    auth = NodeAuth(*credentials.own(kind))
+    answer = answer_challenge(conn, hello, challenge, auth, deadline)
+    assert isinstance(answer, m.HandshakeAck) and answer.accepted, answer
+    conn.agree(NEWEST_VERSION)
+    return conn
+
+
+def forged_result(task_id: uuid.UUID, worker_id: uuid.UUID) -> m.TaskResultMessage:
+    from vistrit.protocol.types import TaskResult
+
+    result = TaskResult(
+        task_id=task_id,
+        success=True,
+        data=b"FORGED",
+        error=None,
+        exit_code=None,
+        duration_ms=1,
+        worker_id=worker_id,
+        stdout=None,
+        stderr=None,
+    )
+    return m.TaskResultMessage(result=result)
+
+
+def test_a_client_cannot_report_a_result_for_someone_elses_task(cluster: Cluster) -> None:
+    from nodes import gate
+
+    cluster.add_worker()
+    victim = cluster.client()
+    future = victim.submit("test-gate", "honest")
+    wait_until(lambda: victim.status(future.task_id).state == "Running", what="it to run")
+    attacker = raw_node(cluster.coordinator.address, NodeType.Client, "attacker")
+    try:
+        attacker.send(forged_result(future.task_id, uuid.uuid4()))
+        refusal = attacker.receive(time.monotonic() + 5)
+        assert isinstance(refusal, m.Error) and refusal.code == ErrorCode.PermissionDenied
+        assert refusal.message == "a client may not send TaskResult"
+    finally:
+        attacker.close()
+    gate("honest").set()
+    assert future.result(10) == "honest"
+
+
+def test_a_worker_cannot_complete_a_task_it_was_never_given(cluster: Cluster) -> None:
+    from nodes import gate
+
+    cluster.add_worker(name="honest")
+    client = cluster.client()
+    future = client.submit("test-gate", "real")
+    impostor = raw_node(cluster.coordinator.address, NodeType.Worker, "impostor")
+    try:
+        impostor.send(forged_result(future.task_id, uuid.uuid4()))
+        gate("real").set()
+        assert future.result(10) == "real"  # the forged success was ignored
+    finally:
+        impostor.close()
+    assert client.status(future.task_id).output == b"real"
+
+
+def test_a_worker_claiming_a_thousand_slots_is_believed_up_to_the_cap() -> None:
+    from vistrit.coordinator.core import CoordinatorCore
+    from vistrit.defaults import MAX_SLOTS, Policy
+    from vistrit.protocol.examples import COORDINATOR
+    from vistrit.protocol.types import NodeCapabilities
+
+    core = CoordinatorCore(COORDINATOR, started_at=0, policy=Policy(max_slots=8))
+    greedy = introduce(
+        uuid.uuid4(),
+        NodeType.Worker,
+        SocketAddr("127.0.0.1", 1),
+        "greedy",
+        0,
+        NodeCapabilities(max_concurrent_tasks=1000, available_memory_bytes=0, cpu_cores=1, tags=()),
+    )
+    _, peer = core.join(m.Handshake(node_info=greedy, protocol_version=NEWEST_VERSION), 0)
+    assert peer is not None
+    entry = core.registry.get(peer.id)
+    assert entry is not None and entry.slots == 8
+    assert MAX_SLOTS == 64 and Policy().max_slots == MAX_SLOTS
+
+
+# -- between coordinators --------------------------------------------------------------------
+
+
+def test_election_messages_must_be_the_senders_own_and_their_terms_plausible() -> None:
+    from vistrit.logic.election import TERM_LIMIT, Election, Timing, coordinator_id
+
+    election = Election(
+        1,
+        SocketAddr("127.0.0.1", 1),
+        {2: SocketAddr("127.0.0.1", 2), 3: SocketAddr("127.0.0.1", 3)},
+        Timing(0.5, 0.2, 1.0, 0.1),
+        now=0,
+        random=lambda: 0.0,
+        term=5,
+    )
+    start = m.ElectionStart(term=6, candidate_id=coordinator_id(2), priority=2)
+    assert election.implausible(2, start) is None
+    assert "candidate_id is not coordinator 3's" in (election.implausible(3, start) or "")
+    for term in (2**64 - 1, TERM_LIMIT + 1, 5 + 1_000_001):
+        huge = m.ElectionStart(term=term, candidate_id=coordinator_id(2), priority=2)
+        assert "implausible" in (election.implausible(2, huge) or "")
+    relayed = m.LeaderAnnounce(term=6, leader_id=coordinator_id(3), leader_address=None)
+    assert election.implausible(2, relayed) is None  # news of another leader may be relayed
+
+
+def test_a_coordinator_must_prove_a_coordinators_credential(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from vistrit.coordinator import Coordinator
+    from vistrit.coordinator.peers import ClusterConfig
+    from vistrit.demo import free_port
+
+    port, absent = free_port(), free_port()
+    config = ClusterConfig(rank=1, peers={2: ("127.0.0.1", absent)})
+    coordinator = Coordinator(
+        ("127.0.0.1", port), cluster=config, name="c1", allow_unauthenticated=True
+    )
+    coordinator.start()
+    try:
+        claim = introduce(
+            uuid.UUID(int=2), NodeType.Coordinator, SocketAddr("127.0.0.1", 9), "x", 0
+        )
+        for version in (1, 3):  # admitted unauthenticated as a node, never as a coordinator
+            conn, answer = join_raw(("127.0.0.1", port), claim, version)
+            conn.close()
+            assert isinstance(answer, m.HandshakeAck) and not answer.accepted
+            assert "must prove a coordinator's credential" in (answer.reason or "")
+        worker_secret = Credentials.load(default_path()).secrets["worker"]
+        conn = connect(("127.0.0.1", port))
+        try:
+            hello = m.Handshake(node_info=claim, protocol_version=NEWEST_VERSION)
+            conn.send(hello)
+            challenge = conn.receive(time.monotonic() + 5)
+            assert isinstance(challenge, m.AuthChallenge)
+            with pytest.raises(ConnectionError, match="authentication failed"):
+                answer_challenge(
+                    conn, hello, challenge, NodeAuth("worker", worker_secret), time.monotonic() + 5
+                )
+        finally:
+            conn.close()
+    finally:
+        coordinator.stop()
+    assert "a worker credential cannot join as a coordinator" in caplog.text
+
+
+def test_a_hostile_peer_cannot_push_the_term_past_reason(caplog: pytest.LogCaptureFixture) -> None:
+    from vistrit.coordinator import Coordinator
+    from vistrit.coordinator.peers import ClusterConfig
+    from vistrit.demo import free_port
+    from vistrit.logic.election import coordinator_id
+
+    caplog.set_level(logging.WARNING)
+    port, absent = free_port(), free_port()
+    config = ClusterConfig(rank=1, peers={2: ("127.0.0.1", absent)})
+    coordinator = Coordinator(("127.0.0.1", port), cluster=config, name="c1")
+    coordinator.start()
+    try:
+        assert coordinator.cluster is not None and coordinator.cluster.election is not None
+        election = coordinator.cluster.election
+        wait_until(lambda: election.is_leader, what="it to lead alone")
+        term = election.term
+        hostile = raw_node(("127.0.0.1", port), NodeType.Coordinator, "hostile", coordinator_id(2))
+        try:
+            two = coordinator_id(2)
+            hostile.send(
+                m.ElectionStart(term=2**64 - 1, candidate_id=two, priority=2),
+                m.ReplicaSnapshot(
+                    term=term + 1,
+                    leader_id=coordinator_id(1),
+                    index=0,
+                    part=0,
+                    last=True,
+                    records=(),
+                ),
+            )
+            wait_until(lambda: caplog.text.count("ignored") >= 2, what="both refused")
+        finally:
+            hostile.close()
+        assert election.term == term and election.is_leader
+        assert "term 18446744073709551615 is implausible" in caplog.text
+        assert "its leader_id is not coordinator 2's" in caplog.text
+        with VistritClient(f"127.0.0.1:{port}") as client:
+            assert client.cluster_status().term == term  # still serving, in its own term
+    finally:
+        coordinator.stop()
