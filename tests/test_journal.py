@@ -1,4 +1,5 @@
-"""The journal: what was acknowledged survives a crash; a torn tail is cut off, never fatal."""
+"""The journal: what was acknowledged survives a crash; a torn tail is cut off, other damage
+refuses to start (or is repaired, keeping every intact record), a lost journal is an error."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from vistrit.coordinator.core import CoordinatorCore
-from vistrit.coordinator.journal import Journal
+from vistrit.coordinator.journal import Journal, JournalCorrupted, JournalError, TermFile
 from vistrit.protocol import encode_frame
 from vistrit.protocol import messages as m
 from vistrit.protocol.examples import COORDINATOR, RESULT, word_count_task
@@ -71,8 +72,7 @@ def test_a_torn_tail_is_cut_off_with_a_warning(
     assert read(tmp_path) == [*kept, done(kept[0])]
 
 
-def test_a_corrupt_frame_and_everything_after_it_are_cut_off(tmp_path: Path) -> None:
-    entries = [submit(), submit(), submit()]
+def damage_second_frame(tmp_path: Path, entries: list[m.TaskSubmit]) -> int:
     journal = Journal(tmp_path)
     journal.append(entries)
     journal.close()
@@ -80,8 +80,61 @@ def test_a_corrupt_frame_and_everything_after_it_are_cut_off(tmp_path: Path) -> 
     second_frame = len(encode_frame(entries[0]))
     data[second_frame + 30] ^= 0xFF
     (tmp_path / "journal.vst").write_bytes(bytes(data))
+    return second_frame
+
+
+def test_damage_before_intact_records_refuses_to_start_naming_file_and_offset(
+    tmp_path: Path,
+) -> None:
+    entries = [submit(), submit(), submit()]
+    second_frame = damage_second_frame(tmp_path, entries)
+    before = (tmp_path / "journal.vst").read_bytes()
+    with pytest.raises(JournalCorrupted) as refused:
+        read(tmp_path)
+    message = str(refused.value)
+    assert str(tmp_path / "journal.vst") in message and f"at offset {second_frame}" in message
+    assert "before 1 intact record(s)" in message and "--repair" in message
+    assert (tmp_path / "journal.vst").read_bytes() == before  # nothing was cut off
+
+
+def test_repair_keeps_every_intact_record_and_sets_the_damage_aside(tmp_path: Path) -> None:
+    entries = [submit(), submit(), submit()]
+    second_frame = damage_second_frame(tmp_path, entries)
+    damaged = len(encode_frame(entries[1]))
+    journal = Journal(tmp_path, repair=True)
+    try:
+        assert journal.replay() == [entries[0], entries[2]]
+    finally:
+        journal.close()
+    assert read(tmp_path) == [entries[0], entries[2]]  # and the file now starts clean
+    [aside] = tmp_path.glob("damaged-*.bin")
+    assert len(aside.read_bytes()) == damaged
+    assert second_frame > 0
+
+
+def test_a_torn_last_write_is_cut_off(tmp_path: Path) -> None:
+    entries = [submit(), submit()]
+    journal = Journal(tmp_path)
+    journal.append(entries)
+    journal.close()
+    path = tmp_path / "journal.vst"
+    whole = path.read_bytes()
+    path.write_bytes(whole[:-7])  # the crash came mid-write
     assert read(tmp_path) == entries[:1]
-    assert (tmp_path / "journal.vst").stat().st_size == second_frame
+    assert path.stat().st_size == len(encode_frame(entries[0]))
+
+
+def test_a_lost_journal_is_an_error_never_a_fresh_start(tmp_path: Path) -> None:
+    journal = Journal(tmp_path)
+    journal.append([submit()])
+    journal.close()
+    (tmp_path / "journal.vst").unlink()
+    with pytest.raises(JournalError, match=r"journal.vst is missing, but .* held a journal"):
+        Journal(tmp_path)
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("x")
+    with pytest.raises(JournalError, match=r"cannot use .*file/data for the journal"):
+        Journal(not_a_folder / "data")
 
 
 def test_fsync_modes(tmp_path: Path) -> None:
@@ -140,3 +193,61 @@ def test_compaction_keeps_exactly_what_is_remembered(tmp_path: Path) -> None:
     assert {i: r.status for i, r in again.store.records.items()} == {
         i: r.status for i, r in live.store.records.items()
     }
+
+
+def test_a_snapshot_sets_the_replaced_journal_aside(tmp_path: Path) -> None:
+    journal = Journal(tmp_path)
+    entries = [submit(), submit()]
+    journal.append(entries)
+    kept = journal.set_aside()
+    journal.append([submit()])
+    journal.close()
+    assert kept is not None and read_frames(kept) == entries
+    assert len(read(tmp_path)) == 1
+    for _ in range(4):  # only the newest few are kept
+        journal = Journal(tmp_path)
+        journal.append([submit()])
+        journal.set_aside()
+        journal.close()
+    assert len(list(tmp_path.glob("replaced-*.vst"))) == 3
+
+
+def read_frames(path: Path) -> list[m.Message]:
+    from vistrit.coordinator.journal import scan
+    from vistrit.protocol import decode_frame
+
+    return [decode_frame(frame).message for frame in scan(path.read_bytes()).frames]
+
+
+def test_a_term_past_the_limit_in_the_term_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "term").write_text(f"{2**64 - 1}\n")
+    with pytest.raises(ValueError, match="not a term"):
+        TermFile(tmp_path).load()
+
+
+def test_a_journal_that_cannot_be_written_stops_the_coordinator_saying_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from vistrit.client import CoordinatorUnavailable, VistritClient
+    from vistrit.coordinator import Coordinator
+
+    coordinator = Coordinator(("127.0.0.1", 0), data_dir=tmp_path)
+    coordinator.start()
+    journal = coordinator.journal
+    assert journal is not None
+
+    def full(frames: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(journal, "append_frames", full)
+    host, port = coordinator.address
+    with VistritClient(f"{host}:{port}", request_timeout=5, reconnect_timeout=0) as client:
+        future = client.submit("uppercase", "never acknowledged")
+        assert coordinator.stopped.wait(10)
+        with pytest.raises(CoordinatorUnavailable):  # never acknowledged: it cannot last
+            future.result(10)
+    assert coordinator.failure is not None
+    assert f"cannot write the journal {tmp_path / 'journal.vst'}" in coordinator.failure
+    assert "No space left on device" in coordinator.failure

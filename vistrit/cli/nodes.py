@@ -30,6 +30,7 @@ from vistrit.cli.common import (
     reason,
     until_signalled,
 )
+from vistrit.coordinator.journal import JournalError
 from vistrit.logic.scheduler import STRATEGIES
 
 
@@ -92,6 +93,12 @@ def add_commands(commands: Any) -> None:
         metavar="DIR",
         help="keep a journal in DIR, so that a restart loses no acknowledged task "
         "(default: memory only)",
+    )
+    coordinator.add_argument(
+        "--repair",
+        action="store_true",
+        help="start even if the journal is damaged before its end: keep every intact record "
+        "and save the damaged bytes beside it (default: refuse, naming the file and offset)",
     )
     coordinator.add_argument(
         "--fsync",
@@ -239,16 +246,24 @@ def run_coordinator(args: argparse.Namespace, out: TextIO) -> int:
         cluster=cluster_config(args),
         credentials=credentials_of(args, create=True),
         allow_unauthenticated=args.allow_unauthenticated,
+        repair=args.repair,
     )
     try:
         coordinator.start()
+    except JournalError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except OSError as exc:
         print(f"error: cannot listen on {args.bind}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_FAILED
     host, port = coordinator.address
     print(f"vistrit coordinator listening on {host}:{port}", file=out, flush=True)
+    coordinator.on_failure = stop.set  # a journal it cannot write ends the wait too
     stop.wait()
     coordinator.stop()
+    if coordinator.failure is not None:
+        print(f"error: {coordinator.failure}", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK
 
 

@@ -22,8 +22,14 @@ When is it on disk? ``fsync`` (the ``--fsync`` option):
 
 A crash in the middle of a write leaves a torn frame at the end: its checksum (or its
 length) gives it away on the next start, and the tail from there is cut off with a
-warning. The file is rewritten (compacted) when it holds far more frames than the tasks
-the coordinator still remembers: write a new file, ``fsync`` it, rename it over the old.
+warning. Damage anywhere else (a flipped byte, a bad disk block) is not a crash's doing:
+the coordinator refuses to start, naming the file and the offset; ``--repair`` keeps every
+intact record after the damage (frames are found again by their magic and checksum) and
+saves the damaged bytes beside the journal. A folder that once held a journal
+(``journal.created``) and no longer does is an error too, never a silent fresh start.
+
+The file is rewritten (compacted) when it holds far more frames than the tasks the
+coordinator still remembers: write a new file, ``fsync`` it, rename it over the old.
 
 Read next: :mod:`vistrit.coordinator.server`.
 """
@@ -33,12 +39,21 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from vistrit.logic.election import TERM_LIMIT
-from vistrit.protocol import FrameDecoder, Message, ProtocolError, encode_frame
+from vistrit.protocol import Message, ProtocolError, decode_frame, encode_frame
 from vistrit.protocol.catalogue import first_version
+from vistrit.protocol.frame import (
+    CHECKSUM_SIZE,
+    HEADER,
+    HEADER_SIZE,
+    MAGIC,
+    MAGIC_BYTES,
+    MAX_PAYLOAD,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,50 +61,169 @@ FSYNC_MODES = ("always", "batch", "never")
 FILE_NAME = "journal.vst"
 TERM_FILE_NAME = "term"
 
+#: Compact the journal only once it holds this many more frames than needed.
+COMPACT_SLACK = 1000
+
+#: A file written beside the first journal of a folder: if it is there and the journal is
+#: not, the journal was lost, and the coordinator says so instead of starting empty.
+MARKER_NAME = "journal.created"
+
 #: How many journals replaced by a leader's snapshot a follower keeps (``replaced-N.vst``).
 KEEP_REPLACED = 3
+
+
+def first_bad_record(records: Sequence[bytes]) -> ProtocolError | None:
+    """Why the first of *records* that is not a sound frame is not (None: all are)."""
+    for frame in records:
+        try:
+            decode_frame(frame)
+        except ProtocolError as exc:
+            return exc
+    return None
+
+
+class JournalError(Exception):
+    """The journal cannot be used: the message names the path and the reason."""
+
+
+class JournalCorrupted(JournalError):
+    """Damage before intact records: not a torn write; named by file and offset."""
+
+
+@dataclass
+class Scan:
+    """A journal's bytes, read frame by frame: the intact frames, the damaged ranges that
+    intact frames follow, and where a torn tail starts (the length, if there is none)."""
+
+    frames: list[bytes]
+    offsets: list[int]
+    damaged: list[tuple[int, int]]
+    tail: int
+
+    def intact_after(self, offset: int) -> int:
+        """How many intact frames start after *offset*."""
+        return sum(1 for start in self.offsets if start > offset)
+
+
+def scan(data: bytes) -> Scan:
+    """Read *data* frame by frame; after damage, find the next intact frame by its magic
+    (and its checksum: a frame is intact only if it decodes)."""
+    frames: list[bytes] = []
+    offsets: list[int] = []
+    damaged: list[tuple[int, int]] = []
+    pos, bad = 0, None
+    while pos < len(data):
+        end = _intact_frame_at(data, pos)
+        if end is not None:
+            if bad is not None:
+                damaged.append((bad, pos))
+                bad = None
+            frames.append(data[pos:end])
+            offsets.append(pos)
+            pos = end
+            continue
+        if bad is None:
+            bad = pos
+        pos = data.find(MAGIC_BYTES, pos + 1)
+        if pos < 0:
+            break
+    return Scan(frames, offsets, damaged, bad if bad is not None else len(data))
+
+
+def _intact_frame_at(data: bytes, pos: int) -> int | None:
+    """The end of the intact frame that starts at *pos*, or None."""
+    if len(data) - pos < HEADER_SIZE:
+        return None
+    magic, _, _, length = HEADER.unpack_from(data, pos)
+    end: int = pos + HEADER_SIZE + length + CHECKSUM_SIZE
+    if magic != MAGIC or length > MAX_PAYLOAD or end > len(data):
+        return None
+    try:
+        decode_frame(data[pos:end])
+    except ProtocolError:
+        return None
+    return end
 
 
 class Journal:
     """One append-only journal file. Not thread-safe: the coordinator's lock guards it."""
 
-    def __init__(self, directory: Path, fsync: str = "always") -> None:
+    def __init__(self, directory: Path, fsync: str = "always", repair: bool = False) -> None:
+        """Open (or create) the journal in *directory*. Raises :class:`JournalError` if the
+        folder cannot be used, or if it once held a journal that is gone."""
         if fsync not in FSYNC_MODES:
             raise ValueError(f"fsync must be one of {', '.join(FSYNC_MODES)}")
         self.directory = Path(directory)
         self.path = self.directory / FILE_NAME
         self.fsync = fsync
+        self.repair = repair
         self.frames = 0  # frames in the file, for deciding when to compact
         self._dirty = False
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "ab")  # noqa: SIM115 - owned, closed by close()
+        marker = self.directory / MARKER_NAME
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            if marker.exists() and not self.path.exists():
+                raise JournalError(
+                    f"{self.path} is missing, but {self.directory} held a journal "
+                    f"({MARKER_NAME} is there): restore it, or empty the folder to start afresh"
+                )
+            self._file = open(self.path, "ab")  # noqa: SIM115 - owned, closed by close()
+            if not marker.exists():
+                marker.write_text("this folder holds a Vistrit coordinator's journal\n")
+                self._sync_directory()
+        except OSError as exc:
+            raise JournalError(f"cannot use {self.directory} for the journal: {exc}") from None
 
     def replay(self) -> list[Message]:
-        """Every whole frame in the file, in order; a torn or corrupt tail is cut off."""
+        """Every intact record in the file, in order.
+
+        A torn tail (the last write, cut short by a crash: no intact record after it) is
+        cut off with a warning. Damage *before* intact records is not a crash's doing:
+        the coordinator refuses to start (:class:`JournalCorrupted`, naming the file and
+        the offset), unless started with ``repair``, which keeps every intact record (the
+        frames are found again by their magic and checksum) and sets the damaged bytes
+        aside in ``damaged-N.bin``.
+        """
         data = self.path.read_bytes()
-        decoder = FrameDecoder()
-        decoder.feed(data)
-        messages: list[Message] = []
-        good = 0
-        try:
-            while (frame := decoder.next_frame()) is not None:
-                messages.append(frame.message)
-                good += frame.size
-        except ProtocolError as exc:
-            log.warning("journal: bad frame at byte %d (%s)", good, exc)
-        if good < len(data):
-            log.warning(
-                "journal: cutting off %d byte(s) after byte %d (a write torn by a crash)",
-                len(data) - good,
-                good,
+        found = scan(data)
+        if found.damaged and not self.repair:
+            start, end = found.damaged[0]
+            raise JournalCorrupted(
+                f"{self.path}: {end - start} damaged byte(s) at offset {start}, before "
+                f"{found.intact_after(start)} intact record(s); start with --repair to keep "
+                "every intact record (the damaged bytes are set aside), or restore the file"
             )
-            self._file.close()
-            with open(self.path, "r+b") as file:
-                file.truncate(good)
-                os.fsync(file.fileno())
-            self._file = open(self.path, "ab")  # noqa: SIM115
-        self.frames = len(messages)
-        return messages
+        if found.damaged or found.tail < len(data):
+            self._rewrite(data, found)
+        self.frames = len(found.frames)
+        return [decode_frame(frame).message for frame in found.frames]
+
+    def _rewrite(self, data: bytes, found: Scan) -> None:
+        """Keep the intact records only: a torn tail is cut off; with ``repair``, damaged
+        ranges are saved beside the journal first."""
+        if found.damaged:
+            aside = self.directory / f"damaged-{time.time_ns()}.bin"
+            ranges = [*found.damaged, (found.tail, len(data))]
+            aside.write_bytes(b"".join(data[start:end] for start, end in ranges))
+            log.warning(
+                "journal: repaired %s: %d damaged range(s) saved in %s; %d record(s) kept",
+                self.path,
+                len(found.damaged),
+                aside,
+                len(found.frames),
+            )
+            self._replace(b"".join(found.frames))
+            return
+        log.warning(
+            "journal: cutting off %d byte(s) after byte %d (a write torn by a crash)",
+            len(data) - found.tail,
+            found.tail,
+        )
+        self._file.close()
+        with open(self.path, "r+b") as file:
+            file.truncate(found.tail)
+            os.fsync(file.fileno())
+        self._file = open(self.path, "ab")  # noqa: SIM115
 
     def append(self, messages: Sequence[Message | bytes]) -> None:
         """Write frames (and, in ``always`` mode, fsync) before anything depends on them."""
@@ -113,17 +247,15 @@ class Journal:
 
     def compact(self, live: Sequence[Message]) -> None:
         """Replace the file by *live* (what the coordinator still remembers), atomically."""
-        temporary = self.path.with_suffix(".tmp")
-        with open(temporary, "wb") as file:
-            file.write(b"".join(encode_records(live)))
-            file.flush()
-            os.fsync(file.fileno())
-        self._file.close()
-        os.replace(temporary, self.path)
-        self._sync_directory()  # the rename itself must survive a crash
-        self._file = open(self.path, "ab")  # noqa: SIM115
+        self._replace(b"".join(encode_records(live)))
         log.info("journal: compacted from %d to %d frames", self.frames, len(live))
         self.frames = len(live)
+
+    def compact_if_bloated(self, remembered: int, live: Callable[[], list[Message]]) -> None:
+        """Rewrite the file with *live* when it holds far more frames than the *remembered*
+        tasks need (twice their two frames each, plus :data:`COMPACT_SLACK`)."""
+        if self.frames > 2 * (2 * remembered) + COMPACT_SLACK:
+            self.compact(live())
 
     def set_aside(self) -> Path | None:
         """Start an empty journal, keeping the current one beside it as
@@ -140,6 +272,18 @@ class Journal:
         self._sync_directory()
         self.frames = 0
         return kept
+
+    def _replace(self, content: bytes) -> None:
+        """Replace the file by *content*, atomically: a new file, fsync, rename."""
+        temporary = self.path.with_suffix(".tmp")
+        with open(temporary, "wb") as file:
+            file.write(content)
+            file.flush()
+            os.fsync(file.fileno())
+        self._file.close()
+        os.replace(temporary, self.path)
+        self._sync_directory()  # the rename itself must survive a crash
+        self._file = open(self.path, "ab")  # noqa: SIM115
 
     def _sync_directory(self) -> None:
         directory = os.open(self.directory, os.O_RDONLY)

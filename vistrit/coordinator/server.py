@@ -38,7 +38,7 @@ from vistrit import defaults
 from vistrit.coordinator.cluster import Cluster
 from vistrit.coordinator.core import CoordinatorCore, IllegalTransition, Outbox
 from vistrit.coordinator.gate import Gate
-from vistrit.coordinator.journal import Journal, encode_records
+from vistrit.coordinator.journal import Journal, encode_records, first_bad_record
 from vistrit.coordinator.membership import Peer
 from vistrit.coordinator.peers import ClusterConfig
 from vistrit.credentials import Credentials, default_path
@@ -54,9 +54,6 @@ from vistrit.timers import RepeatingTimer
 from vistrit.transport import Connection, ConnectionClosed, FrameServer, PeerTimeout, resolve
 
 log = logging.getLogger(__name__)
-
-#: Compact the journal only once it holds this many more frames than needed.
-COMPACT_SLACK = 1000
 
 #: In a cluster, a TaskSubmit frame must leave this much room under the frame cap, for the
 #: Replicate frame that carries it to the followers.
@@ -84,13 +81,22 @@ class Coordinator:
         cluster: ClusterConfig | None = None,
         credentials: Credentials | None = None,
         allow_unauthenticated: bool = False,
+        repair: bool = False,
     ) -> None:
         self.policy = policy
         #: The secrets nodes must prove they hold; None: the token file at
         #: :func:`~vistrit.credentials.default_path`, created if missing, read at start.
         self.credentials = credentials
         self.allow_unauthenticated = allow_unauthenticated
+        self.repair = repair
         self.gate: Gate | None = None
+        #: Why the coordinator stopped by itself (a journal it could not write), if it did.
+        self.failure: str | None = None
+        #: Set once the coordinator has stopped, asked to or by itself.
+        self.stopped = threading.Event()
+        #: Called (from another thread) when the coordinator stops by itself.
+        self.on_failure: Callable[[], object] | None = None
+        self._stopping = threading.Lock()
         self.cluster_config = cluster
         self.cluster: Cluster | None = None
         self.tick_interval = tick_interval
@@ -140,7 +146,7 @@ class Coordinator:
         self._started_at = now
         self.core = self._new_core()
         if self.data_dir is not None:
-            self.journal = Journal(self.data_dir, self.fsync)
+            self.journal = Journal(self.data_dir, self.fsync, self.repair)
             entries = self.journal.replay()
             self.core.restore(entries, now)
             self.journal.append(self.core.take_journal())
@@ -166,7 +172,13 @@ class Coordinator:
         log.info("%s: nodes authenticate with %s%s", self.name, where, older)
 
     def stop(self) -> None:
-        """Close every connection and join every thread; prompt, and leaves no port behind."""
+        """Close every connection and join every thread; prompt, and leaves no port behind.
+        Idempotent; a second caller waits for the first to finish."""
+        with self._stopping:
+            if not self.stopped.is_set():
+                self._stop()
+
+    def _stop(self) -> None:
         self._ticker.stop()
         if self.cluster is not None:
             self.cluster.stop()
@@ -176,7 +188,21 @@ class Coordinator:
             log.info("%s: stopped", self.name)
         if self.journal is not None:
             with self.lock:
-                self.journal.close()
+                try:
+                    self.journal.close()
+                except OSError as exc:
+                    log.error("%s: closing the journal: %s", self.name, exc)
+        self.stopped.set()
+
+    def _fail(self, reason: str) -> None:
+        """Something that must last could not be made to: acknowledge nothing more. Stop,
+        and say why (``failure``; the CLI exits non-zero with it). Under the lock."""
+        if self.failure is None:
+            self.failure = reason
+            log.critical("%s: %s; stopping", self.name, reason)
+            threading.Thread(target=self.stop, name=f"{self.name} stop").start()
+            if self.on_failure is not None:
+                self.on_failure()
 
     def _new_core(self) -> CoordinatorCore:
         core = CoordinatorCore(
@@ -218,11 +244,9 @@ class Coordinator:
         """A follower's copy is replaced by the leader's snapshot: once every record is
         known to be sound, start from nothing (the old journal kept aside, never lost),
         then apply them. Under the lock."""
-        try:
-            for frame in records:
-                decode_frame(frame)
-        except ProtocolError as exc:
-            log.error("%s: the leader's snapshot has a bad record: %s", self.name, exc)
+        bad = first_bad_record(records)
+        if bad is not None:
+            log.error("%s: the leader's snapshot has a bad record: %s", self.name, bad)
             return False
         self.core = self._new_core()
         aside = self.journal.set_aside() if self.journal is not None else None
@@ -242,7 +266,7 @@ class Coordinator:
             try:
                 self.journal.append_frames(list(records))
             except OSError as exc:
-                log.critical("%s: cannot write the journal (%s)", self.name, exc)
+                self._fail(f"cannot write the journal {self.journal.path}: {exc}")
                 return False
         for message in messages:
             self.core.replay(message, now)
@@ -329,10 +353,7 @@ class Coordinator:
         """For the log: the tasks a departing worker leaves behind. Under the lock."""
         assert self.core is not None
         entry = self.core.registry.get(worker_id)
-        if entry is None or not entry.running:
-            return ""
-        ids = ", ".join(str(t)[:8] for t in sorted(entry.running, key=str))
-        return f"; its task(s) {ids} go back to the queue"
+        return entry.leaving_note() if entry is not None else ""
 
     def _handshake(self, conn: Connection) -> Peer | None:
         """The node's Handshake, through the gate (:mod:`vistrit.coordinator.gate`), then
@@ -431,8 +452,7 @@ class Coordinator:
             try:
                 self.journal.append_frames(frames)
             except OSError as exc:
-                log.critical("%s: cannot write the journal (%s); stopping", self.name, exc)
-                threading.Thread(target=self.stop, name=f"{self.name} stop").start()
+                self._fail(f"cannot write the journal {self.journal.path}: {exc}")
                 return
         if self.cluster is None:
             self.post(outbox)
@@ -450,42 +470,30 @@ class Coordinator:
             if conn is not None:
                 conn.post(messages)
 
-    # -- housekeeping -----------------------------------------------------------------------
-
-    def _maybe_compact(self) -> None:
-        """Rewrite the journal when it holds far more frames than what is remembered."""
-        assert self.core is not None
-        if self.journal is None:
-            return
-        remembered = len(self.core.store.records)
-        if self.journal.frames > 2 * (2 * remembered) + COMPACT_SLACK:
-            self.journal.compact(self.core.live_journal())
-
     def _tick(self) -> None:
         """Declare silent workers dead, expire overdue attempts, release due retries, and
         now and then forget tasks past their retention."""
         now = time.time()
         with self.lock:
-            if self.core is not None:
-                held = {w: self._held(w) for w in self.core.silent_workers(now)}  # for the log
-                outbox, dead = self.core.tick(now)
-                for worker_id in dead:
-                    conn = self._connections.get(worker_id)
-                    log.warning(
-                        "%s: %s sent nothing for %g s: declared dead%s",
-                        self.name,
-                        conn.name if conn else worker_id,
-                        self.policy.heartbeat_timeout,
-                        held.get(worker_id, ""),
-                    )
-                    if conn is not None:
-                        conn.close()  # its session ends; the core has already let it go
-                self._commit(outbox)
+            if self.core is None:
+                return
+            held = {w: self._held(w) for w in self.core.silent_workers(now)}  # for the log
+            outbox, dead = self.core.tick(now)
+            for worker_id in dead:
+                conn = self._connections.get(worker_id)
+                who, timeout = conn.name if conn else worker_id, self.policy.heartbeat_timeout
+                note = f"sent nothing for {timeout:g} s: declared dead{held.get(worker_id, '')}"
+                log.warning("%s: %s %s", self.name, who, note)
+                if conn is not None:
+                    conn.close()  # its session ends; the core has already let it go
+            self._commit(outbox)
+            if self.journal is not None:
+                self.journal.sync()
+            if now - self._last_purge >= self.purge_interval:
+                self._last_purge = now
+                forgotten = self.core.purge(now)
+                if forgotten:
+                    log.info("%s: forgot %d finished task(s)", self.name, forgotten)
                 if self.journal is not None:
-                    self.journal.sync()
-                if now - self._last_purge >= self.purge_interval:
-                    self._last_purge = now
-                    forgotten = self.core.purge(now)
-                    if forgotten:
-                        log.info("%s: forgot %d finished task(s)", self.name, forgotten)
-                    self._maybe_compact()
+                    records = len(self.core.store.records)
+                    self.journal.compact_if_bloated(records, self.core.live_journal)

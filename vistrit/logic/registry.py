@@ -59,6 +59,13 @@ class WorkerEntry:
         """Whether the worker takes new tasks (it has heartbeat, and is not draining)."""
         return self.eligible and self.state not in (NodeState.Draining, NodeState.Offline)
 
+    def leaving_note(self) -> str:
+        """For the log, when the worker leaves: the tasks it leaves behind."""
+        if not self.running:
+            return ""
+        ids = ", ".join(str(t)[:8] for t in sorted(self.running, key=str))
+        return f"; its task(s) {ids} go back to the queue"
+
     def node_info(self, now: int) -> NodeInfo:
         """The worker as ``WorkerListResponse`` shows it, with live state and load."""
         busy = NodeState.Busy if len(self.running) >= self.slots else NodeState.Ready
