@@ -23,10 +23,11 @@ from sphinx.application import Sphinx
 from vistrit import cli
 from vistrit.protocol import annotate_frame, encode_frame
 from vistrit.protocol import types as shared_types
-from vistrit.protocol.catalogue import V3, first_version
+from vistrit.protocol.catalogue import CATALOGUES, NEWEST_VERSION, first_version
 from vistrit.protocol.examples import all_examples, v2_examples, v3_examples, v4_examples
 from vistrit.protocol.schema import wire_type_for
 from vistrit.protocol.spans import Span
+from vistrit.tracer import TracedFrame, TraceRelay
 
 
 def _table(spans: list[Span], frame: bytes) -> list[nodes.Node]:
@@ -96,7 +97,7 @@ class FieldsDirective(Directive):
 
     def run(self) -> list[nodes.Node]:
         name = self.arguments[0]
-        by_name = {cls.WIRE_NAME: cls for cls in V3.messages}
+        by_name = {cls.WIRE_NAME: cls for cls in CATALOGUES[NEWEST_VERSION].messages}
         cls = by_name.get(name) or getattr(shared_types, name)
         codec = wire_type_for(cls) if name not in by_name else cls.__wire__
         rows = [[field, wt.name] for field, wt in codec.fields]
@@ -164,6 +165,49 @@ class ElectionRunDirective(Directive):
         return [nodes.literal_block(text=election_demo.draw(election_demo.record()))]
 
 
+class HandshakeRunDirective(Directive):
+    """A real authenticated handshake, recorded through the wire tracer while the docs are
+    built: each frame, its direction, and its byte table."""
+
+    def run(self) -> list[nodes.Node]:
+        out: list[nodes.Node] = []
+        for frame in _record_handshake():
+            arrow = "node -> coordinator" if frame.direction == "->" else "coordinator -> node"
+            out.append(nodes.paragraph(text=f"{arrow}: {frame.message}, {len(frame.data)} bytes"))
+            out += _table(frame.spans, frame.data)
+        return out
+
+
+def _record_handshake() -> list[TracedFrame]:
+    """A client joins a coordinator through a tracer; the frames up to its HandshakeAck."""
+    import secrets
+    import threading
+
+    from vistrit.client import VistritClient
+    from vistrit.coordinator import Coordinator
+    from vistrit.credentials import Credentials
+
+    credentials = Credentials.parse(f"all {secrets.token_hex(32)}")
+    seen: list[TracedFrame] = []
+    done = threading.Event()
+
+    def on_frame(frame: TracedFrame) -> None:
+        if frame.connection == 1 and not done.is_set():
+            seen.append(frame)
+            if frame.message == "HandshakeAck":
+                done.set()
+
+    with Coordinator(("127.0.0.1", 0), credentials=credentials, name="docs") as coordinator:
+        relay = TraceRelay(("127.0.0.1", 0), coordinator.address, on_frame)
+        relay.start()
+        try:
+            with VistritClient("{}:{}".format(*relay.address), credentials=credentials):
+                done.wait(10)
+        finally:
+            relay.stop()
+    return seen
+
+
 class HelpDirective(Directive):
     required_arguments = 0
     optional_arguments = 1
@@ -184,4 +228,5 @@ def setup(app: Sphinx) -> dict[str, object]:
     directives.register_directive("vistrit-task-states", TaskStatesDirective)
     directives.register_directive("vistrit-election-states", ElectionStatesDirective)
     directives.register_directive("vistrit-election-run", ElectionRunDirective)
+    directives.register_directive("vistrit-handshake-run", HandshakeRunDirective)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
