@@ -101,12 +101,14 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[object]:
     from nodes import GATES, Cluster
 
     from vistrit.coordinator import Coordinator
-    from vistrit.defaults import Policy
+    from vistrit.defaults import Limits, Policy
 
     # A module may set CLUSTER_OPTIONS (the interop tests admit unauthenticated peers).
     options = {**getattr(request.module, "CLUSTER_OPTIONS", {}), **getattr(request, "param", {})}
     names = {f.name for f in dataclasses.fields(Policy)}
     policy = Policy(**{k: options.pop(k) for k in list(options) if k in names})
+    names = {f.name for f in dataclasses.fields(Limits)}
+    options["limits"] = Limits(**{k: options.pop(k) for k in list(options) if k in names})
     before = set(threading.enumerate())
     coordinator = Coordinator(("127.0.0.1", 0), policy=policy, **options)
     coordinator.start()

@@ -97,6 +97,7 @@ def join_raw(
             answer = answer_challenge(conn, hello, answer, worker_auth(), deadline)
         if isinstance(answer, m.HandshakeAck) and answer.accepted:
             conn.agree(version)
+            conn.lift_frame_cap()
         return conn, answer
     except BaseException:
         conn.close()

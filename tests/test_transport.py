@@ -225,7 +225,50 @@ def test_a_bad_checksum_is_answered_as_the_reference_does(cluster: Cluster) -> N
 def test_an_oversized_length_is_refused_from_the_header(cluster: Cluster) -> None:
     sock = raw_socket(cluster.coordinator.address)
     sock.sendall(b"VIST\x01\x01\xff\xff\xff\xff")  # 4 GiB announced, nothing sent
-    assert "over the 16777216-byte cap" in read_error(sock).message
+    assert "over the 65536-byte cap" in read_error(sock).message  # before the handshake
+
+
+def test_before_the_handshake_a_frame_may_not_be_large(cluster: Cluster) -> None:
+    sock = raw_socket(cluster.coordinator.address)
+    sock.sendall(b"VIST\x01\x01\x00\x01\x00\x01" + bytes(100))  # 65,537 bytes announced
+    error = read_error(sock)
+    assert error.code == ErrorCode.Protocol and "over the 65536-byte cap" in error.message
+
+
+def test_a_connection_that_says_nothing_is_closed_after_the_idle_timeout() -> None:
+    from nodes import join_raw
+
+    from vistrit.coordinator import Coordinator
+    from vistrit.defaults import Limits
+    from vistrit.protocol.examples import WORKER
+
+    with Coordinator(("127.0.0.1", 0), limits=Limits(idle_timeout=0.3)) as coordinator:
+        conn, answer = join_raw(coordinator.address, WORKER)
+        try:
+            assert isinstance(answer, m.HandshakeAck) and answer.accepted
+            error = conn.receive(time.monotonic() + 10)  # it says nothing, not even a heartbeat
+            assert isinstance(error, m.Error) and "did not send a message in time" in error.message
+            assert conn.receive(time.monotonic() + 5) is None
+        finally:
+            conn.close()
+
+
+def test_past_the_connection_limit_a_peer_is_told_and_closed() -> None:
+    from vistrit.coordinator import Coordinator
+    from vistrit.defaults import Limits
+
+    with Coordinator(("127.0.0.1", 0), limits=Limits(max_connections=2)) as coordinator:
+        first, second = (raw_socket(coordinator.address) for _ in range(2))
+        wait_until(lambda: len(coordinator._server._accepted) == 2, what="two connections")  # type: ignore[union-attr]
+        third = raw_socket(coordinator.address)
+        error = read_error(third)
+        assert error.code == ErrorCode.Unavailable and "too many connections (2)" in error.message
+        first.close()
+        wait_until(lambda: len(coordinator._server._accepted) < 2, what="a free place")  # type: ignore[union-attr]
+        fourth = raw_socket(coordinator.address)
+        fourth.sendall(vector("Handshake"))  # served again (and refused: it cannot authenticate)
+        assert decode_frame(fourth.recv(65536)).message.WIRE_NAME == "HandshakeAck"
+        second.close()
 
 
 @pytest.mark.parametrize("cluster", [REFERENCE_PEERS], indirect=True)

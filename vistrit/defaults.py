@@ -47,6 +47,20 @@ MAX_LOST_WORKERS = 3
 #: enough for a slow machine, short enough that a port scanner does not hold a thread.
 HANDSHAKE_TIMEOUT = 10.0
 
+#: The largest frame payload accepted before a node has proved who it is (the handshake's
+#: frames are a few hundred bytes). A stranger cannot make a coordinator buffer 16 MiB.
+HANDSHAKE_MAX_PAYLOAD = 64 * 1024
+
+#: How long a worker's or a client's connection may stay silent before the coordinator
+#: closes it. Both heartbeat every second, so only a node that died without a word, or a
+#: connection left open and forgotten, is closed; it holds a thread and a file until then.
+IDLE_TIMEOUT = 60.0
+
+#: How many connections a coordinator serves at once. Each holds a thread and a file
+#: descriptor; past this, a new connection is told so and closed at once (the limit is
+#: also kept under half the process's open-file limit).
+MAX_CONNECTIONS = 512
+
 #: How long a peer may take to finish a frame it has started. A peer that stalls mid-frame
 #: is dropped after this, so it cannot pin a thread and a buffer forever.
 FRAME_TIMEOUT = 30.0
@@ -77,6 +91,17 @@ WORKER_SLOTS = 4
 #: already queued on a worker runs before a more urgent one submitted after it; 0 gives
 #: strict priority order.
 PREFETCH = 1
+
+#: What one client may keep on a coordinator: unfinished tasks, and the bytes of inputs
+#: and results remembered for it (until their retention ends). Past either, its
+#: submissions are refused, saying which quota; other clients are not held up by one.
+MAX_PENDING_PER_CLIENT = 250_000
+MAX_RETAINED_BYTES_PER_CLIENT = 2 * 1024**3
+
+#: The longest task name, function name or tag, and the most tags, a task or a worker
+#: may have: every listing of tasks or workers then fits in a frame.
+MAX_NAME_CHARS = 256
+MAX_TAGS = 32
 
 #: The most slots a coordinator believes a worker has, whatever it claims. A worker says
 #: how many tasks it runs at once; one that claims a thousand would otherwise be given
@@ -156,6 +181,8 @@ class Policy:
     retry_backoff_max: float = RETRY_BACKOFF_MAX
     max_lost_workers: int = MAX_LOST_WORKERS
     max_slots: int = MAX_SLOTS
+    max_pending_per_client: int = MAX_PENDING_PER_CLIENT
+    max_retained_bytes_per_client: int = MAX_RETAINED_BYTES_PER_CLIENT
 
     def __post_init__(self) -> None:
         if not 0 <= self.prefetch <= MAX_PREFETCH:
@@ -168,3 +195,25 @@ class Policy:
 
 #: The policy a coordinator uses unless told otherwise.
 DEFAULT_POLICY = Policy()
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a coordinator gives each connection, and how many it serves: one value, passed
+    whole from the command line to the coordinator. Each field defaults to the constant
+    above that explains it."""
+
+    handshake_timeout: float = HANDSHAKE_TIMEOUT
+    frame_timeout: float = FRAME_TIMEOUT
+    idle_timeout: float = IDLE_TIMEOUT
+    max_connections: int = MAX_CONNECTIONS
+
+    def __post_init__(self) -> None:
+        if min(self.handshake_timeout, self.frame_timeout) <= 0 or self.idle_timeout < 0:
+            raise ValueError("timeouts must be positive (an idle timeout of 0 turns it off)")
+        if self.max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
+
+
+#: The limits a coordinator uses unless told otherwise.
+DEFAULT_LIMITS = Limits()

@@ -223,6 +223,7 @@ def handshake(
     if not answer.accepted:
         raise Refused(answer.reason or "refused")
     conn.agree(hello.protocol_version)
+    conn.lift_frame_cap()
     return answer
 
 

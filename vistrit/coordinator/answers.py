@@ -22,7 +22,15 @@ from typing import Protocol
 
 from vistrit.coordinator.membership import Peer
 from vistrit.logic.registry import Registry
-from vistrit.logic.tasks import PENDING, RUNNING, SCHEDULED, TaskRecord, TaskStore
+from vistrit.logic.tasks import (
+    PENDING,
+    RUNNING,
+    SCHEDULED,
+    TaskRecord,
+    TaskStore,
+    payload_bytes,
+    result_bytes,
+)
 from vistrit.protocol import messages as m
 from vistrit.protocol.errors import ErrorCode
 from vistrit.protocol.types import Task, TaskPayload
@@ -56,8 +64,7 @@ def query_response(store: TaskStore, task_id: uuid.UUID) -> m.TaskQueryResponse:
     if record is None:
         return m.TaskQueryResponse(task_id=task_id, found=False, task=None, result=None)
     task = record.snapshot()
-    result_bytes = len(record.result.data or b"") if record.result is not None else 0
-    if payload_bytes(task.payload) + result_bytes > QUERY_BYTES:
+    if payload_bytes(task.payload) + result_bytes(record) > QUERY_BYTES:
         task = summary(record)  # the input and the output would not fit in one frame
     return m.TaskQueryResponse(task_id=task_id, found=True, task=task, result=record.result)
 
@@ -143,17 +150,6 @@ def live_records(store: TaskStore) -> list[m.Message]:
     return entries
 
 
-def payload_bytes(payload: TaskPayload) -> int:
-    """How many bytes of input a payload carries."""
-    if isinstance(payload, TaskPayload.Data):
-        return len(payload.data)
-    if isinstance(payload, TaskPayload.Map):
-        return sum(len(chunk) for chunk in payload.input_chunks)
-    if isinstance(payload, TaskPayload.Reduce):
-        return sum(len(item) for item in payload.intermediate_results)
-    return 0
-
-
 def summary(record: TaskRecord) -> Task:
     """A task for listing: its state, without its payload's bytes (they may be large)."""
     payload = record.task.payload
@@ -177,7 +173,6 @@ __all__ = [
     "on_task_list",
     "on_worker_list",
     "outcome",
-    "payload_bytes",
     "query_response",
     "submit_ack",
     "summary",

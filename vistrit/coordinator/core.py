@@ -31,8 +31,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from vistrit.coordinator import answers
-from vistrit.coordinator.membership import Peer, admission, forbidden, may_send
+from vistrit.coordinator import answers, limits
+from vistrit.coordinator.membership import Peer, admit, forbidden, may_send
 from vistrit.defaults import DEFAULT_POLICY, Policy
 from vistrit.logic.liveness import Liveness
 from vistrit.logic.registry import Registry
@@ -97,17 +97,12 @@ class CoordinatorCore:
         self, hello: m.Handshake, now: float, role: str | None = None
     ) -> tuple[m.HandshakeAck, Peer | None]:
         """Answer a Handshake (of a node that proved *role*): a Peer, or a refusal's reason."""
-        node = hello.node_info
-        version, reason = admission(hello, self.peers)
-        ack = m.HandshakeAck(
-            accepted=reason is None, node_id=node.id, coordinator_info=self.info, reason=reason
-        )
-        if reason is not None or version is None:
-            return ack, None
-        peer = Peer(node.id, node.node_type, version, node.name, role)
-        self.peers[node.id] = peer
-        if node.node_type == NodeType.Worker:
-            self.registry.add(node, now, prefetch=self.policy.prefetch if version >= 2 else 0)
+        ack, peer = admit(hello, role, self.peers, self.info)
+        if peer is not None:
+            self.peers[peer.id] = peer
+            if peer.kind == NodeType.Worker:
+                prefetch = self.policy.prefetch if peer.version >= 2 else 0
+                self.registry.add(hello.node_info, now, prefetch)
         return ack, peer
 
     def leave(self, peer_id: uuid.UUID, now: float) -> Outbox:
@@ -255,14 +250,12 @@ class CoordinatorCore:
         task = dataclasses.replace(submit.task, state=TaskState.Pending())
         record_message = m.TaskSubmit(task=task, request_id=submit.request_id)
         entry: m.Message | bytes = record_message
-        if self.record_limit is not None:
+        reason = limits.refusal(peer.kind, peer.id, task, self.store, self.policy)
+        if reason is None and self.record_limit is not None:
             entry = encode_frame(record_message, 1)  # measured once, journaled as it is
             if len(entry) > self.record_limit:
                 reason = f"too large to replicate: {len(entry)} bytes (at most {self.record_limit})"
-                return [(peer.id, answers.submit_ack(submit, False, reason))]
-        missing = [d for d in task.dependencies if self.store.get(d) is None]
-        if missing:
-            reason = f"unknown dependency {missing[0]}"
+        if reason is not None:
             return [(peer.id, answers.submit_ack(submit, False, reason))]
         client = peer.id if peer.kind == NodeType.Client else None
         record = self.store.add(task, now, client)
@@ -277,7 +270,7 @@ class CoordinatorCore:
         """A known id: acknowledged again (idempotent), and its outcome sent if it has one."""
         outbox: Outbox = [(peer.id, answers.submit_ack(submit, True, None))]
         if existing.client is None and peer.kind == NodeType.Client:
-            existing.client = peer.id
+            self.store.adopt(existing, peer.id)
         if existing.finished and peer.kind == NodeType.Client:
             outbox.append((peer.id, answers.outcome(existing)))
         return outbox
@@ -392,12 +385,16 @@ class CoordinatorCore:
         placed = self.scheduler.assign(self.registry.eligible(), self.store.get, now)
         for task_id, worker_id in placed:
             record = self.store.records[task_id]
+            inputs = inputs_of(record, self.store.get)
+            if (why := limits.too_large_to_assign(inputs)) is not None:
+                outbox += self._fail(record, why, None, now)  # it could never reach a worker
+                continue
             record.assigned(worker_id, now)
             record.attempts += 1
             record.acknowledged = False
             self.registry.workers[worker_id].running.add(task_id)
             self.liveness.assignment_sent(record.id, record.sequence, worker_id, now)
-            task = dataclasses.replace(record.task, payload=inputs_of(record, self.store.get))
+            task = dataclasses.replace(record.task, payload=inputs)
             outbox.append((worker_id, m.TaskAssign(task=task)))
         return outbox
 

@@ -23,10 +23,11 @@ import uuid
 from collections.abc import Container
 from dataclasses import dataclass
 
+from vistrit.coordinator.limits import over_limits
 from vistrit.protocol import messages as m
 from vistrit.protocol.catalogue import NEWEST_VERSION, agree_version
 from vistrit.protocol.errors import ErrorCode
-from vistrit.protocol.types import NodeType
+from vistrit.protocol.types import NodeInfo, NodeType
 
 
 @dataclass
@@ -61,6 +62,21 @@ def forbidden(kind: NodeType, message: m.Message) -> m.Error:
     return m.Error(code=ErrorCode.PermissionDenied, message=why)
 
 
+def admit(
+    hello: m.Handshake, role: str | None, connected: Container[uuid.UUID], info: NodeInfo
+) -> tuple[m.HandshakeAck, Peer | None]:
+    """The coordinator's answer to *hello* (from a node that proved *role*), and the new
+    peer if it is accepted."""
+    node = hello.node_info
+    version, reason = admission(hello, connected)
+    ack = m.HandshakeAck(
+        accepted=reason is None, node_id=node.id, coordinator_info=info, reason=reason
+    )
+    if reason is not None or version is None:
+        return ack, None
+    return ack, Peer(node.id, node.node_type, version, node.name, role)
+
+
 def admission(hello: m.Handshake, connected: Container[uuid.UUID]) -> tuple[int | None, str | None]:
     """The version agreed with the node saying *hello*, and why it is refused (None: it
     is accepted). *connected* holds the ids of the nodes connected now."""
@@ -74,7 +90,10 @@ def admission(hello: m.Handshake, connected: Container[uuid.UUID]) -> tuple[int 
         return version, "this coordinator does not accept coordinator peers"
     if node.id in connected:
         return version, f"node {node.id} is already connected"
+    too_long = over_limits(node.name or "", node.capabilities.tags)
+    if too_long is not None:
+        return version, f"the node's {too_long}"
     return version, None
 
 
-__all__ = ["WORKER_REPORTS", "Peer", "admission", "forbidden", "may_send"]
+__all__ = ["WORKER_REPORTS", "Peer", "admission", "admit", "forbidden", "may_send"]

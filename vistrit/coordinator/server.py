@@ -42,7 +42,7 @@ from vistrit.coordinator.journal import Journal, encode_records, first_bad_recor
 from vistrit.coordinator.membership import Peer
 from vistrit.coordinator.peers import ClusterConfig
 from vistrit.credentials import Credentials, default_path
-from vistrit.defaults import DEFAULT_POLICY, Policy
+from vistrit.defaults import DEFAULT_LIMITS, DEFAULT_POLICY, Limits, Policy
 from vistrit.logic.election import coordinator_id, rank_of
 from vistrit.protocol import ProtocolError, decode_frame
 from vistrit.protocol import messages as m
@@ -71,8 +71,7 @@ class Coordinator:
         bind: tuple[str, int] = (defaults.HOST, defaults.PORT),
         *,
         policy: Policy = DEFAULT_POLICY,
-        handshake_timeout: float = defaults.HANDSHAKE_TIMEOUT,
-        frame_timeout: float = defaults.FRAME_TIMEOUT,
+        limits: Limits = DEFAULT_LIMITS,
         purge_interval: float = defaults.PURGE_INTERVAL,
         tick_interval: float = defaults.TICK_INTERVAL,
         data_dir: Path | None = None,
@@ -89,6 +88,7 @@ class Coordinator:
         self.credentials = credentials
         self.allow_unauthenticated = allow_unauthenticated
         self.repair = repair
+        self.limits = limits
         self.gate: Gate | None = None
         #: Why the coordinator stopped by itself (a journal it could not write), if it did.
         self.failure: str | None = None
@@ -105,8 +105,6 @@ class Coordinator:
         self.journal: Journal | None = None
         self._last_purge = 0.0
         self.name = name
-        self.handshake_timeout = handshake_timeout
-        self.frame_timeout = frame_timeout
         self.purge_interval = purge_interval
         self._bind = bind
         self.lock = threading.Lock()
@@ -127,7 +125,10 @@ class Coordinator:
         :class:`~vistrit.credentials.CredentialsError` if the token file is unusable."""
         if self.credentials is None:
             self.credentials = Credentials.load_or_create(default_path())
-        self._server = FrameServer(self._bind, self._serve, frame_timeout=self.frame_timeout)
+        limits = self.limits
+        self._server = FrameServer(
+            self._bind, self._serve, limits.frame_timeout, limits.max_connections
+        )
         host, port = self._server.address
         now = time.time()
         shown = SocketAddr(host if host != "0.0.0.0" else "127.0.0.1", port)
@@ -140,7 +141,7 @@ class Coordinator:
             self.credentials,
             self._info,
             allow_unauthenticated=self.allow_unauthenticated,
-            timeout=self.handshake_timeout,
+            timeout=self.limits.handshake_timeout,
             name=self.name,
         )
         self._started_at = now
@@ -150,14 +151,8 @@ class Coordinator:
             entries = self.journal.replay()
             self.core.restore(entries, now)
             self.journal.append(self.core.take_journal())
-            log.info(
-                "%s: journal %s: %d frame(s), %d task(s) remembered, %d pending",
-                self.name,
-                self.journal.path,
-                len(entries),
-                len(self.core.store.records),
-                self.core.store.count("Pending"),
-            )
+            held = f"{len(entries)} frame(s); {self.describe()} remembered"
+            log.info("%s: journal %s: %s", self.name, self.journal.path, held)
         if config is not None:
             self.cluster = Cluster(self, config)
             self.cluster.start(shown, now)
@@ -297,7 +292,7 @@ class Coordinator:
             return not any(isinstance(message, m.Disconnect) for message in batch)
 
         try:
-            self._read_batches(conn, handle)
+            self._read_batches(conn, handle, self.limits.idle_timeout)
         finally:
             conn.close()
             with self.lock:
@@ -326,19 +321,22 @@ class Coordinator:
             return True
 
         try:
-            self._read_batches(conn, handle)
+            self._read_batches(conn, handle, None)  # peers: the election decides
         finally:
             conn.close()
             with self.lock:
                 cluster.peer_gone(rank, conn, time.time())
             conn.join_writer()
 
-    def _read_batches(self, conn: Connection, handle: Callable[[list[m.Message]], bool]) -> None:
+    def _read_batches(
+        self, conn: Connection, handle: Callable[[list[m.Message]], bool], idle: float | None
+    ) -> None:
         """Hand each batch of messages (all that arrived together) to *handle*, until the
-        peer closes the connection or *handle* says it is done. A bad frame, or a frame
-        that stalls, gets an ``Error`` (the caller closes the connection)."""
+        peer closes the connection or *handle* says it is done. A bad frame, a frame that
+        stalls, or nothing at all for *idle* seconds gets an ``Error`` (the caller closes
+        the connection)."""
         try:
-            while (message := conn.receive()) is not None:
+            while (message := conn.receive(time.monotonic() + idle if idle else None)) is not None:
                 if not handle([message, *conn.buffered_messages()]):
                     return
         except PeerTimeout as exc:
@@ -365,6 +363,7 @@ class Coordinator:
         passed, role = self.gate.admit(conn, hello)
         if not passed:
             return None
+        conn.lift_frame_cap()  # it proved who it is (or was admitted as an older node)
         conn.start_writer()  # before the peer is reachable from other threads' outboxes
         with self.lock:
             assert self.core is not None

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 
 from vistrit.protocol.types import Task, TaskPayload, TaskResult, TaskState
@@ -216,13 +217,45 @@ class TaskStore:
         self.completed_total = 0
         self.failed_total = 0
         self._sequence = 0
+        #: For each client: its unfinished tasks, and the bytes remembered for it (inputs,
+        #: and outputs until their retention ends). What its quotas are measured against.
+        self.open_by_client: Counter[uuid.UUID] = Counter()
+        self.bytes_by_client: Counter[uuid.UUID] = Counter()
 
     def add(self, task: Task, now: float, client: uuid.UUID | None) -> TaskRecord:
         """Remember a new task (Pending), next in submission order."""
         self._sequence += 1
         record = TaskRecord(task=task, sequence=self._sequence, submitted_at=now, client=client)
         self.records[task.id] = record
+        self._count_for(record, 1)
         return record
+
+    def adopt(self, record: TaskRecord, client: uuid.UUID) -> None:
+        """A client resubmitted a task that had none (it was replayed): it is its client now."""
+        record.client = client
+        self._count_for(record, 1)
+
+    def over_quota(
+        self, client: uuid.UUID, task: Task, max_open: int, max_bytes: int
+    ) -> str | None:
+        """Why *client* may not add *task* (one of its quotas is full), or None."""
+        if self.open_by_client[client] >= max_open:
+            return f"quota: {max_open} unfinished tasks per client; wait for some to finish"
+        retained = self.bytes_by_client[client] + payload_bytes(task.payload)
+        if retained > max_bytes:
+            return (
+                f"quota: {max_bytes} bytes of inputs and results kept per client "
+                f"({retained} with this task); collect or wait for older results"
+            )
+        return None
+
+    def _count_for(self, record: TaskRecord, sign: int) -> None:
+        """Count *record* for its client (+1) or stop counting it (-1)."""
+        if record.client is None:
+            return
+        if not record.finished:
+            self.open_by_client[record.client] += sign
+        self.bytes_by_client[record.client] += sign * retained_bytes(record)
 
     def get(self, task_id: uuid.UUID) -> TaskRecord | None:
         """The task's record, or None if it is not remembered."""
@@ -230,6 +263,9 @@ class TaskStore:
 
     def count_final(self, record: TaskRecord) -> None:
         """Count a task that just reached a final state (the counters outlive retention)."""
+        if record.client is not None:
+            self.open_by_client[record.client] -= 1
+            self.bytes_by_client[record.client] += result_bytes(record)
         if record.status == COMPLETED:
             self.completed_total += 1
         elif record.status in (FAILED, CANCELLED):
@@ -252,5 +288,26 @@ class TaskStore:
             if record.finished_at is not None and now - record.finished_at >= retention
         ]
         for task_id in expired:
-            del self.records[task_id]
+            self._count_for(self.records.pop(task_id), -1)
         return expired
+
+
+def payload_bytes(payload: TaskPayload) -> int:
+    """How many bytes of input a payload carries."""
+    if isinstance(payload, TaskPayload.Data):
+        return len(payload.data)
+    if isinstance(payload, TaskPayload.Map):
+        return sum(len(chunk) for chunk in payload.input_chunks)
+    if isinstance(payload, TaskPayload.Reduce):
+        return sum(len(item) for item in payload.intermediate_results)
+    return 0
+
+
+def result_bytes(record: TaskRecord) -> int:
+    """How many bytes of output are remembered for a task."""
+    return len(record.result.data or b"") if record.result is not None else 0
+
+
+def retained_bytes(record: TaskRecord) -> int:
+    """How many bytes of input and output are remembered for a task."""
+    return payload_bytes(record.task.payload) + result_bytes(record)

@@ -197,6 +197,11 @@ def decode_frame(data: bytes, max_payload: int = MAX_PAYLOAD) -> Frame:
     return frame
 
 
+#: After a frame larger than this, the decoder copies what is left into a new buffer, so
+#: that the memory a large frame took is given back instead of held for the connection.
+SHRINK_AFTER = 1024 * 1024
+
+
 class FrameDecoder:
     """Turns a byte stream into frames, whatever the chunking of the stream.
 
@@ -258,6 +263,8 @@ class FrameDecoder:
             checked = bytes(view[CRC_START:end])
         (expected,) = CHECKSUM.unpack_from(buffer, end)
         del buffer[: end + CHECKSUM_SIZE]  # cheap: bytearray drops a prefix without copying
+        if end > SHRINK_AFTER:  # ...but keeps its memory: give a large frame's back
+            self._buffer = bytearray(buffer)
         actual = zlib.crc32(checked)
         if actual != expected:
             raise ChecksumMismatch(expected, actual, offset=end)

@@ -1,4 +1,4 @@
-"""All of Vistrit's socket code: framed, blocking TCP connections and the threaded server.
+"""A framed, blocking TCP connection: how every Vistrit node sends and receives frames.
 
 A :class:`Connection` wraps one connected socket:
 
@@ -11,15 +11,16 @@ A :class:`Connection` wraps one connected socket:
   passes, and returns ``None`` when the peer closes the connection cleanly.
 * :meth:`Connection.close` is safe from any thread and wakes a blocked reader.
 
+Until the peer has proved who it is, a frame's payload may be at most
+``HANDSHAKE_MAX_PAYLOAD`` (64 KiB); :meth:`Connection.lift_frame_cap` raises it to the
+protocol's 16 MiB. Once two nodes agree on a version (:meth:`Connection.agree`), a frame of
+a newer version is a protocol error.
+
 Every blocking call has a timeout: connects (``CONNECT_TIMEOUT``), sends (``SEND_TIMEOUT``)
 and reads (the socket timeout is the longest a ``recv`` waits before the reader checks
 its deadlines).
 
-:class:`FrameServer` is a ``socketserver.ThreadingTCPServer``: one thread per connection,
-each running the node's ``on_connection(connection)``. It tracks its connections so
-``stop()`` can close them and join every handler thread: nothing is left behind.
-
-Nothing else in Vistrit imports ``socket``. Read next: :mod:`vistrit.coordinator`.
+Read next: :mod:`vistrit.transport.server`.
 """
 
 from __future__ import annotations
@@ -28,14 +29,12 @@ import logging
 import queue
 import select
 import socket
-import socketserver
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
 
 from vistrit import defaults
-from vistrit.protocol import Frame, FrameDecoder, Message, ProtocolError, encode_frame
+from vistrit.protocol import MAX_PAYLOAD, Frame, FrameDecoder, Message, ProtocolError, encode_frame
 from vistrit.protocol.catalogue import V1_VARIANTS
 from vistrit.protocol.errors import ErrorCode, UnsupportedVersion
 from vistrit.protocol.messages import Error
@@ -78,6 +77,7 @@ class Connection:
         name: str,
         send_timeout: float = defaults.SEND_TIMEOUT,
         frame_timeout: float = defaults.FRAME_TIMEOUT,
+        max_payload: int = defaults.HANDSHAKE_MAX_PAYLOAD,
     ) -> None:
         self.name = name
         self.version = 1  # frames are sent in this version; raised after the handshake
@@ -88,7 +88,7 @@ class Connection:
         self._sock = sock
         self._sock.settimeout(send_timeout)
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._decoder = FrameDecoder()
+        self._decoder = FrameDecoder(max_payload)  # small until the peer is trusted
         # A Condition is a lock that can also be waited on: flush() waits for the writer.
         self._send_lock = threading.Condition()
         self._outgoing: queue.SimpleQueue[Sequence[Message | bytes] | None] | None = None
@@ -105,6 +105,10 @@ class Connection:
             self.local: tuple[str, int] = tuple(sock.getsockname()[:2])
         except OSError:
             self.peer, self.local = "?", ("0.0.0.0", 0)
+
+    def lift_frame_cap(self) -> None:
+        """The peer proved who it is: accept frames up to the protocol's cap (16 MiB)."""
+        self._decoder.max_payload = MAX_PAYLOAD
 
     def agree(self, version: int) -> None:
         """The version agreed with the peer: frames are sent in it, and a frame of a newer
@@ -399,87 +403,3 @@ def _version_for(message: Message, agreed: int) -> int:
     """v1 messages go out in v1 frames (every peer reads them); newer ones need the agreed
     version."""
     return 1 if message.VARIANT < V1_VARIANTS else agreed
-
-
-class _Handler(socketserver.BaseRequestHandler):
-    """One connection's thread: wraps the socket in a :class:`Connection` and runs the
-    node's callback. A ``BaseRequestHandler``, not a ``StreamRequestHandler``: the
-    connection reads and writes the socket itself, so no file objects are made (and
-    ``Connection`` turns Nagle's algorithm off, for every connection, in one place)."""
-
-    server: FrameServer
-
-    def handle(self) -> None:
-        connection = Connection(
-            self.request,
-            name=f"conn {self.client_address[1]}",
-            frame_timeout=self.server.frame_timeout,
-        )
-        self.server.track(connection, add=True)
-        try:
-            self.server.on_connection(connection)
-        except Exception:  # a thread boundary: log, drop this connection, keep serving
-            log.exception("%s: handler failed", connection.name)
-        finally:
-            connection.close()
-            self.server.track(connection, add=False)
-
-
-class FrameServer(socketserver.ThreadingTCPServer):
-    """A threaded TCP server whose handlers get a :class:`Connection`.
-
-    For callers: ``start()`` serves in a background thread, ``stop()`` closes every
-    connection and joins every thread. ``address`` is the bound address (useful with port 0).
-    """
-
-    allow_reuse_address = True  # restart on the same port without waiting for TIME_WAIT
-    daemon_threads = False  # handler threads are joined on stop(), never abandoned
-    block_on_close = True
-    request_queue_size = 128  # pending connections while the accept loop is busy
-
-    def __init__(
-        self,
-        address: tuple[str, int],
-        on_connection: Callable[[Connection], Any],
-        *,
-        frame_timeout: float = defaults.FRAME_TIMEOUT,
-    ):
-        super().__init__(address, _Handler)
-        self.on_connection = on_connection
-        self.frame_timeout = frame_timeout
-        self._connections: set[Connection] = set()
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-
-    @property
-    def address(self) -> tuple[str, int]:
-        """The address the server is bound to (the real port, if bound to port 0)."""
-        host, port = self.server_address[:2]
-        return str(host), int(port)
-
-    def track(self, connection: Connection, *, add: bool) -> None:
-        """Add or remove a connection from those ``stop()`` closes."""
-        with self._lock:
-            if add:
-                self._connections.add(connection)
-            else:
-                self._connections.discard(connection)
-
-    def start(self, name: str = "accept") -> None:
-        """Accept connections in a background thread."""
-        self._thread = threading.Thread(
-            target=self.serve_forever, kwargs={"poll_interval": 0.1}, name=name, daemon=True
-        )
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop accepting, close every connection, join every thread, release the port."""
-        if self._thread is not None:
-            self.shutdown()
-            self._thread.join()
-            self._thread = None
-        with self._lock:
-            connections = list(self._connections)
-        for connection in connections:
-            connection.close()
-        self.server_close()  # joins the handler threads (block_on_close)

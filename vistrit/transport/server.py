@@ -1,0 +1,170 @@
+"""The threaded server every coordinator (and the wire tracer) listens with.
+
+:class:`FrameServer` is a ``socketserver.ThreadingTCPServer``: one thread per connection,
+each running the node's ``on_connection(connection)`` with a
+:class:`~vistrit.transport.connection.Connection`. It uses ``socketserver``'s hooks as
+CPython intends: ``verify_request`` refuses a connection past ``max_connections`` (with
+an ``Error`` saying so), ``shutdown_request`` forgets it, ``get_request`` pauses instead
+of spinning when the process has no file descriptor left. It tracks its connections so
+``stop()`` can close them and join every handler thread: nothing is left behind.
+
+Read next: :mod:`vistrit.coordinator`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import resource
+import socketserver
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from vistrit import defaults
+from vistrit.protocol import encode_frame
+from vistrit.protocol.errors import ErrorCode
+from vistrit.protocol.messages import Error
+from vistrit.transport.connection import Connection
+
+log = logging.getLogger(__name__)
+
+
+#: How long the accept loop pauses when the process is out of file descriptors.
+ACCEPT_PAUSE = 0.1
+
+
+def _open_file_limit() -> int:
+    """The process's soft limit on open files."""
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+class _Handler(socketserver.BaseRequestHandler):
+    """One connection's thread: wraps the socket in a :class:`Connection` and runs the
+    node's callback. A ``BaseRequestHandler``, not a ``StreamRequestHandler``: the
+    connection reads and writes the socket itself, so no file objects are made (and
+    ``Connection`` turns Nagle's algorithm off, for every connection, in one place)."""
+
+    server: FrameServer
+
+    def handle(self) -> None:
+        connection = Connection(
+            self.request,
+            name=f"conn {self.client_address[1]}",
+            frame_timeout=self.server.frame_timeout,
+        )
+        self.server.track(connection, add=True)
+        try:
+            self.server.on_connection(connection)
+        except Exception:  # a thread boundary: log, drop this connection, keep serving
+            log.exception("%s: handler failed", connection.name)
+        finally:
+            connection.close()
+            self.server.track(connection, add=False)
+
+
+class FrameServer(socketserver.ThreadingTCPServer):
+    """A threaded TCP server whose handlers get a :class:`Connection`.
+
+    For callers: ``start()`` serves in a background thread, ``stop()`` closes every
+    connection and joins every thread. ``address`` is the bound address (useful with port 0).
+    """
+
+    allow_reuse_address = True  # restart on the same port without waiting for TIME_WAIT
+    daemon_threads = False  # handler threads are joined on stop(), never abandoned
+    block_on_close = True
+    request_queue_size = 128  # pending connections while the accept loop is busy
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        on_connection: Callable[[Connection], Any],
+        frame_timeout: float = defaults.FRAME_TIMEOUT,
+        max_connections: int = defaults.MAX_CONNECTIONS,
+    ):
+        super().__init__(address, _Handler)
+        self.on_connection = on_connection
+        self.frame_timeout = frame_timeout
+        #: At most this many connections at once (and under half the open-file limit).
+        self.max_connections = min(max_connections, _open_file_limit() // 2)
+        self._accepted: set[Any] = set()  # the sockets of the connections served now
+        self._full_since = 0.0  # when accept() last failed for want of file descriptors
+        self._connections: set[Connection] = set()
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        """socketserver's hook, before a thread is started for a connection: past
+        ``max_connections``, tell the peer why (an ``Error``) and close it at once."""
+        with self._lock:
+            if len(self._accepted) < self.max_connections:
+                self._accepted.add(request)
+                return True
+        log.warning(
+            "%d connections already: refusing one from %s", self.max_connections, client_address[0]
+        )
+        busy = Error(
+            code=ErrorCode.Unavailable,
+            message=f"too many connections ({self.max_connections}); try again later",
+        )
+        with contextlib.suppress(OSError):
+            request.settimeout(1.0)
+            request.sendall(encode_frame(busy))
+        return False
+
+    def shutdown_request(self, request: Any) -> None:
+        """socketserver's hook, once a connection is done with (or refused)."""
+        with self._lock:
+            self._accepted.discard(request)
+        super().shutdown_request(request)
+
+    def get_request(self) -> tuple[Any, Any]:
+        """socketserver's accept, which pauses when the process has no file descriptor
+        left, instead of spinning: the listening socket stays readable until one frees."""
+        try:
+            return super().get_request()
+        except OSError as exc:
+            if exc.errno in (errno.EMFILE, errno.ENFILE):
+                now = time.monotonic()
+                if now - self._full_since > 10:
+                    log.warning("cannot accept connections: %s; pausing", exc.strerror)
+                self._full_since = now
+                self._stopping.wait(ACCEPT_PAUSE)
+            raise
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The address the server is bound to (the real port, if bound to port 0)."""
+        host, port = self.server_address[:2]
+        return str(host), int(port)
+
+    def track(self, connection: Connection, *, add: bool) -> None:
+        """Add or remove a connection from those ``stop()`` closes."""
+        with self._lock:
+            if add:
+                self._connections.add(connection)
+            else:
+                self._connections.discard(connection)
+
+    def start(self, name: str = "accept") -> None:
+        """Accept connections in a background thread."""
+        self._thread = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.1}, name=name, daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop accepting, close every connection, join every thread, release the port."""
+        self._stopping.set()
+        if self._thread is not None:
+            self.shutdown()
+            self._thread.join()
+            self._thread = None
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            connection.close()
+        self.server_close()  # joins the handler threads (block_on_close)
