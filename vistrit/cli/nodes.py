@@ -72,6 +72,38 @@ def add_commands(commands: Any) -> None:
         default=defaults.MAX_SLOTS,
         help="the most slots believed of any worker, whatever it claims (default %(default)s)",
     )
+    limits = coordinator.add_argument_group(
+        "limits", "What one node may take of this coordinator (see the security page)."
+    )
+    limits.add_argument(
+        "--max-connections",
+        type=positive_int,
+        default=defaults.MAX_CONNECTIONS,
+        help="connections served at once; past it, a new one is told so and closed "
+        "(default %(default)s)",
+    )
+    limits.add_argument(
+        "--idle-timeout",
+        type=non_negative_float,
+        default=defaults.IDLE_TIMEOUT,
+        metavar="SECONDS",
+        help="close a worker's or client's connection silent this long (default %(default)g; "
+        "0: never)",
+    )
+    limits.add_argument(
+        "--max-pending-per-client",
+        type=positive_int,
+        default=defaults.MAX_PENDING_PER_CLIENT,
+        metavar="TASKS",
+        help="unfinished tasks one client may have (default %(default)s)",
+    )
+    limits.add_argument(
+        "--max-retained-bytes-per-client",
+        type=positive_int,
+        default=defaults.MAX_RETAINED_BYTES_PER_CLIENT,
+        metavar="BYTES",
+        help="bytes of inputs and results kept for one client (default %(default)s)",
+    )
     coordinator.add_argument(
         "--heartbeat-timeout",
         type=positive_float,
@@ -234,12 +266,18 @@ def run_coordinator(args: argparse.Namespace, out: TextIO) -> int:
             retry_backoff=args.retry_backoff,
             retry_backoff_max=max(args.retry_backoff, defaults.RETRY_BACKOFF_MAX),
             max_slots=args.max_slots,
+            max_pending_per_client=args.max_pending_per_client,
+            max_retained_bytes_per_client=args.max_retained_bytes_per_client,
+        )
+        limits = defaults.Limits(
+            idle_timeout=args.idle_timeout, max_connections=args.max_connections
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     coordinator = Coordinator(
         address(args.bind),
         policy=policy,
+        limits=limits,
         data_dir=args.data_dir,
         fsync=args.fsync,
         name=args.name,
