@@ -68,7 +68,7 @@ from vistrit.results import (
 )
 from vistrit.session import NodeSession, node_auth
 from vistrit.submission import check_options, new_task, task_id_of, to_bytes
-from vistrit.transport import Connection, ConnectionClosed
+from vistrit.transport import Connection, ConnectionClosed, TLSConfig
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,7 @@ class VistritClient:
         reconnect_timeout: float = defaults.RECONNECT_TIMEOUT,
         coordinator_timeout: float = defaults.COORDINATOR_TIMEOUT,
         credentials: Credentials | None = None,
+        tls: TLSConfig | None = None,
     ) -> None:
         texts = coordinators if isinstance(coordinators, str) else ",".join(coordinators)
         self.addresses = parse_addresses(texts)
@@ -113,6 +114,7 @@ class VistritClient:
             handshake_timeout=connect_timeout,
             daemon=True,
             auth=node_auth(NodeType.Client, credentials),
+            tls=tls,
         )
         try:
             self.session.start(patience=connect_timeout)

@@ -37,7 +37,7 @@ from vistrit.logic.auth import (
 from vistrit.protocol import ProtocolError
 from vistrit.protocol import messages as m
 from vistrit.protocol.errors import ErrorCode
-from vistrit.transport import Connection, ConnectionClosed, PeerTimeout, connect
+from vistrit.transport import Connection, ConnectionClosed, PeerTimeout, TLSConfig, connect
 
 Address = tuple[str, int]
 
@@ -74,11 +74,17 @@ class Unanswered(ConnectionError):
 class LeaderFinder:
     """The addresses to try, the leader to try first, and the newest term seen."""
 
-    def __init__(self, addresses: Sequence[Address], auth: NodeAuth | None = None) -> None:
+    def __init__(
+        self,
+        addresses: Sequence[Address],
+        auth: NodeAuth | None = None,
+        tls: TLSConfig | None = None,
+    ) -> None:
         if not addresses:
             raise ValueError("no coordinator address given")
         self.addresses = list(addresses)
         self.auth = auth
+        self.tls = tls
         self.leader: Address | None = None
         self.term = 0
         self.joined: Address = self.addresses[0]  # the coordinator of the last success
@@ -140,7 +146,7 @@ class LeaderFinder:
             tried.add(address)
             where = f"{address[0]}:{address[1]}"
             try:
-                conn = connect(address, timeout=timeout, name=name)
+                conn = connect(address, timeout=timeout, name=name, tls=self.tls)
             except OSError as exc:
                 errors.append(f"{where}: {exc.strerror or exc}")
                 if self.leader == address:

@@ -53,7 +53,7 @@ from vistrit.protocol import messages as m
 from vistrit.protocol.catalogue import NEWEST_VERSION
 from vistrit.protocol.types import NodeType
 from vistrit.timers import RepeatingTimer
-from vistrit.transport import Connection, ConnectionClosed, PeerTimeout
+from vistrit.transport import Connection, ConnectionClosed, PeerTimeout, TLSConfig
 
 log = logging.getLogger(__name__)
 
@@ -116,9 +116,10 @@ class NodeSession:
         fall_back_to_v1: bool = False,
         daemon: bool = False,
         auth: NodeAuth | None = None,
+        tls: TLSConfig | None = None,
     ) -> None:
         self.owner = owner
-        self.finder = LeaderFinder(addresses, auth)
+        self.finder = LeaderFinder(addresses, auth, tls)
         self.conn: Connection | None = None
         self.coordinator_timeout = coordinator_timeout
         self.reconnect_timeout = reconnect_timeout

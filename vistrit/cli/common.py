@@ -15,6 +15,7 @@ from typing import TextIO
 from vistrit import defaults
 from vistrit.addresses import parse_address
 from vistrit.credentials import Credentials
+from vistrit.transport.tls import TLSConfig
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_UNAVAILABLE = 0, 1, 2, 3, 4
 
@@ -35,7 +36,7 @@ def add_coordinator_option(command: argparse.ArgumentParser) -> None:
 
 
 def add_token_option(command: argparse.ArgumentParser) -> None:
-    """Add ``--token-file PATH``: where the node's credentials are."""
+    """Add ``--token-file PATH`` (the node's credentials) and the TLS options."""
     command.add_argument(
         "--token-file",
         type=Path,
@@ -43,6 +44,25 @@ def add_token_option(command: argparse.ArgumentParser) -> None:
         help="the cluster's credentials (default: $VISTRIT_TOKEN_FILE or ~/.vistrit/token; "
         "see the security page)",
     )
+    tls = command.add_argument_group("TLS", "Give all three, on every node, for mutual TLS.")
+    tls.add_argument("--tls-cert", type=Path, metavar="PATH", help="this node's certificate")
+    tls.add_argument("--tls-key", type=Path, metavar="PATH", help="its private key")
+    tls.add_argument("--tls-ca", type=Path, metavar="PATH", help="the CA that signs them all")
+
+
+def tls_of(args: argparse.Namespace) -> TLSConfig | None:
+    """The TLS options, all three or none (a usage error otherwise)."""
+    given = [args.tls_cert, args.tls_key, args.tls_ca]
+    if not any(given):
+        return None
+    if not all(given):
+        raise UsageError("--tls-cert, --tls-key and --tls-ca go together: give all three")
+    config = TLSConfig(args.tls_cert, args.tls_key, args.tls_ca)
+    try:
+        config.context(server_side=False)  # the files are read now, not at the first use
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot use the TLS files: {exc}") from None
+    return config
 
 
 def credentials_of(args: argparse.Namespace, create: bool = False) -> Credentials | None:

@@ -28,6 +28,7 @@ from vistrit.cli.common import (
     positive_float,
     positive_int,
     reason,
+    tls_of,
     until_signalled,
 )
 from vistrit.coordinator.journal import JournalError
@@ -285,6 +286,7 @@ def run_coordinator(args: argparse.Namespace, out: TextIO) -> int:
         credentials=credentials_of(args, create=True),
         allow_unauthenticated=args.allow_unauthenticated,
         repair=args.repair,
+        tls=tls_of(args),
     )
     try:
         coordinator.start()
@@ -361,6 +363,7 @@ def run_worker(args: argparse.Namespace, out: TextIO) -> int:
         reconnect_timeout=args.reconnect_timeout,
         credentials=credentials_of(args),
         allow_unauthenticated=args.allow_unauthenticated,
+        tls=tls_of(args),
     )
     stop = until_signalled()
     try:

@@ -24,6 +24,7 @@ from vistrit.cli.common import (
     positive_int,
     shorten,
     table,
+    tls_of,
 )
 from vistrit.client import TaskError, TaskInfo, TaskNotFound, VistritClient
 
@@ -92,7 +93,7 @@ def add_commands(commands: Any) -> None:
 
 def _client(args: argparse.Namespace) -> VistritClient:
     try:
-        return VistritClient(args.coordinator, credentials=credentials_of(args))
+        return VistritClient(args.coordinator, credentials=credentials_of(args), tls=tls_of(args))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 

@@ -50,7 +50,7 @@ from vistrit.protocol import messages as m
 from vistrit.protocol.types import NodeInfo, NodeType, SocketAddr
 from vistrit.session import node_auth
 from vistrit.timers import RepeatingTimer
-from vistrit.transport import Connection
+from vistrit.transport import Connection, TLSConfig
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,7 @@ class Cluster:
         self.host = host
         self.config = config
         self.name = host.name
+        self.tls: TLSConfig | None = host.tls  # the links are TLS when the coordinator is
         self.links = {rank: PeerLink(self, rank, address) for rank, address in config.peers.items()}
         self.election: Election | None = None
         self.replicator: Replicator[Outbox] | None = None  # while leading

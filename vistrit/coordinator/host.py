@@ -25,6 +25,7 @@ from vistrit.coordinator.core import Outbox
 from vistrit.credentials import Credentials
 from vistrit.leader import NodeAuth
 from vistrit.protocol.types import NodeInfo
+from vistrit.transport import TLSConfig
 
 
 class Host(Protocol):
@@ -34,6 +35,7 @@ class Host(Protocol):
     lock: threading.Lock
     data_dir: Path | None
     credentials: Credentials | None
+    tls: TLSConfig | None
 
     @property
     def info(self) -> NodeInfo:
@@ -84,6 +86,11 @@ class LinkOwner(Protocol):
     @property
     def auth(self) -> NodeAuth | None:
         """How the link proves this coordinator to its peer (a coordinator's credential)."""
+        ...
+
+    @property
+    def tls(self) -> TLSConfig | None:
+        """TLS for the link, as for every connection of the cluster (None: plaintext)."""
         ...
 
     @property

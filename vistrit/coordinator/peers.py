@@ -164,7 +164,9 @@ class PeerLink:
     def _open(self) -> Connection | None:
         timeout = self.cluster.leader_timeout
         try:
-            conn = connect(self.address, timeout=timeout, name=f"peer {self.rank}")
+            conn = connect(
+                self.address, timeout=timeout, name=f"peer {self.rank}", tls=self.cluster.tls
+            )
         except OSError:
             return None
         hello = m.Handshake(node_info=self.cluster.info, protocol_version=NEWEST_VERSION)

@@ -52,6 +52,7 @@ from vistrit.protocol.frame import MAX_PAYLOAD
 from vistrit.protocol.types import NodeInfo, NodeType, SocketAddr, introduce
 from vistrit.timers import RepeatingTimer
 from vistrit.transport import Connection, ConnectionClosed, FrameServer, PeerTimeout, resolve
+from vistrit.transport.tls import TLSConfig
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ class Coordinator:
         credentials: Credentials | None = None,
         allow_unauthenticated: bool = False,
         repair: bool = False,
+        tls: TLSConfig | None = None,
     ) -> None:
         self.policy = policy
         #: The secrets nodes must prove they hold; None: the token file at
@@ -89,6 +91,7 @@ class Coordinator:
         self.allow_unauthenticated = allow_unauthenticated
         self.repair = repair
         self.limits = limits
+        self.tls = tls  # every connection TLS, in and out (see vistrit.transport.tls)
         self.gate: Gate | None = None
         #: Why the coordinator stopped by itself (a journal it could not write), if it did.
         self.failure: str | None = None
@@ -125,10 +128,7 @@ class Coordinator:
         :class:`~vistrit.credentials.CredentialsError` if the token file is unusable."""
         if self.credentials is None:
             self.credentials = Credentials.load_or_create(default_path())
-        limits = self.limits
-        self._server = FrameServer(
-            self._bind, self._serve, limits.frame_timeout, limits.max_connections
-        )
+        self._server = FrameServer(self._bind, self._serve, self.limits, self.tls)
         host, port = self._server.address
         now = time.time()
         shown = SocketAddr(host if host != "0.0.0.0" else "127.0.0.1", port)

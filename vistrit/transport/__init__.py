@@ -4,7 +4,8 @@
   connection (send from any thread, receive on one, every wait bounded), and
   :func:`connect`;
 * :mod:`vistrit.transport.server` - :class:`FrameServer`, the threaded server: a thread
-  per connection, limits on how many, and a stop that leaves nothing behind.
+  per connection, limits on how many, and a stop that leaves nothing behind;
+* :mod:`vistrit.transport.tls` - optional, mutual TLS around the same blocking sockets.
 
 Nothing else in Vistrit imports ``socket``. Read first: :mod:`vistrit.transport.connection`.
 """
@@ -17,5 +18,15 @@ from vistrit.transport.connection import (
     resolve,
 )
 from vistrit.transport.server import FrameServer
+from vistrit.transport.tls import TLSConfig, TLSError
 
-__all__ = ["Connection", "ConnectionClosed", "FrameServer", "PeerTimeout", "connect", "resolve"]
+__all__ = [
+    "Connection",
+    "ConnectionClosed",
+    "FrameServer",
+    "PeerTimeout",
+    "TLSConfig",
+    "TLSError",
+    "connect",
+    "resolve",
+]

@@ -29,6 +29,7 @@ import logging
 import queue
 import select
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -38,6 +39,7 @@ from vistrit.protocol import MAX_PAYLOAD, Frame, FrameDecoder, Message, Protocol
 from vistrit.protocol.catalogue import V1_VARIANTS
 from vistrit.protocol.errors import ErrorCode, UnsupportedVersion
 from vistrit.protocol.messages import Error
+from vistrit.transport.tls import TLSConfig, TLSLayer
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +63,24 @@ def connect(
     *,
     timeout: float = defaults.CONNECT_TIMEOUT,
     name: str = "",
+    tls: TLSConfig | None = None,
 ) -> Connection:
-    """Open a TCP connection, failing with ``OSError`` after *timeout* seconds."""
+    """Open a TCP connection (TLS if *tls* is given), failing with ``OSError`` after
+    *timeout* seconds (:class:`~vistrit.transport.tls.TLSError` if TLS fails)."""
     sock = socket.create_connection(address, timeout=timeout)
-    return Connection(sock, name=name or f"{address[0]}:{address[1]}")
+    layer = None
+    if tls is not None:
+        layer = TLSLayer(tls.context(server_side=False), False, address[0])
+        try:
+            layer.handshake(sock, time.monotonic() + timeout)
+        except BaseException:
+            sock.close()
+            raise
+    return Connection(sock, name=name or f"{address[0]}:{address[1]}", tls=layer)
+
+
+class _OnTheWire(bytes):
+    """Bytes ready for the socket (already encrypted): sent as they are."""
 
 
 class Connection:
@@ -78,6 +94,7 @@ class Connection:
         send_timeout: float = defaults.SEND_TIMEOUT,
         frame_timeout: float = defaults.FRAME_TIMEOUT,
         max_payload: int = defaults.HANDSHAKE_MAX_PAYLOAD,
+        tls: TLSLayer | None = None,
     ) -> None:
         self.name = name
         self.version = 1  # frames are sent in this version; raised after the handshake
@@ -89,6 +106,7 @@ class Connection:
         self._sock.settimeout(send_timeout)
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._decoder = FrameDecoder(max_payload)  # small until the peer is trusted
+        self._tls = tls
         # A Condition is a lock that can also be waited on: flush() waits for the writer.
         self._send_lock = threading.Condition()
         self._outgoing: queue.SimpleQueue[Sequence[Message | bytes] | None] | None = None
@@ -180,7 +198,7 @@ class Connection:
                 sent = self._send_some(data)
                 if sent is None or sent == len(data):
                     return
-                messages = [data[sent:]]  # the rest must go before anything posted later
+                messages = [_OnTheWire(data[sent:])]  # the rest goes before anything later
             self._queued += 1
             self._outgoing.put(messages)
 
@@ -202,10 +220,25 @@ class Connection:
             return None
 
     def _encode(self, messages: Iterable[Message | bytes]) -> bytes:
-        return b"".join(
-            m if isinstance(m, bytes) else encode_frame(m, _version_for(m, self.version))
-            for m in messages
-        )
+        """The bytes for the socket: frames encoded (and, with TLS, encrypted); what is
+        already on its way (the rest of a partial send) is kept as it is, in order."""
+        out: list[bytes] = []
+        frames: list[bytes] = []
+        for m in messages:
+            if isinstance(m, _OnTheWire):
+                out.append(self._seal(frames))
+                frames = []
+                out.append(m)
+            else:
+                frames.append(
+                    m if isinstance(m, bytes) else encode_frame(m, _version_for(m, self.version))
+                )
+        out.append(self._seal(frames))
+        return b"".join(out)
+
+    def _seal(self, frames: list[bytes]) -> bytes:
+        data = b"".join(frames)
+        return self._tls.encrypt(data) if self._tls is not None and data else data
 
     def _write_loop(self) -> None:
         """The writer thread: send what is queued, a batch at a time, never holding the
@@ -336,16 +369,24 @@ class Connection:
         """
         if self._closed.is_set():
             return b""
+        if self._tls is not None and (ready := self._tls.decrypt(b"")):
+            return ready  # records already in hand (read with the handshake's last bytes)
         try:
             if not self._poller.poll(None if wait is None else max(0.0, wait) * 1000):
                 return None
-            return self._sock.recv(defaults.RECV_SIZE)
+            raw = self._sock.recv(defaults.RECV_SIZE)
         except TimeoutError:
             return None
         except OSError as exc:
             if self._closed.is_set():
                 return b""
             raise ConnectionClosed(f"{self.name}: {exc.strerror or exc}") from exc  # a reset
+        if self._tls is None or not raw:
+            return raw
+        try:
+            return self._tls.decrypt(raw) or None  # None: a record is not complete yet
+        except ssl.SSLError as exc:
+            raise ConnectionClosed(f"{self.name}: TLS: {exc.reason or exc}") from exc
 
     def receive_raw(self, wait: float | None = None) -> bytes | None:
         """Raw bytes as they arrive (for the wire tracer): ``b""`` at end of stream, ``None``

@@ -23,11 +23,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from vistrit import defaults
+from vistrit.defaults import DEFAULT_LIMITS, Limits
 from vistrit.protocol import encode_frame
 from vistrit.protocol.errors import ErrorCode
 from vistrit.protocol.messages import Error
 from vistrit.transport.connection import Connection
+from vistrit.transport.tls import TLSConfig, TLSError, TLSLayer, speaks_plain_vistrit
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +51,12 @@ class _Handler(socketserver.BaseRequestHandler):
     server: FrameServer
 
     def handle(self) -> None:
+        name = f"conn {self.client_address[1]}"
+        layer = self.server.secure(self.request, name) if self.server.tls is not None else None
+        if self.server.tls is not None and layer is None:
+            return  # refused: not TLS, or a certificate the CA did not sign
         connection = Connection(
-            self.request,
-            name=f"conn {self.client_address[1]}",
-            frame_timeout=self.server.frame_timeout,
+            self.request, name=name, frame_timeout=self.server.frame_timeout, tls=layer
         )
         self.server.track(connection, add=True)
         try:
@@ -81,20 +84,46 @@ class FrameServer(socketserver.ThreadingTCPServer):
         self,
         address: tuple[str, int],
         on_connection: Callable[[Connection], Any],
-        frame_timeout: float = defaults.FRAME_TIMEOUT,
-        max_connections: int = defaults.MAX_CONNECTIONS,
+        limits: Limits = DEFAULT_LIMITS,
+        tls: TLSConfig | None = None,
     ):
+        #: With *tls*, every connection is TLS, and mutual (see :mod:`vistrit.transport.tls`).
+        self.tls = tls
+        self._tls_context = tls.context(server_side=True) if tls is not None else None
+        self.handshake_timeout = limits.handshake_timeout
         super().__init__(address, _Handler)
         self.on_connection = on_connection
-        self.frame_timeout = frame_timeout
+        self.frame_timeout = limits.frame_timeout
         #: At most this many connections at once (and under half the open-file limit).
-        self.max_connections = min(max_connections, _open_file_limit() // 2)
+        self.max_connections = min(limits.max_connections, _open_file_limit() // 2)
         self._accepted: set[Any] = set()  # the sockets of the connections served now
         self._full_since = 0.0  # when accept() last failed for want of file descriptors
         self._connections: set[Connection] = set()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def secure(self, sock: Any, name: str) -> TLSLayer | None:
+        """The TLS handshake on a new connection (in its own thread). None, and the peer
+        told why where it can be: a plaintext node is answered in plaintext."""
+        assert self._tls_context is not None
+        if speaks_plain_vistrit(sock, self.handshake_timeout):
+            log.warning("%s: a node without TLS reached this TLS port; refused", name)
+            refusal = Error(
+                code=ErrorCode.Protocol,
+                message="this coordinator speaks TLS: start the node with --tls-cert, "
+                "--tls-key and --tls-ca",
+            )
+            with contextlib.suppress(OSError):
+                sock.sendall(encode_frame(refusal))
+            return None
+        layer = TLSLayer(self._tls_context, True, None)
+        try:
+            layer.handshake(sock, time.monotonic() + self.handshake_timeout)
+        except (TLSError, OSError) as exc:
+            log.warning("%s: refused: %s", name, exc)
+            return None
+        return layer
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
         """socketserver's hook, before a thread is started for a connection: past

@@ -48,7 +48,7 @@ from vistrit.protocol.types import (
     introduce,
 )
 from vistrit.session import NodeSession, node_auth
-from vistrit.transport import Connection, ConnectionClosed
+from vistrit.transport import Connection, ConnectionClosed, TLSConfig
 from vistrit.worker.execution import Outcome, run_task
 from vistrit.worker.functions import DEFAULT, FunctionRegistry, TaskContext
 
@@ -82,6 +82,7 @@ class Worker:
         coordinator_timeout: float = defaults.COORDINATOR_TIMEOUT,
         credentials: Credentials | None = None,
         allow_unauthenticated: bool = False,
+        tls: TLSConfig | None = None,
     ) -> None:
         if slots < 1:
             raise ValueError("a worker needs at least one slot")
@@ -105,6 +106,7 @@ class Worker:
             reconnect_timeout=reconnect_timeout,
             fall_back_to_v1=True,
             auth=auth,
+            tls=tls,
         )
         self._running: dict[uuid.UUID, TaskContext] = {}
         self._stopped = threading.Event()
