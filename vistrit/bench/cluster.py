@@ -12,7 +12,8 @@ coordinator``/``worker``, with ``--tasks vistrit.bench.tasks``), drives them fro
 * **W4 payload** - 20 echo tasks of 8 MiB; megabytes per second of task data sent out and
   back.
 
-More, on request: **detection** (how soon a killed or frozen worker's task runs again),
+More, on request: **handshake** (what joining costs: a v4 authenticated join against
+a v1 unauthenticated one), **detection** (how soon a killed or frozen worker's task runs again),
 **journal** (what ``--data-dir`` costs W1 in each ``--fsync`` mode) and **failover**
 (three coordinators; the leader is killed mid-run: the time to the first task the new
 leader accepts, and to the end of the interrupted run) and **replication** (W1 with one
@@ -28,13 +29,22 @@ import statistics
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from vistrit import leader
+from vistrit.addresses import parse_address
 from vistrit.client import VistritClient
+from vistrit.credentials import Credentials, default_path
 from vistrit.demo import ProcessGroup, wait_for_workers
+from vistrit.leader import NodeAuth
+from vistrit.logic.auth import AUTH_VERSION
+from vistrit.protocol import messages as m
+from vistrit.protocol.types import NodeType, SocketAddr, introduce
+from vistrit.transport import TLSConfig, connect
 
 #: Options for every benchmark worker: the benchmark's task functions.
 WORKER_OPTIONS = ("--tasks", "vistrit.bench.tasks")
@@ -56,24 +66,32 @@ class Figures:
         return asdict(self)
 
 
+def tls_args(tls: TLSConfig | None) -> tuple[str, ...]:
+    """The command-line options that give a node *tls*."""
+    if tls is None:
+        return ()
+    return ("--tls-cert", str(tls.cert), "--tls-key", str(tls.key), "--tls-ca", str(tls.ca))
+
+
 @contextmanager
 def local_cluster(
     workers: int,
     slots: int = 1,
     coordinator_args: tuple[str, ...] = (),
     coordinators: int = 1,
+    tls: TLSConfig | None = None,
 ) -> Iterator[VistritClient]:
     """A coordinator (or a cluster of *coordinators*, each with a journal) and *workers*
-    worker processes on 127.0.0.1, and a client to them."""
+    worker processes on 127.0.0.1, and a client to them; every connection TLS with *tls*."""
     group = ProcessGroup()
+    coordinator_args = (*coordinator_args, *tls_args(tls))
     with tempfile.TemporaryDirectory() as directory:
         try:
             addresses, _ = start_cluster(group, coordinators, Path(directory), coordinator_args)
             for number in range(workers):
-                group.start_worker(
-                    addresses, f"bench-{number + 1}", "--slots", str(slots), *WORKER_OPTIONS
-                )
-            with VistritClient(addresses) as client:
+                options = ("--slots", str(slots), *WORKER_OPTIONS, *tls_args(tls))
+                group.start_worker(addresses, f"bench-{number + 1}", *options)
+            with VistritClient(addresses, tls=tls) as client:
                 wait_for_workers(client, workers)
                 yield client
         finally:
@@ -105,20 +123,20 @@ def w1_seconds(client: VistritClient, tasks: int) -> float:
     return time.perf_counter() - started
 
 
-def throughput(tasks: int = 10_000, workers: int = 2) -> Figures:
+def throughput(tasks: int = 10_000, workers: int = 2, tls: TLSConfig | None = None) -> Figures:
     """W1: many small echo tasks from one client, on one-slot workers; tasks per second."""
-    with local_cluster(workers) as client:
+    with local_cluster(workers, tls=tls) as client:
         elapsed = w1_seconds(client, tasks)
     return Figures(
         "W1 throughput",
         {"tasks_per_s": tasks / elapsed, "seconds": elapsed},
-        {"tasks": tasks, "workers": workers, "slots": 1, "data_bytes": 16},
+        {"tasks": tasks, "workers": workers, "slots": 1, "data_bytes": 16, "tls": bool(tls)},
     )
 
 
-def latency(round_trips: int = 1_000) -> Figures:
+def latency(round_trips: int = 1_000, tls: TLSConfig | None = None) -> Figures:
     """W2: sequential submit-and-wait round trips on one worker; p50, p99 and mean."""
-    with local_cluster(1) as client:
+    with local_cluster(1, tls=tls) as client:
         for _ in range(50):
             client.submit("echo", b"warm").result(30)
         samples = []
@@ -134,7 +152,42 @@ def latency(round_trips: int = 1_000) -> Figures:
             "p99_us": samples[int(len(samples) * 0.99) - 1] * 1e6,
             "mean_us": statistics.fmean(samples) * 1e6,
         },
-        {"round_trips": round_trips, "workers": 1},
+        {"round_trips": round_trips, "workers": 1, "tls": bool(tls)},
+    )
+
+
+def handshake(joins: int = 500, tls: TLSConfig | None = None) -> Figures:
+    """What joining costs: a new connection, its handshake (v4: with the challenge-response;
+    v1: without, as an older node joins a coordinator that admits it), and its close, one
+    after another; the median of each, and the difference: what authentication costs."""
+    group = ProcessGroup()
+    try:
+        _, address = group.start_coordinator("--allow-unauthenticated", *tls_args(tls))
+        target = parse_address(address)
+        auth = NodeAuth(*Credentials.load(default_path()).own(NodeType.Worker))
+        medians = {}
+        for version in (AUTH_VERSION, 1):
+            samples = []
+            for _ in range(joins):
+                node = introduce(uuid.uuid4(), NodeType.Worker, SocketAddr("127.0.0.1", 0), "b", 0)
+                started = time.perf_counter()
+                conn = connect(target, tls=tls)
+                leader.handshake(
+                    conn, m.Handshake(node_info=node, protocol_version=version), 10, auth
+                )
+                conn.close()
+                samples.append(time.perf_counter() - started)
+            medians[version] = statistics.median(samples) * 1e6
+    finally:
+        group.stop_all()
+    return Figures(
+        "handshake",
+        {
+            "v4_join_us": medians[AUTH_VERSION],
+            "v1_join_us": medians[1],
+            "auth_us": medians[AUTH_VERSION] - medians[1],
+        },
+        {"joins": joins, "tls": bool(tls)},
     )
 
 
@@ -305,7 +358,7 @@ def failover(repeats: int = 3, tasks: int = 2_000) -> Figures:
 
 
 WORKLOADS = ("throughput", "latency", "scaling", "payload")
-MORE_WORKLOADS = ("detection", "journal", "failover", "replication")
+MORE_WORKLOADS = ("detection", "journal", "failover", "replication", "handshake")
 
 
 def run(
@@ -318,14 +371,18 @@ def run(
     cpu_tasks: int = 32,
     payload_tasks: int = 20,
     payload_bytes: int = 8 * 1024 * 1024,
+    tls: TLSConfig | None = None,
 ) -> Figures:
-    """Run one workload *repeats* times; each figure is the median of the runs."""
+    """Run one workload *repeats* times; each figure is the median of the runs. With
+    *tls*, W1, W2 and handshake run over TLS."""
     runs = []
     for _ in range(repeats):
         if workload == "throughput":
-            runs.append(throughput(tasks, workers))
+            runs.append(throughput(tasks, workers, tls))
         elif workload == "latency":
-            runs.append(latency(round_trips))
+            runs.append(latency(round_trips, tls))
+        elif workload == "handshake":
+            runs.append(handshake(max(50, round_trips // 2), tls))
         elif workload == "scaling":
             runs.append(scaling(cpu_tasks))
         elif workload == "payload":

@@ -44,6 +44,11 @@ def add_token_option(command: argparse.ArgumentParser) -> None:
         help="the cluster's credentials (default: $VISTRIT_TOKEN_FILE or ~/.vistrit/token; "
         "see the security page)",
     )
+    add_tls_options(command)
+
+
+def add_tls_options(command: argparse.ArgumentParser) -> None:
+    """Add ``--tls-cert``, ``--tls-key`` and ``--tls-ca``."""
     tls = command.add_argument_group("TLS", "Give all three, on every node, for mutual TLS.")
     tls.add_argument("--tls-cert", type=Path, metavar="PATH", help="this node's certificate")
     tls.add_argument("--tls-key", type=Path, metavar="PATH", help="its private key")

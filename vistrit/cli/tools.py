@@ -19,9 +19,11 @@ from vistrit.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
     UsageError,
+    add_tls_options,
     address,
     positive_float,
     positive_int,
+    tls_of,
     until_signalled,
 )
 from vistrit.protocol import (
@@ -86,7 +88,9 @@ def add_commands(commands: Any) -> None:
         "killed or frozen worker; journal the throughput cost of --data-dir in each --fsync "
         "mode; failover the time from killing the leader of three coordinators to the first "
         "task the new leader accepts, and to the end of the interrupted run; replication W1 "
-        "with one coordinator and with three. Default: the four cluster workloads.",
+        "with one coordinator and with three; handshake what joining costs (an "
+        "authenticated v4 join against an unauthenticated v1 one). Default: the four cluster "
+        "workloads. With the TLS options, W1, W2 and handshake run over mutual TLS.",
     )
     bench.add_argument(
         "workloads",
@@ -120,6 +124,7 @@ def add_commands(commands: Any) -> None:
         "--seconds", type=positive_float, default=0.5, help="codec: time per timed batch (0.5)"
     )
     bench.add_argument("--json", action="store_true", help="print one JSON line per workload")
+    add_tls_options(bench)  # W1, W2 and handshake over TLS
     bench.set_defaults(run=run_bench)
 
     demo = commands.add_parser(
@@ -254,6 +259,7 @@ def run_bench(args: argparse.Namespace, out: TextIO) -> int:
             cpu_tasks=args.cpu_tasks,
             payload_tasks=args.payload_tasks,
             payload_bytes=int(args.payload_mib * 1024 * 1024),
+            tls=tls_of(args),
         )
         if args.json:
             print(json.dumps({"bench": workload, **figures.as_dict()}), file=out, flush=True)
