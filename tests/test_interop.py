@@ -233,6 +233,16 @@ def test_the_mismatched_type_byte_the_reference_accepted_is_refused(cluster: Clu
     cli.close()
 
 
+def unsupported(hello: m.Handshake) -> m.HandshakeAck:
+    """The reference coordinator's answer to a Handshake that does not offer version 1."""
+    return m.HandshakeAck(
+        accepted=False,
+        node_id=hello.node_info.id,
+        coordinator_info=None,
+        reason="Unsupported protocol version",
+    )
+
+
 def test_a_vistrit_worker_runs_tasks_from_a_replayed_reference_coordinator() -> None:
     from vistrit.worker import Worker
 
@@ -244,13 +254,7 @@ def test_a_vistrit_worker_runs_tasks_from_a_replayed_reference_coordinator() -> 
         assert isinstance(hello, m.Handshake)
         offered.append(hello.protocol_version)
         if hello.protocol_version != 1:  # as the reference does
-            refusal = m.HandshakeAck(
-                accepted=False,
-                node_id=hello.node_info.id,
-                coordinator_info=None,
-                reason="Unsupported protocol version",
-            )
-            conn.send(refusal)
+            conn.send(unsupported(hello))
             return
         conn.send_raw(frame("HandshakeAck", "conn1"))
         conn.send_raw(frame("TaskAssign", "conn1", 0) + frame("TaskAssign", "conn1", 1))
@@ -288,13 +292,7 @@ def test_a_vistrit_worker_never_falls_back_to_v1_unless_told_to() -> None:
         hello = conn.receive(time.monotonic() + 10)
         assert isinstance(hello, m.Handshake)
         offered.append(hello.protocol_version)
-        refusal = m.HandshakeAck(
-            accepted=False,
-            node_id=hello.node_info.id,
-            coordinator_info=None,
-            reason="Unsupported protocol version",
-        )
-        conn.send(refusal)
+        conn.send(unsupported(hello))
 
     server = FrameServer(("127.0.0.1", 0), reference_coordinator)
     server.start()

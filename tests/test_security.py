@@ -23,7 +23,7 @@ from vistrit.protocol import NEWEST_VERSION, encode_frame
 from vistrit.protocol import messages as m
 from vistrit.protocol.errors import ErrorCode
 from vistrit.protocol.examples import WORKER
-from vistrit.protocol.types import NodeType, SocketAddr, introduce
+from vistrit.protocol.types import NodeInfo, NodeType, SocketAddr, introduce
 from vistrit.transport import Connection, FrameServer, connect
 from vistrit.worker import Worker
 from vistrit.worker.node import HandshakeRefused
@@ -152,20 +152,25 @@ def test_a_credential_cannot_join_in_a_role_above_its_own(
 ) -> None:
     caplog.set_level(logging.WARNING)
     secret = Credentials.load(default_path()).secrets["client"]
-    as_client = NodeAuth("client", secret)
-    conn = connect(cluster.coordinator.address)
-    try:
-        hello = m.Handshake(node_info=WORKER, protocol_version=NEWEST_VERSION)
-        conn.send(hello)
-        challenge = conn.receive(time.monotonic() + 5)
-        assert isinstance(challenge, m.AuthChallenge)
-        with pytest.raises(ConnectionError, match="AuthFailed: authentication failed"):
-            answer_challenge(conn, hello, challenge, as_client, time.monotonic() + 5)
-    finally:
-        conn.close()
+    with pytest.raises(ConnectionError, match="AuthFailed: authentication failed"):
+        join_proving(cluster.coordinator.address, WORKER, NodeAuth("client", secret))
     assert "a client credential cannot join as a worker" in caplog.text
     with pytest.raises(CredentialsError, match="may join as a worker"):
         Worker(cluster.coordinator.address, credentials=Credentials.parse(f"client {SECRET.hex()}"))
+
+
+def join_proving(address: tuple[str, int], info: NodeInfo, auth: NodeAuth) -> m.Message | None:
+    """Say Handshake (v4) as *info* and prove *auth* when challenged; the answer after the
+    coordinator's proof. Raises what the node side raises when the proof is refused."""
+    conn = connect(address)
+    try:
+        hello = m.Handshake(node_info=info, protocol_version=NEWEST_VERSION)
+        conn.send(hello)
+        challenge = conn.receive(time.monotonic() + 5)
+        assert isinstance(challenge, m.AuthChallenge)
+        return answer_challenge(conn, hello, challenge, auth, time.monotonic() + 5)
+    finally:
+        conn.close()
 
 
 def test_a_replayed_answer_is_refused(cluster: Cluster) -> None:
@@ -486,18 +491,8 @@ def test_a_coordinator_must_prove_a_coordinators_credential(
             assert isinstance(answer, m.HandshakeAck) and not answer.accepted
             assert "must prove a coordinator's credential" in (answer.reason or "")
         worker_secret = Credentials.load(default_path()).secrets["worker"]
-        conn = connect(("127.0.0.1", port))
-        try:
-            hello = m.Handshake(node_info=claim, protocol_version=NEWEST_VERSION)
-            conn.send(hello)
-            challenge = conn.receive(time.monotonic() + 5)
-            assert isinstance(challenge, m.AuthChallenge)
-            with pytest.raises(ConnectionError, match="authentication failed"):
-                answer_challenge(
-                    conn, hello, challenge, NodeAuth("worker", worker_secret), time.monotonic() + 5
-                )
-        finally:
-            conn.close()
+        with pytest.raises(ConnectionError, match="authentication failed"):
+            join_proving(("127.0.0.1", port), claim, NodeAuth("worker", worker_secret))
     finally:
         coordinator.stop()
     assert "a worker credential cannot join as a coordinator" in caplog.text
