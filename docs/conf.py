@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent / "_ext"))
 os.environ["COLUMNS"] = "88"  # the width of the CLI help shown in the docs
+# The coordinators the build runs (the recorded election) keep their token file here, not
+# in the reader's ~/.vistrit.
+os.environ["VISTRIT_TOKEN_FILE"] = str(Path(tempfile.mkdtemp(prefix="vistrit-docs-")) / "token")
 
 import vistrit
 

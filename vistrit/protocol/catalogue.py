@@ -66,13 +66,14 @@ class Catalogue:
         """A later version: every message of this one, plus *new* (appended, never changed)."""
         return Catalogue(version, self.messages + tuple(new))
 
-    def message_for_type(self, type_byte: int) -> type[Message]:
-        """The message class a header's type byte names in this version, or None."""
+    def message_for_type(self, type_byte: int, offset: int | None = None) -> type[Message]:
+        """The message class a header's type byte names in this version; raises
+        ``UnknownMessageType`` (at *offset*, the type byte's place in the frame) if none."""
         cls = self.by_type_byte.get(type_byte)
         if cls is None:
             raise UnknownMessageType(
                 f"type byte 0x{type_byte:02x} is no message of protocol v{self.version}",
-                offset=5,
+                offset=offset,
             )
         return cls
 

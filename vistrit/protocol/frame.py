@@ -47,10 +47,12 @@ MAGIC = 0x56495354
 MAGIC_BYTES = b"VIST"
 HEADER = struct.Struct(">IBBI")  # magic, version, type byte, payload length
 HEADER_SIZE = HEADER.size  # 10
-#: Where each header field starts (the table above): the checksum covers the frame from
-#: CRC_START on, that is everything but the magic.
+#: Where each header field starts (the table above), for errors that name the byte at
+#: fault; the checksum covers the frame from CRC_START on, that is everything but the magic.
 MAGIC_SIZE = 4
 VERSION_OFFSET = MAGIC_SIZE  # 4
+TYPE_OFFSET = VERSION_OFFSET + 1  # 5
+LENGTH_OFFSET = TYPE_OFFSET + 1  # 6
 CRC_START = VERSION_OFFSET
 CHECKSUM = struct.Struct(">I")
 CHECKSUM_SIZE = CHECKSUM.size  # 4
@@ -103,10 +105,14 @@ def parse_header(header: bytes, max_payload: int = MAX_PAYLOAD) -> tuple[Catalog
     catalogue = CATALOGUES.get(version)
     if catalogue is None:
         known = ", ".join(str(v) for v in sorted(CATALOGUES))
-        raise UnsupportedVersion(f"protocol version {version} is not supported ({known})", offset=4)
-    catalogue.message_for_type(type_byte)
+        raise UnsupportedVersion(
+            f"protocol version {version} is not supported ({known})", offset=VERSION_OFFSET
+        )
+    catalogue.message_for_type(type_byte, offset=TYPE_OFFSET)
     if length > max_payload:
-        raise FrameTooLarge(f"payload length {length} is over the {max_payload}-byte cap", offset=6)
+        raise FrameTooLarge(
+            f"payload length {length} is over the {max_payload}-byte cap", offset=LENGTH_OFFSET
+        )
     return catalogue, type_byte, length
 
 
@@ -150,7 +156,7 @@ def decode_payload(payload: bytes, catalogue: Catalogue, type_byte: int, start: 
         raise TypeByteMismatch(
             f"type byte 0x{type_byte:02x} says {expected.WIRE_NAME}, "
             f"payload variant {cls.VARIANT} is {cls.WIRE_NAME}",
-            offset=5,
+            offset=TYPE_OFFSET,
         )
     if end != len(payload):
         size = len(payload) - start

@@ -38,6 +38,7 @@ from vistrit import defaults
 from vistrit.protocol import MAX_PAYLOAD, Frame, FrameDecoder, Message, ProtocolError, encode_frame
 from vistrit.protocol.catalogue import V1_VARIANTS
 from vistrit.protocol.errors import ErrorCode, UnsupportedVersion
+from vistrit.protocol.frame import VERSION_OFFSET
 from vistrit.protocol.messages import Error
 from vistrit.transport.tls import TLSConfig, TLSLayer
 
@@ -341,7 +342,7 @@ class Connection:
             raise UnsupportedVersion(
                 f"a v{frame.version} frame ({frame.message.WIRE_NAME}) on a connection that "
                 f"agreed on v{self.version}",
-                offset=4,
+                offset=VERSION_OFFSET,
             )
 
     def buffered_messages(self) -> list[Message]:
