@@ -251,3 +251,18 @@ def test_a_journal_that_cannot_be_written_stops_the_coordinator_saying_why(
     assert coordinator.failure is not None
     assert f"cannot write the journal {tmp_path / 'journal.vst'}" in coordinator.failure
     assert "No space left on device" in coordinator.failure
+
+
+def test_the_cli_says_an_unusable_data_dir_is_not_a_port_problem(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    a_file = tmp_path / "file"
+    a_file.write_text("not a folder")
+    command = [sys.executable, "-m", "vistrit", "coordinator", "--bind", "127.0.0.1:0"]
+    run = subprocess.run(
+        [*command, "--data-dir", str(a_file / "data")], capture_output=True, text=True, timeout=30
+    )
+    assert run.returncode == 1
+    assert f"error: cannot use {a_file / 'data'} for the journal" in run.stderr
+    assert "cannot listen" not in run.stderr
