@@ -112,6 +112,16 @@ def test_a_coordinator_creates_a_private_token_file_once(tmp_path: Path) -> None
         Credentials.load(tmp_path / "missing")
 
 
+def test_coordinators_starting_together_agree_on_one_token_file(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = tmp_path / "fresh" / "token"
+    with ThreadPoolExecutor(8) as pool:
+        found = list(pool.map(lambda _: Credentials.load_or_create(path).secrets, range(32)))
+    assert all(secrets == found[0] for secrets in found)  # one secret, nobody saw half a file
+    assert sorted(p.name for p in path.parent.iterdir()) == ["token"]  # no temporary left
+
+
 def test_a_token_file_others_can_read_is_used_with_a_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -147,9 +147,18 @@ class Credentials:
             f"{ALL} {secret.hex()}\n"
         )
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            file.write(text)
+        # Written whole under a name of its own, then linked into place: a coordinator
+        # starting at the same moment sees no file, or the whole file, never half of one.
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+                file.write(text)
+                file.flush()
+                os.fsync(file.fileno())
+            os.link(temporary, path)  # FileExistsError if another was first
+        finally:
+            temporary.unlink()
         return cls.parse(text, path)
 
     @classmethod

@@ -96,6 +96,7 @@ class Scan:
     intact frames follow, and where a torn tail starts (the length, if there is none)."""
 
     frames: list[bytes]
+    messages: list[Message]
     offsets: list[int]
     damaged: list[tuple[int, int]]
     tail: int
@@ -109,16 +110,19 @@ def scan(data: bytes) -> Scan:
     """Read *data* frame by frame; after damage, find the next intact frame by its magic
     (and its checksum: a frame is intact only if it decodes)."""
     frames: list[bytes] = []
+    messages: list[Message] = []
     offsets: list[int] = []
     damaged: list[tuple[int, int]] = []
     pos, bad = 0, None
     while pos < len(data):
-        end = _intact_frame_at(data, pos)
-        if end is not None:
+        intact = _intact_frame_at(data, pos)
+        if intact is not None:
             if bad is not None:
                 damaged.append((bad, pos))
                 bad = None
+            end, message = intact
             frames.append(data[pos:end])
+            messages.append(message)
             offsets.append(pos)
             pos = end
             continue
@@ -127,11 +131,11 @@ def scan(data: bytes) -> Scan:
         pos = data.find(MAGIC_BYTES, pos + 1)
         if pos < 0:
             break
-    return Scan(frames, offsets, damaged, bad if bad is not None else len(data))
+    return Scan(frames, messages, offsets, damaged, bad if bad is not None else len(data))
 
 
-def _intact_frame_at(data: bytes, pos: int) -> int | None:
-    """The end of the intact frame that starts at *pos*, or None."""
+def _intact_frame_at(data: bytes, pos: int) -> tuple[int, Message] | None:
+    """The end and the message of the intact frame that starts at *pos*, or None."""
     if len(data) - pos < HEADER_SIZE:
         return None
     magic, _, _, length = HEADER.unpack_from(data, pos)
@@ -139,10 +143,9 @@ def _intact_frame_at(data: bytes, pos: int) -> int | None:
     if magic != MAGIC or length > MAX_PAYLOAD or end > len(data):
         return None
     try:
-        decode_frame(data[pos:end])
+        return end, decode_frame(data[pos:end]).message
     except ProtocolError:
         return None
-    return end
 
 
 class Journal:
@@ -196,7 +199,7 @@ class Journal:
         if found.damaged or found.tail < len(data):
             self._rewrite(data, found)
         self.frames = len(found.frames)
-        return [decode_frame(frame).message for frame in found.frames]
+        return found.messages
 
     def _rewrite(self, data: bytes, found: Scan) -> None:
         """Keep the intact records only: a torn tail is cut off; with ``repair``, damaged
