@@ -163,9 +163,46 @@ def test_no_coordinator_is_exit_code_4(procs: Processes) -> None:
     assert run.returncode == 4
     assert run.stderr.startswith("error: no coordinator answered: 127.0.0.1:")
     assert "Traceback" not in run.stderr
-    worker, ready = procs.start("worker")
+    worker, ready = procs.start("worker", "--reconnect-timeout", "0.5")  # waits that long
     _, err = worker.communicate(timeout=20)
     assert ready == "" and worker.returncode == 4 and "error: cannot join 127.0.0.1:" in err
+    assert "no coordinator yet" in err
+
+
+def test_a_worker_started_before_its_coordinator_joins_it(procs: Processes) -> None:
+    address = procs.env["VISTRIT_COORDINATOR"]
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "vistrit", "worker", "--name", "early"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=procs.cwd,
+        env=procs.env,
+    )
+    procs.running.append(worker)
+    assert worker.stderr is not None and "no coordinator yet" in worker.stderr.readline()
+    procs.start("coordinator", "--bind", address)  # up only now
+    assert worker.stdout is not None
+    assert worker.stdout.readline().strip() == f"vistrit worker early joined {address}"
+    assert procs.run("submit", "--task", "late but served").stdout == "late but served\n"
+
+
+def test_the_console_script_imports_task_modules_from_the_current_folder(
+    procs: Processes,
+) -> None:
+    script = Path(sys.executable).parent / "vistrit"
+    if not script.exists():
+        pytest.skip(f"no console script beside {sys.executable} (not installed)")
+    (procs.cwd / "herefunctions.py").write_text(
+        "from vistrit import task\n\n@task\ndef here(data: bytes) -> bytes:\n    return b'here'\n"
+    )
+    env = {k: v for k, v in procs.env.items() if k != "PYTHONPATH"}  # only the cwd to help
+    command = [str(script), "worker", "--tasks", "herefunctions", "--reconnect-timeout", "0"]
+    run = subprocess.run(
+        command, capture_output=True, text=True, timeout=30, cwd=procs.cwd, env=env
+    )
+    assert "cannot import --tasks" not in run.stderr
+    assert run.returncode == 4 and "cannot join" in run.stderr  # imported; no coordinator
 
 
 def test_user_functions_from_a_tasks_module(procs: Processes) -> None:

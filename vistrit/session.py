@@ -174,16 +174,35 @@ class NodeSession:
             conn.start_writer()  # sends never block the caller; bursts leave in batches
             return conn
 
-    def start(self, patience: float) -> None:
+    def start(self, patience: float, wait_for_coordinators: float = 0.0) -> None:
         """Join (while the coordinators elect a leader, keep trying for up to *patience*
-        seconds), then start the reader and the heartbeat. Raises as :meth:`connect`."""
-        self.conn = self.connect(patience)
+        seconds; while none answers at all, for up to *wait_for_coordinators*), then start
+        the reader and the heartbeat. Raises as :meth:`connect`."""
+        self.conn = self._first_connection(patience, time.monotonic() + wait_for_coordinators)
         self._reader = threading.Thread(
             target=self._read_loop, name=f"{self.owner.name} reader", daemon=self._daemon
         )
         self._reader.start()
         self.beat()
         self._heartbeat.start()
+
+    def _first_connection(self, patience: float, deadline: float) -> Connection:
+        """Connect; while no coordinator answers (not started yet), try again with backoff
+        until *deadline*. A refusal is an answer: it is raised at once."""
+        failures = 0
+        while True:
+            try:
+                return self.connect(patience)
+            except Refused:
+                raise
+            except OSError as exc:
+                if time.monotonic() >= deadline or self._stopping.is_set():
+                    raise
+                if not failures:
+                    log.info("%s: no coordinator yet (%s); waiting for one", self.owner.name, exc)
+                failures += 1
+                left = deadline - time.monotonic()
+                self._stopping.wait(max(0.0, min(left, RECONNECT.pause(failures, random.random))))
 
     # -- heartbeats -------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import threading
 from pathlib import Path
@@ -344,6 +345,8 @@ def run_worker(args: argparse.Namespace, out: TextIO) -> int:
     """Run a worker until Ctrl-C or SIGTERM (then drain), or until it loses its coordinator."""
     from vistrit.worker import HandshakeRefused, Worker
 
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())  # the console script finds ./mytasks.py, as -m does
     for module in args.tasks:
         try:
             importlib.import_module(module)
@@ -365,13 +368,13 @@ def run_worker(args: argparse.Namespace, out: TextIO) -> int:
         allow_unauthenticated=args.allow_unauthenticated,
         tls=tls_of(args),
     )
-    stop = until_signalled()
     try:
-        worker.start()
+        worker.start()  # Ctrl-C while it waits for a coordinator: "interrupted", exit 130
     except (OSError, HandshakeRefused) as exc:
         where = ",".join(f"{host}:{port}" for host, port in targets)
         print(f"error: cannot join {where}: {reason(exc)}", file=sys.stderr)
         return EXIT_UNAVAILABLE
+    stop = until_signalled()
     host, port = worker.coordinator
     print(f"vistrit worker {worker.name} joined {host}:{port}", file=out, flush=True)
 

@@ -127,10 +127,13 @@ class Worker:
 
     def start(self) -> None:
         """Connect and handshake (raises ``OSError`` or :class:`HandshakeRefused`), then run.
-        While the coordinators are still electing a leader, keep trying for a few seconds."""
+        While the coordinators are still electing a leader, keep trying for a few seconds;
+        while none is up yet, for up to ``reconnect_timeout`` (a worker may be started
+        before its coordinator)."""
         self._pool = ThreadPoolExecutor(self.slots, thread_name_prefix=f"{self.name} slot")
         try:
-            self.session.start(patience=defaults.CONNECT_TIMEOUT)
+            wait = self.session.reconnect_timeout
+            self.session.start(patience=defaults.CONNECT_TIMEOUT, wait_for_coordinators=wait)
         except Refused as exc:
             self._pool.shutdown()
             raise HandshakeRefused(str(exc)) from None
