@@ -164,14 +164,11 @@ class Credentials:
     @classmethod
     def load_or_create(cls, path: Path) -> Credentials:
         """What a coordinator does: read the token file, or create it if there is none."""
-        try:
+        if path.exists():
             return cls.load(path)
-        except CredentialsError:
-            if path.exists():
-                raise
         try:
             created = cls.create(path)
-        except FileExistsError:  # another coordinator created it meanwhile
+        except FileExistsError:  # another coordinator created it meanwhile: whole, linked
             return cls.load(path)
         except OSError as exc:
             raise CredentialsError(f"cannot create the token file {path}: {exc}") from None
