@@ -348,3 +348,20 @@ def test_a_burst_is_read_as_one_batch_and_a_bad_frame_ends_it(echo_server: Frame
         assert len(errors) == 1 and isinstance(errors[0], BadMagic)
     finally:
         server.stop()
+
+
+def test_a_connection_that_arrives_while_the_server_stops_is_closed_not_waited_for() -> None:
+    """stop() closes the connections it knows of, then joins their threads; a connection
+    whose thread started just before, and is tracked only after stop() looked, must not
+    keep stop() waiting for ever."""
+    server = FrameServer(("127.0.0.1", 0), lambda conn: conn.receive())
+    server._stopping.set()  # what stop() does before it looks at the connections
+    outside = raw_socket(server.address)  # bound and listening: the kernel accepts it
+    inside, _ = server.socket.accept()
+    try:
+        late = Connection(inside, name="late")
+        server.track(late, add=True)
+        assert late.closed  # its handler's receive() returns at once
+        assert outside.recv(1) == b""  # and the peer sees the close
+    finally:
+        server.server_close()

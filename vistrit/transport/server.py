@@ -171,10 +171,14 @@ class FrameServer(socketserver.ThreadingTCPServer):
         return str(host), int(port)
 
     def track(self, connection: Connection, *, add: bool) -> None:
-        """Add or remove a connection from those ``stop()`` closes."""
+        """Add or remove a connection from those ``stop()`` closes. One added once the
+        server is stopping (its thread started just before) is closed at once: ``stop()``
+        may have looked already, and would otherwise wait for it for ever."""
         with self._lock:
             if add:
                 self._connections.add(connection)
+                if self._stopping.is_set():
+                    connection.close()
             else:
                 self._connections.discard(connection)
 
