@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -367,3 +369,39 @@ def test_chaos_workers_killed_and_restarted_lose_no_task(procs: Processes) -> No
         assert client.gather(futures, 60) == [f"CHAOS {n}" for n in range(500)]
         status = client.cluster_status()
         assert (status.completed_tasks, status.failed_tasks) == (500, 0)
+
+
+def test_submit_reads_piped_data_and_a_dash_reads_standard_input(live: Processes) -> None:
+    piped = live.run("submit", "--function", "uppercase", stdin="hi from a pipe")
+    assert (piped.returncode, piped.stdout) == (0, "HI FROM A PIPE\n")
+    dash = live.run("submit", "--function", "word_count", "--task", "-", stdin="one two three")
+    assert dash.stdout == "3\n"
+    given = live.run("submit", "--task", "given wins", stdin="ignored")
+    assert given.stdout == "given wins\n"
+
+
+def test_ctrl_c_on_a_waiting_submit_says_which_task_and_how_to_cancel_it(
+    procs: Processes,
+) -> None:
+    address = procs.env["VISTRIT_COORDINATOR"]
+    procs.start("coordinator", "--bind", address)
+    procs.start("worker", "--allow-commands", "sleep", "--heartbeat", "0.2")
+    waiting = subprocess.Popen(
+        [sys.executable, "-m", "vistrit", "submit", "--command", "sleep 30"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=procs.cwd,
+        env=procs.env,
+    )
+    procs.running.append(waiting)
+    deadline = time.monotonic() + 30
+    while "running:   1" not in procs.run("cluster").stdout:
+        assert time.monotonic() < deadline, "the task never ran"
+    waiting.send_signal(signal.SIGINT)
+    _, err = waiting.communicate(timeout=20)
+    assert waiting.returncode == 130
+    said = r"interrupted: task (\S+) is still queued or running; cancel it with: "
+    match = re.search(said + r"python -m vistrit cancel (\S+)", err)
+    assert match is not None and match.group(1) == match.group(2), err
+    assert procs.run("cancel", match.group(1)).returncode == 0

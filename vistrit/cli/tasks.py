@@ -28,6 +28,12 @@ from vistrit.cli.common import (
 )
 from vistrit.client import TaskError, TaskInfo, TaskNotFound, VistritClient
 
+#: The most bytes a task's data read from standard input may have (a frame carries 16 MiB).
+MAX_STDIN = 15 * 1024 * 1024
+
+#: The exit code after Ctrl-C, as a shell reports a process ended by SIGINT.
+EXIT_INTERRUPTED = 130
+
 
 def add_commands(commands: Any) -> None:
     """Add the task subcommands: submit, status, result, cancel, cluster, workers, tasks."""
@@ -38,7 +44,12 @@ def add_commands(commands: Any) -> None:
         "error (exit 1). With --no-wait, print the task's id at once.",
     )
     what = submit.add_mutually_exclusive_group()
-    what.add_argument("--task", metavar="TEXT", help="the data, for --function (default echo)")
+    what.add_argument(
+        "--task",
+        metavar="TEXT",
+        help="the data, for --function (default echo); '-', or no --task with data piped "
+        "in, reads standard input",
+    )
     what.add_argument(
         "--command",
         metavar="CMD",
@@ -115,14 +126,22 @@ def run_submit(args: argparse.Namespace, out: TextIO) -> int:
         elif args.expression is not None:
             future = client.submit_compute(args.expression, **options)
         else:
-            future = client.submit(args.function, args.task or "", **options)
+            future = client.submit(args.function, _task_data(args.task), **options)
         if args.no_wait:
             # The answer to this query comes after the submission's: once it is here, a
             # refusal has been seen.
             with contextlib.suppress(TaskNotFound):
                 client.status(future.task_id)
         else:
-            concurrent.futures.wait([future])
+            try:
+                concurrent.futures.wait([future])
+            except KeyboardInterrupt:
+                print(
+                    f"interrupted: task {future.task_id} is still queued or running; cancel it "
+                    f"with: python -m vistrit cancel {future.task_id}",
+                    file=sys.stderr,
+                )
+                return EXIT_INTERRUPTED
         if future.done() and not future.cancelled():
             error = future.exception()
             if error is not None and not isinstance(error, TaskError):
@@ -131,6 +150,19 @@ def run_submit(args: argparse.Namespace, out: TextIO) -> int:
             print(future.task_id, file=out)
             return EXIT_OK
         return _print_outcome(client.status(future.task_id), args.json, out)
+
+
+def _task_data(task: str | None) -> str | bytes:
+    """The data of a ``--function`` task: ``--task TEXT``, or standard input for ``--task -``
+    and for no ``--task`` when data is piped in (never a terminal, which would wait)."""
+    if task is not None and task != "-":
+        return task
+    if task is None and (sys.stdin is None or sys.stdin.isatty()):
+        return ""
+    data = sys.stdin.buffer.read(MAX_STDIN + 1) if sys.stdin is not None else b""
+    if len(data) > MAX_STDIN:
+        raise UsageError(f"standard input is over {MAX_STDIN} bytes, more than a task carries")
+    return data
 
 
 def _print_outcome(info: TaskInfo, as_json: bool, out: TextIO) -> int:
