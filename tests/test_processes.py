@@ -33,8 +33,8 @@ class Processes:
     env: dict[str, str]
     running: list[subprocess.Popen[str]] = field(default_factory=list)
 
-    def start(self, *args: str) -> tuple[subprocess.Popen[str], str]:
-        """Start a node; returns it and the ready line it printed."""
+    def spawn(self, *args: str) -> subprocess.Popen[str]:
+        """Start ``python -m vistrit ARGS`` in the background (stopped when the test ends)."""
         process = subprocess.Popen(
             [sys.executable, "-m", "vistrit", *args],
             stdout=subprocess.PIPE,
@@ -44,6 +44,11 @@ class Processes:
             env=self.env,
         )
         self.running.append(process)
+        return process
+
+    def start(self, *args: str) -> tuple[subprocess.Popen[str], str]:
+        """Start a node; returns it and the ready line it printed."""
+        process = self.spawn(*args)
         assert process.stdout is not None
         return process, process.stdout.readline().strip()
 
@@ -173,15 +178,7 @@ def test_no_coordinator_is_exit_code_4(procs: Processes) -> None:
 
 def test_a_worker_started_before_its_coordinator_joins_it(procs: Processes) -> None:
     address = procs.env["VISTRIT_COORDINATOR"]
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "vistrit", "worker", "--name", "early"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=procs.cwd,
-        env=procs.env,
-    )
-    procs.running.append(worker)
+    worker = procs.spawn("worker", "--name", "early")
     assert worker.stderr is not None and "no coordinator yet" in worker.stderr.readline()
     procs.start("coordinator", "--bind", address)  # up only now
     assert worker.stdout is not None
@@ -386,15 +383,7 @@ def test_ctrl_c_on_a_waiting_submit_says_which_task_and_how_to_cancel_it(
     address = procs.env["VISTRIT_COORDINATOR"]
     procs.start("coordinator", "--bind", address)
     procs.start("worker", "--allow-commands", "sleep", "--heartbeat", "0.2")
-    waiting = subprocess.Popen(
-        [sys.executable, "-m", "vistrit", "submit", "--command", "sleep 30"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=procs.cwd,
-        env=procs.env,
-    )
-    procs.running.append(waiting)
+    waiting = procs.spawn("submit", "--command", "sleep 30")
     deadline = time.monotonic() + 30
     while "running:   1" not in procs.run("cluster").stdout:
         assert time.monotonic() < deadline, "the task never ran"
