@@ -22,6 +22,7 @@ from vistrit.protocol import messages as m
 from vistrit.protocol.types import NodeInfo, NodeType, SocketAddr, introduce
 from vistrit.transport import Connection, connect
 from vistrit.worker import TaskCancelled, TaskFailed, Worker, task
+from vistrit.worker.functions import DEFAULT
 
 GATES: dict[str, threading.Event] = {}
 ORDER: list[str] = []
@@ -98,10 +99,21 @@ def join_raw(
         if isinstance(answer, m.HandshakeAck) and answer.accepted:
             conn.agree(version)
             conn.lift_frame_cap()
+            if version >= 4 and info.node_type == NodeType.Worker:
+                conn.send(BUILT_IN_OFFER)  # a v4 worker is given tasks once it has offered
         return conn, answer
     except BaseException:
         conn.close()
         raise
+
+
+#: What a raw v4 worker in these tests offers: the built-in functions.
+BUILT_IN_OFFER = m.WorkerOffer(
+    functions=tuple(sorted(DEFAULT.data)),
+    reduce_functions=tuple(sorted(DEFAULT.reduce)),
+    modules=(),
+    commands=(),
+)
 
 
 def worker_auth() -> NodeAuth:

@@ -76,14 +76,28 @@ def test_map_reduce_feeds_the_reduce_with_the_map_results(cluster: Cluster) -> N
 def test_failures_are_typed_exceptions_with_the_error_text(cluster: Cluster) -> None:
     cluster.add_worker()
     client = cluster.client()
-    with pytest.raises(TaskError, match="unknown function 'nope'"):
-        client.submit("nope", "x").result(10)
     with pytest.raises(TaskError, match="division by zero"):
         client.submit_compute("1/0").result(10)
     with pytest.raises(TaskError, match="not UTF-8"):
         client.submit("uppercase", b"\xff").result(10)
-    with pytest.raises(TaskError, match="does not run commands"):
-        client.submit_command("echo", ["hi"]).result(10)
+
+
+def test_a_task_no_connected_worker_offers_waits_and_says_why(cluster: Cluster) -> None:
+    cluster.add_worker()
+    client = cluster.client()
+    unknown = client.submit("nope", "x")
+    command = client.submit_command("echo", ["hi"])
+    tagged = client.submit("echo", "x", tags=["gpu"])
+    wait_until(lambda: unknown.waiting and command.waiting and tagged.waiting, what="reasons")
+    assert unknown.waiting == "waiting: no connected worker offers function 'nope'"
+    assert command.waiting is not None and "command 'echo'" in command.waiting
+    assert tagged.waiting == "waiting: no connected worker has the tag(s) gpu"
+    assert not unknown.done() and client.status(unknown.task_id).state == "Pending"
+    asker = cluster.client()  # anyone who asks hears why (status shows it)
+    assert asker.status(unknown.task_id).waiting == unknown.waiting
+    cluster.add_worker(allow_commands=["echo"], tags=["gpu"])  # now one can: they run
+    assert command.result(10) == "hi\n" and tagged.result(10) == "x"
+    assert client.cancel(unknown.task_id)
 
 
 def test_commands_run_without_a_shell_when_allowed(cluster: Cluster) -> None:
@@ -196,7 +210,7 @@ def test_dependencies_wait_and_failures_propagate(cluster: Cluster) -> None:
     gate("dep").set()
     assert second.result(10) == "second"
 
-    broken = client.submit("nope", "x")
+    broken = client.submit_compute("1/0")
     child = client.submit("echo", "child", after=[broken])
     grandchild = client.submit("echo", "grandchild", after=[child])
     with pytest.raises(TaskError, match=f"dependency {broken.task_id} failed"):

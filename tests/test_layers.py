@@ -32,8 +32,10 @@ LAYERS = {
     "vistrit.worker": 3,
     "vistrit.client": 3,
     "vistrit.results": 3,  # what the client hands back
+    "vistrit.taskbook": 3,  # the client's unfinished tasks
     "vistrit.tracer": 3,
     "vistrit.bench": 4,
+    "vistrit.executors": 4,  # concurrent.futures on a cluster (and on other backends)
     "vistrit.demo": 4,
     "vistrit.election_demo": 4,
     "vistrit.cli": 5,

@@ -68,7 +68,7 @@ def test_a_clients_kept_bytes_count_inputs_and_outputs_until_they_are_forgotten(
     _, outbox = world.submit(client, payload=big)
     assert "quota: 1000 bytes of inputs and results kept per client (1300" in refused(outbox)
     world.now += 61  # past the retention: forgotten, and no longer counted
-    world.core.purge(world.now)
+    world.core.store.purge(world.now, world.core.policy.retention)
     assert world.core.store.bytes_by_client[client.id] == 0
     _, outbox = world.submit(client, payload=big)
     assert kinds_of(outbox) == ["TaskSubmitAck"]

@@ -5,6 +5,8 @@
     from vistrit import VistritClient
 
     with VistritClient("localhost:7878") as client:
+        future = client.submit(mytasks.area, 3, 4.5)  # a worker runs mytasks.area(3, 4.5)
+        print(future.result())                      # 13.5 (a float: values keep their type)
         future = client.submit("uppercase", "hello", retries=3, timeout=30, priority="high")
         print(future.result())                      # HELLO
         counts = client.map("word_count", ["a b", "c d e"])
@@ -16,9 +18,8 @@ How it works: the client's :class:`~vistrit.session.NodeSession` joins the coord
 that leads (as a ``Client``, protocol v2 and up: never given tasks), heartbeats, and
 after a lost connection finds the leader again and resubmits every unfinished task under
 the same id. Requests are pipelined (:mod:`vistrit.replies`): ``submit`` returns at once
-with a :class:`TaskFuture`, resolved when the coordinator pushes the task's outcome (its
-output, ``str`` if the data was given as ``str``, else ``bytes``; or :class:`TaskError`;
-or cancelled).
+with a :class:`TaskFuture`, resolved when the coordinator pushes the task's outcome (the
+function's value; by name, ``str`` for ``str`` data, else ``bytes``; or a TaskError).
 
 Failures are typed (:mod:`vistrit.results`, importable from here too): :class:`TaskError`,
 :class:`TaskRejected`, :class:`TaskNotFound`, :class:`CoordinatorUnavailable`,
@@ -35,7 +36,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
@@ -43,14 +44,12 @@ from vistrit import defaults
 from vistrit.addresses import parse_addresses
 from vistrit.credentials import Credentials
 from vistrit.leader import NoLeader
-from vistrit.logic.tasks import FINAL
 from vistrit.protocol import messages as m
 from vistrit.protocol.types import (
     NodeInfo,
     NodeState,
     NodeType,
     SocketAddr,
-    Task,
     TaskPayload,
     TaskPriority,
     introduce,
@@ -64,10 +63,15 @@ from vistrit.results import (
     TaskInfo,
     TaskNotFound,
     TaskRejected,
+    TaskTooLarge,
     VistritError,
+    as_completed,
+    gather,
+    kind_of,
 )
 from vistrit.session import NodeSession, node_auth
-from vistrit.submission import check_options, new_task, task_id_of, to_bytes
+from vistrit.submission import check_options, new_task, payload_of, task_id_of, to_bytes
+from vistrit.taskbook import TaskBook
 from vistrit.transport import Connection, ConnectionClosed, TLSConfig
 
 log = logging.getLogger(__name__)
@@ -79,6 +83,9 @@ class VistritClient:
     It proves a client's credential from *credentials* (by default the token file, see
     :mod:`vistrit.credentials`), and never joins a coordinator that does not prove it
     holds the same secret."""
+
+    #: The futures :meth:`submit` returns (the Executor's keep the stricter contract).
+    future_class: type[TaskFuture] = TaskFuture
 
     def __init__(
         self,
@@ -100,8 +107,7 @@ class VistritClient:
         self.connect_timeout = connect_timeout
         self._lock = threading.Lock()
         self.replies = Replies()  # the requests waiting for an answer (pipelining)
-        self._tasks: dict[uuid.UUID, TaskFuture] = {}
-        self._submitted: dict[uuid.UUID, Task] = {}  # for resubmission after a reconnect
+        self.book = TaskBook(self._lock)  # the unfinished tasks, and their futures
         self._closed = False
         self._gave_up = False  # the coordinators were lost for good
         self._connected = threading.Event()  # clear while reconnecting
@@ -150,87 +156,102 @@ class VistritClient:
 
     def submit(
         self,
-        function: str,
-        data: str | bytes = b"",
-        *,
+        function: str | Callable[..., Any],
+        /,
+        *args: Any,
         retries: int = 0,
-        timeout: int = 0,
+        timeout: float = 0,
         priority: str | TaskPriority = "normal",
         tags: Iterable[str] = (),
         after: Iterable[uuid.UUID | TaskFuture | str] = (),
         name: str | None = None,
         task_id: uuid.UUID | None = None,
+        **kwargs: Any,
     ) -> TaskFuture:
-        """Run the named function on *data*; returns at once with the task's future.
+        """Run *function* on a worker; returns at once with the task's future.
+
+        * A function (defined at the top of a module), or its path ``"module:name"``: it is
+          called as ``function(*args, **kwargs)`` on a worker started with ``--tasks``
+          naming its module; arguments and result are Python values
+          (:mod:`vistrit.protocol.values`: ``None``, ``bool``, ``int``, ``float``,
+          ``str``, ``bytes``, ``list``, ``tuple``, ``dict``).
+        * A task function's name (``"uppercase"``, an ``@task``): it is given one ``str``
+          or ``bytes`` argument as its data (v1's ``Data`` task); the result is ``str`` if
+          the data was ``str``, else ``bytes``.
 
         *retries*: further attempts after a failure. *timeout*: seconds an attempt may take
-        (0: no limit). *priority*: low, normal, high or critical. *tags*: the worker must have
-        them all. *after*: tasks (ids or futures) that must complete first. *task_id*: choose
-        the id, so that submitting again is idempotent.
+        (0: no limit; whole seconds, rounded up). *priority*: low, normal, high or
+        critical. *tags*: the worker must have them all. *after*: tasks (ids or futures)
+        that must complete first. *name*: shown in listings. *task_id*: choose the id, so
+        that submitting again is idempotent. Every other keyword goes to the function.
         """
-        payload = TaskPayload.Data(function=function, data=to_bytes(data))
         options: dict[str, Any] = dict(retries=retries, timeout=timeout, priority=priority)
         options.update(tags=tags, after=after, task_id=task_id)
-        return self._submit(payload, isinstance(data, str), name or function, **options)
+        payload, kind, default_name = payload_of(function, args, kwargs)
+        return self._submit(payload, kind, name or default_name, **options)
+
+    def submit_call(
+        self,
+        function: str | Callable[..., Any],
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> TaskFuture:
+        """Call *function* (a module-level function, or ``"module:name"``) with *args* and
+        *kwargs* on a worker; *options* are :meth:`submit` 's. The future's result is the
+        value it returned."""
+        if isinstance(function, str) and ":" not in function:
+            raise ValueError(f"submit_call takes a function or its 'module:name', not {function!r}")
+        payload, kind, name = payload_of(function, args, kwargs or {})
+        return self._submit(
+            payload, kind, options.pop("name", None) or name, **check_options(options)
+        )
 
     def submit_compute(self, expression: str, **options: Any) -> TaskFuture:
         """Evaluate arithmetic (``"2+3*4"``) on a worker; the result is its text (``"14"``)."""
         payload, name = TaskPayload.Compute(expression=expression), expression[:40]
-        return self._submit(payload, True, options.pop("name", name), **check_options(options))
+        return self._submit(payload, "text", options.pop("name", name), **check_options(options))
 
     def submit_command(self, command: str, args: Sequence[str] = (), **options: Any) -> TaskFuture:
         """Run a program on a worker started with ``--allow-commands``; the result is its stdout."""
         payload = TaskPayload.Command(command=command, args=tuple(args))
         return self._submit(
-            payload, True, options.pop("name", command[:40]), **check_options(options)
+            payload, "text", options.pop("name", command[:40]), **check_options(options)
         )
 
     def submit_map(
         self, function: str, chunks: Sequence[str | bytes], **options: Any
     ) -> TaskFuture:
         """One task applying *function* to each chunk; the outputs joined with newlines."""
-        payload = TaskPayload.Map(
-            function=function, input_chunks=tuple(to_bytes(c) for c in chunks)
-        )
-        text = all(isinstance(c, str) for c in chunks)
+        payload = TaskPayload.Map(function=function, input_chunks=tuple(map(to_bytes, chunks)))
+        kind = kind_of(payload, all(isinstance(c, str) for c in chunks))
         return self._submit(
-            payload, text, options.pop("name", f"map {function}"), **check_options(options)
+            payload, kind, options.pop("name", f"map {function}"), **check_options(options)
         )
 
     def submit_reduce(
         self, function: str, inputs: Sequence[str | bytes] = (), **options: Any
     ) -> TaskFuture:
         """Reduce *inputs* (or, if none and ``after=`` is given, those tasks' results)."""
-        payload = TaskPayload.Reduce(
-            function=function, intermediate_results=tuple(to_bytes(i) for i in inputs)
-        )
+        results = tuple(to_bytes(i) for i in inputs)
+        payload = TaskPayload.Reduce(function=function, intermediate_results=results)
         return self._submit(
-            payload, True, options.pop("name", f"reduce {function}"), **check_options(options)
+            payload, "text", options.pop("name", f"reduce {function}"), **check_options(options)
         )
 
-    def _submit(self, payload: TaskPayload, text: bool, name: str, **options: Any) -> TaskFuture:
-        """Submit a task; *options* are :func:`~vistrit.submission.new_task` 's."""
+    def _submit(self, payload: TaskPayload, kind: str, name: str, **options: Any) -> TaskFuture:
+        """Submit a task; *kind* says how its result is read (:func:`~vistrit.results.kind_of`),
+        *options* are :func:`~vistrit.submission.new_task` 's."""
         task = new_task(payload, name, self.id, **options)
-        future = TaskFuture(self, task.id, text)
+        future = self.future_class(self, task.id, kind)
         request_id = uuid.uuid4()
         with self._lock:
             self._check_open()
-            self._tasks[task.id] = future
-            self._submitted[task.id] = task
+            self.book.add(future, task)
             ack = self.replies.expect(request_id)
-        ack.add_done_callback(lambda done: self._on_submit_ack(future, done))
+        ack.add_done_callback(lambda done: self.book.acknowledged(future, done))
         self._send(m.TaskSubmit(task=task, request_id=request_id))
         return future
-
-    def _on_submit_ack(self, future: TaskFuture, done: Future[m.Message]) -> None:
-        if done.exception() is not None:
-            return  # the connection was lost: the task is resubmitted when it comes back
-        ack = done.result()
-        if isinstance(ack, m.TaskSubmitAck) and not ack.accepted and not future.done():
-            with self._lock:
-                self._tasks.pop(future.task_id, None)
-                self._submitted.pop(future.task_id, None)
-            future.set_exception(TaskRejected(ack.reason or "the coordinator refused the task"))
 
     # -- many tasks -------------------------------------------------------------------------
 
@@ -238,23 +259,11 @@ class VistritClient:
         """One task per item; returns their futures, in order."""
         return [self.submit(function, item, **options) for item in items]
 
-    def gather(
-        self, futures: Iterable[concurrent.futures.Future[Any]], timeout: float | None = None
-    ) -> list[Any]:
-        """The results of *futures*, in order; raises the first failure."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        results = []
-        for future in futures:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            results.append(future.result(left))
-        return results
+    #: The results of futures, in order (raises the first failure): :func:`~vistrit.results.gather`.
+    gather = staticmethod(gather)
 
-    @staticmethod
-    def as_completed(
-        futures: Iterable[concurrent.futures.Future[Any]], timeout: float | None = None
-    ) -> Iterator[concurrent.futures.Future[Any]]:
-        """Yield futures as they finish (``concurrent.futures.as_completed``)."""
-        return concurrent.futures.as_completed(list(futures), timeout)
+    #: Futures as they finish (``concurrent.futures.as_completed``).
+    as_completed = staticmethod(as_completed)
 
     def map_reduce(
         self, map_function: str, chunks: Iterable[str | bytes], reduce_function: str, **options: Any
@@ -274,9 +283,10 @@ class VistritClient:
         query = m.TaskQuery(task_id=key)
         reply = self._request(lambda: (self.replies.expect_about(key, "query"), query), True)
         assert isinstance(reply, m.TaskQueryResponse)
+        waiting = self.book.waiting(key)
         if not reply.found or reply.task is None:
             raise TaskNotFound(f"no task {key}")
-        return TaskInfo.of(reply.task, reply.result)
+        return TaskInfo.of(reply.task, reply.result, waiting)
 
     def wait(
         self, task_id: uuid.UUID | str, timeout: float | None = None, poll: float = 0.05
@@ -303,18 +313,8 @@ class VistritClient:
         """The cluster's counts, the leader's term, and the coordinator that answered."""
         reply = self._ask(lambda rid: m.ClusterStatusRequest(request_id=rid))
         assert isinstance(reply, m.ClusterStatusResponse)
-        return ClusterStatus(
-            leader_id=reply.leader_id,
-            total_nodes=reply.total_nodes,
-            online_workers=reply.online_workers,
-            pending_tasks=reply.pending_tasks,
-            running_tasks=reply.running_tasks,
-            completed_tasks=reply.completed_tasks,
-            failed_tasks=reply.failed_tasks,
-            uptime_seconds=reply.uptime_seconds,
-            term=self.session.finder.term,
-            address="{}:{}".format(*self.session.joined),
-        )
+        address = "{}:{}".format(*self.session.joined)
+        return ClusterStatus.of(reply, self.session.finder.term, address)
 
     def workers(self) -> list[NodeInfo]:
         """The workers connected to the leader, with their state and load."""
@@ -322,11 +322,33 @@ class VistritClient:
         assert isinstance(reply, m.WorkerListResponse)
         return list(reply.workers)
 
-    def tasks(self, limit: int = 100) -> list[TaskInfo]:
-        """The newest tasks the coordinator remembers (payload bytes left out)."""
-        reply = self._ask(lambda rid: m.TaskListRequest(request_id=rid, limit=limit))
+    def tasks(self, limit: int = 100, state: str | None = None, offset: int = 0) -> list[TaskInfo]:
+        """The newest tasks the coordinator remembers (payload bytes left out): those in
+        *state* (``"Running"``), skipping the *offset* newest. An answer carries at most
+        1,000; a coordinator older than v4 takes neither *state* nor *offset*."""
+
+        def build(rid: uuid.UUID) -> m.Message:
+            if self.session.conn is not None and self.session.conn.version >= 4:
+                return m.TaskListQuery(request_id=rid, state=state, offset=offset, limit=limit)
+            if state is not None or offset:
+                raise VistritError("this coordinator (older than v4) lists no state or page")
+            return m.TaskListRequest(request_id=rid, limit=limit)
+
+        reply = self._ask(build)
+        if isinstance(reply, m.Error):
+            raise VistritError(reply.message)
         assert isinstance(reply, m.TaskListResponse)
         return [TaskInfo.of(task, None) for task in reply.tasks]
+
+    def wait_for_workers(self, n: int = 1, timeout: float | None = None) -> list[NodeInfo]:
+        """Wait until at least *n* workers are connected (ready for tasks); returns them.
+        ``TimeoutError`` after *timeout* seconds (``None``: no limit)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while len(workers := self.workers()) < n:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"{len(workers)} of {n} worker(s) after {timeout:g} s")
+            time.sleep(0.05)  # polling: the coordinator pushes no news of workers
+        return workers
 
     def _ask(self, build: Callable[[uuid.UUID], m.Message]) -> m.Message:
         """A read-only request: asked again if the connection is lost before the answer
@@ -425,7 +447,7 @@ class VistritClient:
         task acknowledges it again (and sends its outcome if it has one); one that lost
         it (it was never acknowledged) takes it as new.
         """
-        unfinished = [self._submitted[t] for t in self._tasks if t in self._submitted]
+        unfinished = self.book.unfinished()
         self._connected.set()
         log.info("%s: reconnected; %d unfinished task(s) resubmitted", self.name, len(unfinished))
         return [m.TaskSubmit(task=task, request_id=uuid.uuid4()) for task in unfinished]
@@ -438,24 +460,7 @@ class VistritClient:
 
     def _on_query_response(self, message: m.TaskQueryResponse) -> None:
         self.replies.answer_about(message.task_id, "query", message)
-        with self._lock:
-            future = self._tasks.get(message.task_id)
-            task = message.task
-            final = task is not None and task.state.WIRE_NAME in FINAL
-            if future is not None and (final or not message.found):
-                del self._tasks[message.task_id]
-                self._submitted.pop(message.task_id, None)
-        if future is not None and task is not None and final:
-            future._settle(task.state, message.result)
-        elif future is not None and not message.found:
-            future.set_exception(TaskNotFound(f"no task {message.task_id}"))
-
-    def _on_outcome(self, message: m.TaskOutcome) -> None:
-        with self._lock:
-            future = self._tasks.pop(message.task_id, None)
-            self._submitted.pop(message.task_id, None)
-        if future is not None:
-            future._settle(message.state, message.result)
+        self.book.on_query_response(message)
 
     def _on_cancel_ack(self, message: m.TaskCancelAck) -> None:
         self.replies.answer_about(message.task_id, "cancel", message)
@@ -466,19 +471,15 @@ class VistritClient:
     def _fail_all(self, error: Exception) -> None:
         """Fail every request and every task future: the coordinator is gone for good."""
         self.replies.fail(error)
-        with self._lock:
-            waiting = list(self._tasks.values())
-            self._tasks.clear()
-            self._submitted.clear()
-        for future in waiting:
-            if not future.done():
-                future.set_exception(error)
+        self.book.fail_all(error)
 
 
 #: How a client handles a message that answers no request id (anything else is ignored).
+#: Outcomes and news of tasks go to the client's book (:mod:`vistrit.taskbook`).
 ON_MESSAGE: dict[type[m.Message], Callable[[VistritClient, Any], None]] = {
     m.TaskQueryResponse: VistritClient._on_query_response,
-    m.TaskOutcome: VistritClient._on_outcome,
+    m.TaskOutcome: lambda client, message: client.book.on_outcome(message),
+    m.TaskStatus: lambda client, message: client.book.on_status(message),
     m.TaskCancelAck: VistritClient._on_cancel_ack,
     m.Error: VistritClient._on_error,
 }
@@ -492,6 +493,7 @@ __all__ = [
     "TaskInfo",
     "TaskNotFound",
     "TaskRejected",
+    "TaskTooLarge",
     "VistritClient",
     "VistritError",
 ]

@@ -51,6 +51,11 @@ HANDSHAKE_TIMEOUT = 10.0
 #: frames are a few hundred bytes). A stranger cannot make a coordinator buffer 16 MiB.
 HANDSHAKE_MAX_PAYLOAD = 64 * 1024
 
+#: The most input bytes one task may carry (and a worker be sent in one ``TaskAssign``):
+#: a frame's 16 MiB (``MAX_PAYLOAD``), less 64 KiB for the rest of the task. The SDK
+#: refuses a larger task before it leaves, the coordinator one that would grow past it.
+ASSIGN_BYTES = 16 * 1024 * 1024 - 64 * 1024
+
 #: How long a worker's or a client's connection may stay silent before the coordinator
 #: closes it. Both heartbeat every second, so only a node that died without a word, or a
 #: connection left open and forgotten, is closed; it holds a thread and a file until then.

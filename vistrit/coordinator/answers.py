@@ -21,6 +21,7 @@ import uuid
 from typing import Protocol
 
 from vistrit.coordinator.membership import Peer
+from vistrit.coordinator.offers import pending_status
 from vistrit.logic.registry import Registry
 from vistrit.logic.tasks import (
     PENDING,
@@ -41,6 +42,9 @@ QUERY_BYTES = 12 * 1024 * 1024
 
 #: The most tasks one TaskListResponse carries.
 TASK_LIST_LIMIT = 1000
+
+#: The names of the task states, as ``TaskListQuery`` takes them.
+STATE_NAMES = ("Pending", "Scheduled", "Running", "Completed", "Failed", "Cancelled")
 
 
 def outcome(record: TaskRecord) -> m.TaskOutcome:
@@ -88,8 +92,12 @@ Answer = list[tuple[uuid.UUID, m.Message]]
 
 
 def on_query(core: Known, peer: Peer, query: m.TaskQuery, now: float) -> Answer:
-    """What is known of one task."""
-    return [(peer.id, query_response(core.store, query.task_id))]
+    """What is known of one task; a v4 asker first hears why it waits, if it does."""
+    record = core.store.get(query.task_id)
+    answer: Answer = []
+    if record is not None and record.waiting and peer.version >= 4:
+        answer.append((peer.id, pending_status(core.id, record)))
+    return [*answer, (peer.id, query_response(core.store, query.task_id))]
 
 
 def on_task_list(core: Known, peer: Peer, request: m.TaskListRequest, now: float) -> Answer:
@@ -98,6 +106,18 @@ def on_task_list(core: Known, peer: Peer, request: m.TaskListRequest, now: float
     limit = min(request.limit or TASK_LIST_LIMIT, TASK_LIST_LIMIT)
     tasks = tuple(summary(r) for r in core.store.newest(limit))
     return [(peer.id, m.TaskListResponse(request_id=request.request_id, tasks=tasks))]
+
+
+def on_task_list_query(core: Known, peer: Peer, query: m.TaskListQuery, now: float) -> Answer:
+    """A page of the tasks (v4): those in ``query.state``, after ``query.offset``, at most
+    ``query.limit`` (and :data:`TASK_LIST_LIMIT`), without their payloads."""
+    if query.state is not None and query.state not in STATE_NAMES:
+        why = f"unknown state {query.state[:40]!r}; choose from {', '.join(STATE_NAMES)}"
+        return [(peer.id, m.Error(code=ErrorCode.InvalidRequest, message=why))]
+    limit = min(query.limit or TASK_LIST_LIMIT, TASK_LIST_LIMIT)
+    records = core.store.newest(limit, query.offset, query.state)
+    tasks = tuple(summary(r) for r in records)
+    return [(peer.id, m.TaskListResponse(request_id=query.request_id, tasks=tasks))]
 
 
 def on_cluster_status(
@@ -159,11 +179,14 @@ def summary(record: TaskRecord) -> Task:
         payload = TaskPayload.Map(function=payload.function, input_chunks=())
     elif isinstance(payload, TaskPayload.Reduce):
         payload = TaskPayload.Reduce(function=payload.function, intermediate_results=())
+    elif isinstance(payload, TaskPayload.Call):
+        payload = TaskPayload.Call(function=payload.function, arguments=b"")
     return record.with_payload(payload)
 
 
 __all__ = [
     "QUERY_BYTES",
+    "STATE_NAMES",
     "TASK_LIST_LIMIT",
     "Known",
     "cancel_refusal",
@@ -171,6 +194,7 @@ __all__ = [
     "on_cluster_status",
     "on_query",
     "on_task_list",
+    "on_task_list_query",
     "on_worker_list",
     "outcome",
     "query_response",

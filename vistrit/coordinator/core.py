@@ -31,7 +31,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from vistrit.coordinator import answers, limits
+from vistrit.coordinator import answers, limits, offers
 from vistrit.coordinator.membership import Peer, admit, forbidden, may_send
 from vistrit.defaults import DEFAULT_POLICY, Policy
 from vistrit.logic.liveness import Liveness
@@ -85,6 +85,7 @@ class CoordinatorCore:
         #: In a cluster, the largest TaskSubmit frame accepted: its record must fit inside
         #: a Replicate frame. None: no limit but the frame cap.
         self.record_limit: int | None = None
+        self.notes = offers.Notes()  # why the tasks no worker can run wait
 
     @property
     def id(self) -> uuid.UUID:
@@ -102,7 +103,7 @@ class CoordinatorCore:
             self.peers[peer.id] = peer
             if peer.kind == NodeType.Worker:
                 prefetch = self.policy.prefetch if peer.version >= 2 else 0
-                self.registry.add(hello.node_info, now, prefetch)
+                self.registry.add(hello.node_info, now, prefetch, needs_offer=peer.version >= 4)
         return ack, peer
 
     def leave(self, peer_id: uuid.UUID, now: float) -> Outbox:
@@ -155,7 +156,8 @@ class CoordinatorCore:
             record = self.store.get(task_id)
             if record is not None and record.status == PENDING:  # not cancelled meanwhile
                 self.scheduler.requeue(record)
-        return outbox + self.schedule(now), dead
+        outbox += self.schedule(now)
+        return outbox + self.notes.due(self, self.scheduler.queues.values(), now), dead
 
     def silent_workers(self, now: float) -> list[uuid.UUID]:
         """Workers not heard from for longer than the heartbeat timeout."""
@@ -264,7 +266,10 @@ class CoordinatorCore:
         failure = self.scheduler.add(record, self.store.get)
         if failure is not None:
             return outbox + self._fail(record, failure, None, now)
-        return outbox + self.schedule(now)
+        outbox += self.schedule(now)
+        if record.id in self.scheduler.waiting:  # for its dependencies, not for a worker
+            return outbox
+        return outbox + offers.waiting_note(self, record)
 
     def _resubmitted(self, peer: Peer, submit: m.TaskSubmit, existing: TaskRecord) -> Outbox:
         """A known id: acknowledged again (idempotent), and its outcome sent if it has one."""
@@ -296,11 +301,11 @@ class CoordinatorCore:
         if not isinstance(status.state, TaskState.Running):
             return []
         record = self._held_by(peer, status.task_id) or self._reclaim(peer, status.task_id, now)
-        if record is not None:
-            progress = status.progress if status.progress is not None else status.state.progress
-            started = status.state.started_at or int(now)
-            self._started(record, peer.id, started, progress, now)
-        return []
+        if record is None:
+            return []
+        progress = status.progress if status.progress is not None else status.state.progress
+        self._started(record, peer.id, status.state.started_at or int(now), progress, now)
+        return offers.running_news(self, record, status)  # its client hears it runs
 
     def _reclaim(self, peer: Peer, task_id: uuid.UUID, now: float) -> TaskRecord | None:
         """A worker that came back still runs a task it was thought to have lost: if the
@@ -470,10 +475,6 @@ class CoordinatorCore:
         """The journal's content for what is remembered now (to compact it)."""
         return answers.live_records(self.store)
 
-    def purge(self, now: float) -> int:
-        """Forget finished tasks whose retention has ended; returns how many."""
-        return len(self.store.purge(now, self.policy.retention))
-
 
 #: A handler: the core, the sending peer, the message and ``now``; returns an outbox.
 Handler = Callable[[CoordinatorCore, Peer, Any, float], Outbox]
@@ -491,6 +492,8 @@ HANDLERS: dict[type[m.Message], Handler] = {
     m.ClusterStatusRequest: answers.on_cluster_status,
     m.WorkerListRequest: answers.on_worker_list,
     m.TaskListRequest: answers.on_task_list,
+    m.TaskListQuery: answers.on_task_list_query,
+    m.WorkerOffer: offers.on_offer,
     m.Disconnect: CoordinatorCore.on_disconnect,
 }
 

@@ -20,13 +20,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from vistrit.defaults import MAX_NAME_CHARS, MAX_TAGS, Policy
+from vistrit.defaults import ASSIGN_BYTES, MAX_NAME_CHARS, MAX_TAGS, Policy
 from vistrit.logic.tasks import TaskStore, payload_bytes
-from vistrit.protocol.frame import MAX_PAYLOAD
 from vistrit.protocol.types import NodeType, Task, TaskPayload
-
-#: The most input bytes a ``TaskAssign`` carries: a frame's 16 MiB, less room for the rest.
-ASSIGN_BYTES = MAX_PAYLOAD - 64 * 1024
 
 
 def over_limits(name: str, tags: Sequence[str], function: str = "") -> str | None:

@@ -46,7 +46,7 @@ class Peer:
 #: the reference CLI, which joins as a worker but never heartbeats) may still send them as
 #: a worker; the core checks that the task is that worker's (``_held_by``).
 WORKER_REPORTS: frozenset[type[m.Message]] = frozenset(
-    {m.TaskAssignAck, m.TaskStatus, m.TaskResultMessage}
+    {m.TaskAssignAck, m.TaskStatus, m.TaskResultMessage, m.WorkerOffer}
 )
 
 

@@ -490,7 +490,7 @@ class Coordinator:
                 self.journal.sync()
             if now - self._last_purge >= self.purge_interval:
                 self._last_purge = now
-                forgotten = self.core.purge(now)
+                forgotten = len(self.core.store.purge(now, self.core.policy.retention))
                 if forgotten:
                     log.info("%s: forgot %d finished task(s)", self.name, forgotten)
                 if self.journal is not None:

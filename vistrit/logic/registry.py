@@ -14,7 +14,37 @@ import uuid
 from dataclasses import dataclass, field
 
 from vistrit.defaults import MAX_SLOTS
-from vistrit.protocol.types import NodeInfo, NodeState
+from vistrit.protocol.types import NodeInfo, NodeState, TaskPayload
+
+#: What a task needs of its worker: ``(kind, name)``, e.g. ``("function", "shout")`` or
+#: ``("module", "mytasks")``; ``None`` for what every worker does (arithmetic).
+Need = tuple[str, str] | None
+
+
+def need_of(payload: TaskPayload) -> Need:
+    """What a worker must offer to run *payload* (see :class:`WorkerEntry.offers`)."""
+    if isinstance(payload, (TaskPayload.Data, TaskPayload.Map)):
+        return ("function", payload.function)
+    if isinstance(payload, TaskPayload.Reduce):
+        return ("reduce", payload.function)
+    if isinstance(payload, TaskPayload.Call):
+        return ("module", payload.function.partition(":")[0])
+    if isinstance(payload, TaskPayload.Command):
+        words = payload.command.split() if not payload.args else [payload.command]
+        return ("command", words[0] if words else "")
+    return None
+
+
+def describe_need(need: Need) -> str:
+    """*need* as a sentence's object: "function 'shout'", "module 'mytasks' (--tasks)"."""
+    if need is None:
+        return "arithmetic"
+    kind, name = need
+    if kind == "module":
+        return f"functions of module {name!r} (a worker started with --tasks {name})"
+    if kind == "command":
+        return f"command {name!r} (a worker started with --allow-commands {name})"
+    return f"{'reduce function' if kind == 'reduce' else 'function'} {name!r}"
 
 
 @dataclass(eq=False)
@@ -33,6 +63,20 @@ class WorkerEntry:
     prefetch: int = 0
     #: The most slots believed, whatever the worker claims (see ``defaults.MAX_SLOTS``).
     max_slots: int = MAX_SLOTS
+    #: What it offers to run, by kind (``function``, ``reduce``, ``module``, ``command``),
+    #: from its ``WorkerOffer``. ``None``: a worker older than v4, which says nothing and is
+    #: given any task but a ``Call``; a v4 worker is given nothing until it offers.
+    offer: dict[str, frozenset[str]] | None = None
+    needs_offer: bool = False
+
+    def offers(self, need: Need) -> bool:
+        """Whether the worker offers to run a task that needs *need*."""
+        if need is None:
+            return True
+        kind, name = need
+        if self.offer is None:
+            return kind != "module"  # an older worker cannot read a Call
+        return name in self.offer.get(kind, frozenset())
 
     @property
     def slots(self) -> int:
@@ -56,8 +100,12 @@ class WorkerEntry:
 
     @property
     def accepting(self) -> bool:
-        """Whether the worker takes new tasks (it has heartbeat, and is not draining)."""
-        return self.eligible and self.state not in (NodeState.Draining, NodeState.Offline)
+        """Whether the worker takes new tasks (it has heartbeat and said what it offers,
+        and is not draining)."""
+        offered = self.offer is not None or not self.needs_offer
+        return (
+            offered and self.eligible and self.state not in (NodeState.Draining, NodeState.Offline)
+        )
 
     def leaving_note(self) -> str:
         """For the log, when the worker leaves: the tasks it leaves behind."""
@@ -83,8 +131,11 @@ class Registry:
         self.workers: dict[uuid.UUID, WorkerEntry] = {}
         self._joined = 0
 
-    def add(self, info: NodeInfo, now: float, prefetch: int = 0) -> WorkerEntry:
-        """A worker joined: remember it (not eligible until its first heartbeat)."""
+    def add(
+        self, info: NodeInfo, now: float, prefetch: int = 0, needs_offer: bool = False
+    ) -> WorkerEntry:
+        """A worker joined: remember it (not eligible until its first heartbeat, nor, with
+        *needs_offer* (v4), until it says what it offers)."""
         self._joined += 1
         entry = WorkerEntry(
             id=info.id,
@@ -93,6 +144,7 @@ class Registry:
             last_seen=now,
             prefetch=prefetch,
             max_slots=self.max_slots,
+            needs_offer=needs_offer,
         )
         self.workers[info.id] = entry
         return entry
@@ -119,3 +171,20 @@ class Registry:
     def eligible(self) -> list[WorkerEntry]:
         """The workers that may be given tasks and listed, in joining order."""
         return [w for w in self.workers.values() if w.eligible]
+
+    def waiting_reason(self, need: Need, tags: frozenset[str]) -> str | None:
+        """Why no connected worker can run a task that needs *need* and *tags* (None: one
+        can, once it has a free slot)."""
+        workers = [w for w in self.workers.values() if w.accepting]
+        if not workers:
+            return "no worker is connected"
+        capable = [w for w in workers if w.offers(need)]
+        tagged = [w for w in workers if tags <= w.tags]
+        if any(tags <= w.tags for w in capable):
+            return None
+        wanted = ", ".join(sorted(tags))
+        if not capable:
+            return f"no connected worker offers {describe_need(need)}"
+        if not tagged:
+            return f"no connected worker has the tag(s) {wanted}"
+        return f"no connected worker offers {describe_need(need)} with the tag(s) {wanted}"

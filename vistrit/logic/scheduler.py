@@ -5,11 +5,14 @@
 * **Dependencies.** A task waits until each task it depends on has completed. If one
   fails or is cancelled, the waiting task fails, with a reason naming that dependency
   (and so, in turn, do the tasks that wait on it).
-* **Placement.** A task may go to a worker that accepts work, has a free slot, has every
-  one of the task's tags, and has not refused this task recently. Among those, the
-  strategy picks: ``least-loaded`` (the default: the smallest share of its slots in use,
-  then the earliest joined), ``round-robin`` (each in turn, by joining order) or
-  ``random``.
+* **Placement.** A task may go to a worker that accepts work, has a free slot, offers
+  to run it (its function, module or program: :func:`~vistrit.logic.registry.need_of`),
+  has every one of the task's tags, has not refused this task recently, and does not
+  still hold an earlier attempt of it (a timed-out function that has not returned keeps
+  its slot, and a task never has two attempts on one worker). A retry prefers a worker
+  that has not tried the task yet. Among those, the strategy picks: ``least-loaded``
+  (the default: the smallest share of its slots in use, then the earliest joined),
+  ``round-robin`` (each in turn, by joining order) or ``random``.
 * **No head-of-line blocking.** A task that fits no worker now (its tags are nowhere) is
   skipped, keeping its place; the tasks behind it are still placed.
 
@@ -23,7 +26,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from vistrit.logic.registry import WorkerEntry
+from vistrit.logic.registry import Need, WorkerEntry, need_of
 from vistrit.logic.tasks import COMPLETED, TaskRecord
 from vistrit.protocol.types import TaskPayload, TaskPriority
 
@@ -138,26 +141,33 @@ class Scheduler:
         for priority in sorted(TaskPriority, reverse=True):
             queue = self.queues[priority]
             skipped: list[uuid.UUID] = []
-            unplaceable: set[tuple[frozenset[str], frozenset[uuid.UUID]]] = set()
+            unplaceable: set[tuple[frozenset[str], frozenset[uuid.UUID], Need]] = set()
             while queue and free:
                 task_id = queue.popleft()
                 record = lookup(task_id)
                 if record is None:
                     continue
-                shape = (frozenset(record.task.tags), record.excluded_at(now))
+                need = need_of(record.task.payload)
+                shape = (frozenset(record.task.tags), record.excluded_at(now), need)
                 if shape in unplaceable:
                     skipped.append(task_id)
                     continue
                 fits = [
                     w
                     for w in candidates_all
-                    if w.id in free and shape[0] <= w.tags and w.id not in shape[1]
+                    if w.id in free
+                    and shape[0] <= w.tags
+                    and w.id not in shape[1]
+                    and w.offers(need)
+                    and task_id not in w.running
                 ]
                 if not fits:
-                    unplaceable.add(shape)  # every task of this shape fails the same way
+                    if not record.tried:  # a retry's fit also depends on who holds it
+                        unplaceable.add(shape)  # every task of this shape fails the same way
                     skipped.append(task_id)
                     continue
-                worker = self._pick(fits, free)
+                untried = [w for w in fits if w.id not in record.tried]
+                worker = self._pick(untried or fits, free)
                 placed.append((task_id, worker.id))
                 free[worker.id] -= 1
                 if not free[worker.id]:

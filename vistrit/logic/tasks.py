@@ -107,6 +107,8 @@ class TaskRecord:
     #: Every worker it was ever assigned to: only they may report on it.
     tried: set[uuid.UUID] = field(default_factory=set)
     finished_at: float | None = None
+    #: While pending: why no connected worker can run it (None: one can, when free).
+    waiting: str | None = None
 
     @property
     def id(self) -> uuid.UUID:
@@ -197,6 +199,7 @@ class TaskRecord:
         if expected != state.WIRE_NAME:
             raise AssertionError(f"{event} leads to {expected}, not {state.WIRE_NAME}")
         self.state = state
+        self.waiting = None  # looked at again while it is pending
         if expected in FINAL:
             self.finished_at = now
 
@@ -275,10 +278,14 @@ class TaskStore:
         """How many remembered tasks are in one of *states*."""
         return sum(1 for record in self.records.values() if record.status in states)
 
-    def newest(self, limit: int) -> list[TaskRecord]:
-        """The *limit* most recently submitted tasks, newest first."""
-        ordered = sorted(self.records.values(), key=lambda r: r.sequence, reverse=True)
-        return ordered[:limit]
+    def newest(self, limit: int, offset: int = 0, state: str | None = None) -> list[TaskRecord]:
+        """The *limit* most recently submitted tasks (in *state*, if given) after skipping
+        the *offset* newest of those, newest first."""
+        records = self.records.values()
+        if state is not None:
+            records = [r for r in records if r.status == state]  # type: ignore[assignment]
+        ordered = sorted(records, key=lambda r: r.sequence, reverse=True)
+        return ordered[offset : offset + limit]
 
     def purge(self, now: float, retention: float) -> list[uuid.UUID]:
         """Forget finished tasks whose retention has ended; returns their ids."""
@@ -300,6 +307,8 @@ def payload_bytes(payload: TaskPayload) -> int:
         return sum(len(chunk) for chunk in payload.input_chunks)
     if isinstance(payload, TaskPayload.Reduce):
         return sum(len(item) for item in payload.intermediate_results)
+    if isinstance(payload, TaskPayload.Call):
+        return len(payload.arguments)
     return 0
 
 

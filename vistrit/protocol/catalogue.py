@@ -18,7 +18,10 @@ Version 2 (``V2`` below) appends ``TaskCancelAck`` (22, 0x19), ``TaskListRequest
 ``TaskListResponse`` (24, 0x1B), ``TaskOutcome`` (25, 0x1C) and the node kind
 ``NodeType.Client``. Version 3 (``V3``) appends ``Redirect`` (26, 0x06) and the
 replication family: ``Replicate`` (27, 0x40), ``ReplicateAck`` (28, 0x41) and
-``ReplicaSnapshot`` (29, 0x42).
+``ReplicaSnapshot`` (29, 0x42). Version 4 (``V4``) appends authentication,
+``AuthChallenge`` (30, 0x50), ``AuthResponse`` (31, 0x51) and ``AuthConfirm`` (32, 0x52),
+then ``WorkerOffer`` (33, 0x07), ``TaskListQuery`` (34, 0x1D) and the payload kind
+``TaskPayload.Call``.
 
 How two peers agree on a version (the handshake):
 
@@ -130,14 +133,17 @@ V3 = V2.extended(
     ],
 )
 
-#: Version 4: v3 plus authentication: a mutual challenge-response in the handshake (the
-#: security range of type bytes, 0x50-0x5F).
+#: Version 4: v3 plus authentication (a mutual challenge-response in the handshake, the
+#: security range of type bytes, 0x50-0x5F), what a worker offers to run (``WorkerOffer``),
+#: Python calls with typed values (the ``TaskPayload.Call`` variant) and a paged task list.
 V4 = V3.extended(
     4,
     [
         messages.AuthChallenge,
         messages.AuthResponse,
         messages.AuthConfirm,
+        messages.WorkerOffer,
+        messages.TaskListQuery,
     ],
 )
 

@@ -195,11 +195,24 @@ def v3_examples() -> dict[str, m.Message]:
 
 
 def v4_examples() -> dict[str, m.Message]:
-    """One example of each message version 4 adds (authentication), by wire name. The
-    nonces and proofs are made-up bytes: a real exchange draws fresh ones every time."""
+    """One example of each message version 4 adds (authentication, what a worker offers),
+    by wire name. The nonces and proofs are made-up bytes: a real exchange draws fresh ones
+    every time."""
     examples: list[m.Message] = [
         m.AuthChallenge(nonce=bytes(range(32))),
         m.AuthResponse(role="worker", nonce=bytes(range(32, 64)), proof=bytes(range(64, 96))),
         m.AuthConfirm(proof=bytes(range(96, 128))),
+        m.WorkerOffer(
+            functions=("echo", "shout"),
+            reduce_functions=("sum",),
+            modules=("mytasks",),
+            commands=(),
+        ),
+        m.TaskListQuery(
+            request_id=uuid.UUID("00000000-0000-4000-8000-000000000034"),
+            state="Running",
+            offset=0,
+            limit=20,
+        ),
     ]
     return {type(message).WIRE_NAME: message for message in examples}

@@ -11,8 +11,8 @@ them after what they carry:
 * *Answer* ("I am alive and above you; stand down") is :class:`ElectionVote`;
 * *Coordinator* ("I won; I lead from now on") is :class:`LeaderAnnounce`.
 
-Messages 22 to 25 belong to version 2, 26 to 29 to version 3; each only appends to the
-one before (see :mod:`vistrit.protocol.catalogue`).
+Messages 22 to 25 belong to version 2, 26 to 29 to version 3, 30 to 34 to version 4; each
+only appends to the one before (see :mod:`vistrit.protocol.catalogue`).
 
 One name clash: the message that carries a :class:`~vistrit.protocol.types.TaskResult` is
 also called ``TaskResult`` in the protocol; here it is :class:`TaskResultMessage`, with
@@ -410,3 +410,31 @@ class AuthConfirm(Message):
     ``Redirect``, follows). A node believes nothing a coordinator says before this."""
 
     proof: bytes
+
+
+# -- version 4: what a worker can run -----------------------------------------------------
+
+
+@wire_message(33, 0x07)
+class WorkerOffer(Message):
+    """v4. What a worker can run, sent right after it joins: its task functions by name
+    (``Data``, ``Map``), its reduce functions, the modules whose functions it may call
+    (``Call``), and the programs it may run (``Command``). The coordinator gives a worker
+    only tasks it offers to run; a v4 worker is given none before its offer."""
+
+    functions: tuple[str, ...]
+    reduce_functions: tuple[str, ...]
+    modules: tuple[str, ...]
+    commands: tuple[str, ...]
+
+
+@wire_message(34, 0x1D)
+class TaskListQuery(Message):
+    """v4. A page of the tasks the coordinator remembers, newest first: those in ``state``
+    (its name, ``"Running"``; ``None``: every state), skipping the ``offset`` newest, at
+    most ``limit`` (0: as many as one answer carries). Answered by ``TaskListResponse``."""
+
+    request_id: Uuid
+    state: str | None
+    offset: u32
+    limit: u32

@@ -198,7 +198,8 @@ class Cancelled(TaskState):
 
 
 class TaskPayload(WireEnum):
-    """What a task does: a shell command, a named function on bytes, arithmetic, map, reduce."""
+    """What a task does: a shell command, a named function on bytes, arithmetic, map,
+    reduce, or (v4) a Python function called with typed arguments."""
 
     __slots__ = ()
     WIRE_NAME = "TaskPayload"
@@ -208,6 +209,7 @@ class TaskPayload(WireEnum):
         Compute: ClassVar[type[Compute]]
         Map: ClassVar[type[Map]]
         Reduce: ClassVar[type[Reduce]]
+        Call: ClassVar[type[Call]]
 
 
 @wire_variant(0)
@@ -247,6 +249,16 @@ class Reduce(TaskPayload):
 
     function: str
     intermediate_results: tuple[bytes, ...]
+
+
+@wire_variant(5)
+class Call(TaskPayload):
+    """v4. Call the Python function at ``function`` (``module:name``) with ``arguments``,
+    the value encoding (:mod:`vistrit.protocol.values`) of ``(args, kwargs)``. Its result
+    travels in the same encoding. Only v4 workers are given it (they announce it)."""
+
+    function: str
+    arguments: bytes
 
 
 for _enum in (TaskState, TaskPayload):

@@ -5,6 +5,8 @@
   newlines (as the reference worker does). Progress is reported chunk by chunk.
 * ``Reduce{function, intermediate_results}`` - a reduce function over the inputs.
 * ``Compute{expression}`` - the safe arithmetic evaluator, never ``eval``.
+* ``Call{function, arguments}`` (v4) - a Python function of a module the worker was
+  started with (``--tasks``), called with typed arguments (:mod:`vistrit.worker.calls`).
 * ``Command{command, args}`` - a program, run **without a shell**, only on a worker
   started with ``--allow-commands PROG[,PROG...]`` naming it (as the task names it: ``sh``
   allows ``sh``, not ``/bin/sh``; a shell runs only where one was named). With no
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 
 from vistrit.protocol.types import Command, Map, Task, TaskPayload
 from vistrit.worker.arithmetic import ArithmeticError_, evaluate, format_number
+from vistrit.worker.calls import run_call
 from vistrit.worker.functions import FunctionRegistry, TaskCancelled, TaskContext, TaskFailed
 
 #: How often a running command is checked for cancellation.
@@ -50,10 +53,16 @@ def run_task(
     functions: FunctionRegistry,
     *,
     allow_commands: Collection[str] = frozenset(),
+    modules: Collection[str] = frozenset(),
 ) -> Outcome:
     """Run *task*; a failure of the task itself is an Outcome, never an exception."""
     payload = task.payload
     try:
+        if isinstance(payload, TaskPayload.Call):
+            success, data, error, trace = run_call(
+                payload.function, payload.arguments, ctx, modules
+            )
+            return Outcome(success, data=data, error=error, stderr=trace)
         if isinstance(payload, TaskPayload.Data):
             return Outcome(True, functions.call(payload.function, payload.data, ctx))
         if isinstance(payload, TaskPayload.Map):

@@ -21,11 +21,13 @@ Read next: :mod:`vistrit.client`.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import platform
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -34,6 +36,7 @@ from typing import Any
 from vistrit import defaults
 from vistrit.credentials import Credentials
 from vistrit.leader import Address, Refused
+from vistrit.logic.ids import short
 from vistrit.protocol import EncodeError, encode_frame
 from vistrit.protocol import messages as m
 from vistrit.protocol.frame import MAX_PAYLOAD
@@ -77,6 +80,7 @@ class Worker:
         name: str | None = None,
         heartbeat_interval: float = defaults.HEARTBEAT_INTERVAL,
         allow_commands: Collection[str] = (),
+        modules: Collection[str] = (),
         functions: FunctionRegistry = DEFAULT,
         reconnect_timeout: float = defaults.RECONNECT_TIMEOUT,
         coordinator_timeout: float = defaults.COORDINATOR_TIMEOUT,
@@ -94,6 +98,11 @@ class Worker:
         if isinstance(allow_commands, (str, bool)):
             raise TypeError("allow_commands takes the names of the programs this worker may run")
         self.allow_commands = frozenset(allow_commands)
+        if isinstance(modules, str):
+            raise TypeError("modules takes the names of the modules whose functions may run")
+        for module in modules:  # imported here, never on a remote's word
+            importlib.import_module(module)
+        self.modules = frozenset(modules)
         self.functions = functions
         self.id = uuid.uuid4()
         self._lock = threading.Lock()
@@ -140,6 +149,8 @@ class Worker:
         except OSError:
             self._pool.shutdown()
             raise
+        if (offer := self.offer()) is not None:
+            self._post(offer)
         log.info(
             "%s: joined %s:%d with %d slot(s)%s",
             self.name,
@@ -256,8 +267,22 @@ class Worker:
     def on_lost(self, reason: str) -> None:
         """The connection was lost: tasks keep running; their results wait for the next."""
 
+    def offer(self) -> m.WorkerOffer | None:
+        """What this worker can run, for a v4 coordinator (``None`` for an older one)."""
+        conn = self.session.conn
+        if conn is None or conn.version < 4:
+            return None
+        return m.WorkerOffer(
+            functions=tuple(sorted(self.functions.data)),
+            reduce_functions=tuple(sorted(self.functions.reduce)),
+            modules=tuple(sorted(self.modules)),
+            commands=tuple(sorted(self.allow_commands)),
+        )
+
     def on_rejoined(self, conn: Connection) -> list[m.Message | bytes]:
-        """Joined again: report every task still held, then the results sent late."""
+        """Joined again: say what it can run, report every task still held, then the
+        results sent late."""
+        offer = [self.offer()] if conn.version >= 4 else []
         held = list(self._running)
         unsent, self._unsent = self._unsent, []
         now = int(time.time())
@@ -278,7 +303,7 @@ class Worker:
             len(held),
             len(unsent),
         )
-        return backlog + unsent
+        return [o for o in offer if o is not None] + backlog + unsent
 
     def on_gave_up(self, reason: str) -> None:
         """No coordinator came back: stop, saying why."""
@@ -350,11 +375,20 @@ class Worker:
                     outcome = Outcome(False, error="cancelled")
                 else:
                     outcome = run_task(
-                        task, ctx, self.functions, allow_commands=self.allow_commands
+                        task,
+                        ctx,
+                        self.functions,
+                        allow_commands=self.allow_commands,
+                        modules=self.modules,
                     )
             except Exception as exc:  # a thread boundary: the task's code failed
-                log.warning("%s: task %s raised %r", self.name, task.id, exc)
-                outcome = Outcome(False, error=f"{type(exc).__name__}: {exc}")
+                trace = "".join(traceback.format_exception(exc)[1:])
+                outcome = Outcome(False, error=f"{type(exc).__name__}: {exc}", stderr=trace)
+            if outcome.stderr and not outcome.success and outcome.exit_code is None:
+                log.warning(
+                    "%s: task %s raised %s\n%s", self.name, short(task.id), outcome.error,
+                    outcome.stderr.rstrip(),
+                )  # fmt: skip
             # Free the slot before reporting: the coordinator may assign the next task as
             # soon as it reads the result, and must find the slot free.
             with self._lock:

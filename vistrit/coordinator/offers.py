@@ -1,0 +1,154 @@
+"""Routing by capability: what each worker offers, and what a client hears while it waits.
+
+A v4 worker says what it can run in a ``WorkerOffer`` right after it joins: its task
+functions, reduce functions, ``--tasks`` modules and ``--allow-commands`` programs. The
+scheduler places a task only on a worker that offers what it needs
+(:func:`~vistrit.logic.registry.need_of`); a worker older than v4 says nothing and is given
+any task but a ``Call``, as before.
+
+A task no connected worker can run stays pending, with a reason
+(:meth:`~vistrit.logic.registry.Registry.waiting_reason`): at submission, and again at
+most every :data:`NOTE_INTERVAL` as workers come and go. A v4 client hears it (a
+``TaskStatus`` in state Pending, whose ``message`` is the reason), and so does anyone who
+asks for the task (``status``). While the task runs, its client hears each ``TaskStatus``
+its worker sends (Running, with progress).
+
+This module never touches sockets, threads or clocks. Read next:
+:mod:`vistrit.coordinator.server`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Protocol
+
+from vistrit.coordinator.membership import Peer
+from vistrit.defaults import MAX_NAME_CHARS
+from vistrit.logic.registry import Need, Registry, need_of
+from vistrit.logic.tasks import PENDING, TaskRecord, TaskStore
+from vistrit.protocol import messages as m
+from vistrit.protocol.errors import ErrorCode
+from vistrit.protocol.types import TaskState
+
+#: How often the reasons of waiting tasks are looked at again (seconds).
+NOTE_INTERVAL = 1.0
+
+#: The most names a worker may offer of each kind.
+MAX_OFFERED = 1024
+
+Outbox = list[tuple[uuid.UUID, m.Message]]
+
+
+class Routing(Protocol):
+    """What these handlers use of the coordinator's core."""
+
+    store: TaskStore
+    registry: Registry
+    peers: dict[uuid.UUID, Peer]
+
+    @property
+    def id(self) -> uuid.UUID:
+        """The coordinator's node id."""
+        ...
+
+    def schedule(self, now: float) -> Outbox:
+        """Give ready tasks to workers with free slots."""
+        ...
+
+
+def on_offer(core: Routing, peer: Peer, offer: m.WorkerOffer, now: float) -> Outbox:
+    """A worker says what it can run: remember it, and schedule (it may now be given tasks)."""
+    entry = core.registry.get(peer.id)
+    kinds = {
+        "function": offer.functions,
+        "reduce": offer.reduce_functions,
+        "module": offer.modules,
+        "command": offer.commands,
+    }
+    too_many = next((k for k, names in kinds.items() if len(names) > MAX_OFFERED), None)
+    too_long = any(len(name) > MAX_NAME_CHARS for names in kinds.values() for name in names)
+    if entry is None or too_many or too_long:
+        why = (
+            "only a worker offers what it runs"
+            if entry is None
+            else f"an offer lists at most {MAX_OFFERED} names of each kind, "
+            f"each of at most {MAX_NAME_CHARS} characters"
+        )
+        return [(peer.id, m.Error(code=ErrorCode.InvalidRequest, message=why))]
+    entry.offer = {kind: frozenset(names) for kind, names in kinds.items()}
+    return core.schedule(now)
+
+
+def waiting_note(core: Routing, record: TaskRecord) -> Outbox:
+    """Look again at why *record* waits (a new task); if it cannot run, tell its client."""
+    shape = (need_of(record.task.payload), frozenset(record.task.tags))
+    return _note(core, record, core.registry.waiting_reason(*shape))
+
+
+class Notes:
+    """When the reasons of the tasks in the ready queues were last looked at."""
+
+    def __init__(self) -> None:
+        self.at = float("-inf")
+
+    def due(self, core: Routing, queues: Iterable[Iterable[uuid.UUID]], now: float) -> Outbox:
+        """Every :data:`NOTE_INTERVAL`, look again at why each ready task waits (those of
+        one shape share one look at the workers); tell the clients of those that cannot run."""
+        if now - self.at < NOTE_INTERVAL:
+            return []
+        self.at = now
+        outbox: Outbox = []
+        reasons: dict[tuple[Need, frozenset[str]], str | None] = {}
+        for queue in queues:
+            for task_id in queue:
+                record = core.store.get(task_id)
+                if record is None:
+                    continue
+                shape = (need_of(record.task.payload), frozenset(record.task.tags))
+                if shape not in reasons:
+                    reasons[shape] = core.registry.waiting_reason(*shape)
+                outbox += _note(core, record, reasons[shape])
+        return outbox
+
+
+def _note(core: Routing, record: TaskRecord, reason: str | None) -> Outbox:
+    """Remember why *record* waits; if that changed to a reason, tell its v4 client."""
+    if reason == record.waiting or record.status != PENDING:
+        return []
+    record.waiting = reason
+    client = core.peers.get(record.client) if record.client else None
+    if reason is None or client is None or client.version < 4:
+        return []
+    return [(client.id, pending_status(core.id, record))]
+
+
+def pending_status(coordinator: uuid.UUID, record: TaskRecord) -> m.TaskStatus:
+    """A ``TaskStatus`` saying that *record* waits, and why (for a v4 client)."""
+    message = f"waiting: {record.waiting}" if record.waiting else None
+    return m.TaskStatus(
+        task_id=record.id,
+        worker_id=coordinator,
+        state=TaskState.Pending(),
+        progress=None,
+        message=message,
+    )
+
+
+def running_news(core: Routing, record: TaskRecord, status: m.TaskStatus) -> Outbox:
+    """A worker's ``TaskStatus`` (running, progress), passed on to the task's v4 client."""
+    client = core.peers.get(record.client) if record.client else None
+    if client is None or client.version < 4:
+        return []
+    return [(client.id, status)]
+
+
+__all__ = [
+    "MAX_OFFERED",
+    "NOTE_INTERVAL",
+    "Notes",
+    "on_offer",
+    "pending_status",
+    "running_news",
+    "waiting_note",
+]

@@ -1,0 +1,112 @@
+"""The client's book of its unfinished tasks: futures by id, and what to submit again.
+
+:class:`~vistrit.client.VistritClient` writes each task it submits here, with its
+future. What the coordinator pushes about a task settles or updates its future here:
+
+* ``TaskOutcome`` (and a ``TaskQueryResponse`` in a final state) settles it;
+* ``TaskStatus`` (v4) notes that it runs, its progress, or why it waits;
+* a refused submission fails it (``TaskRejected``); a lost cluster fails them all.
+
+After a reconnection, every task still in the book is submitted again under the same
+id (:meth:`TaskBook.unfinished`).
+
+The book never touches sockets; it shares the client's lock. Read next:
+:mod:`vistrit.client`.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from concurrent.futures import Future
+
+from vistrit.logic.tasks import FINAL
+from vistrit.protocol import messages as m
+from vistrit.protocol.types import Task, TaskState
+from vistrit.results import TaskFuture, TaskNotFound, TaskRejected
+
+
+class TaskBook:
+    """The client's unfinished tasks (see the module docstring). Thread-safe."""
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self._lock = lock
+        self._futures: dict[uuid.UUID, TaskFuture] = {}
+        self._submitted: dict[uuid.UUID, Task] = {}  # for resubmission after a reconnect
+        self._waiting: dict[uuid.UUID, str] = {}  # why a task asked about waits (status)
+
+    def add(self, future: TaskFuture, task: Task) -> None:
+        """A task was submitted (call with the client's lock held)."""
+        self._futures[task.id] = future
+        self._submitted[task.id] = task
+
+    def get(self, task_id: uuid.UUID) -> TaskFuture | None:
+        """The future of a task this client submitted and is not finished, if any."""
+        with self._lock:
+            return self._futures.get(task_id)
+
+    def unfinished(self) -> list[Task]:
+        """Every task still waiting for its outcome (call with the client's lock held)."""
+        return [self._submitted[t] for t in self._futures if t in self._submitted]
+
+    def waiting(self, task_id: uuid.UUID) -> str | None:
+        """Why a task asked about last waits (heard just before the answer), if it does."""
+        with self._lock:
+            note = self._waiting.pop(task_id, None)
+            future = self._futures.get(task_id)
+        return note or (future.waiting if future is not None else None)
+
+    def _take(self, task_id: uuid.UUID) -> TaskFuture | None:
+        with self._lock:
+            self._submitted.pop(task_id, None)
+            return self._futures.pop(task_id, None)
+
+    def acknowledged(self, future: TaskFuture, done: Future[m.Message]) -> None:
+        """The coordinator answered a submission: a refusal fails its future. (A lost
+        connection is no answer: the task is submitted again when it comes back.)"""
+        ack = None if done.exception() is not None else done.result()
+        refused = isinstance(ack, m.TaskSubmitAck) and not ack.accepted
+        if refused and self._take(future.task_id) is not None and not future.done():
+            assert isinstance(ack, m.TaskSubmitAck)
+            future.set_exception(TaskRejected(ack.reason or "the coordinator refused the task"))
+
+    def on_outcome(self, message: m.TaskOutcome) -> None:
+        """A task's final state: settle its future."""
+        future = self._take(message.task_id)
+        if future is not None:
+            future._settle(message.state, message.result)
+
+    def on_query_response(self, message: m.TaskQueryResponse) -> None:
+        """An answer about a task: a final state settles its future, as an outcome does."""
+        task = message.task
+        final = task is not None and task.state.WIRE_NAME in FINAL
+        if not (final or not message.found):
+            return
+        future = self._take(message.task_id)
+        if future is not None and task is not None and final:
+            future._settle(task.state, message.result)
+        elif future is not None:
+            future.set_exception(TaskNotFound(f"no task {message.task_id}"))
+
+    def on_status(self, message: m.TaskStatus) -> None:
+        """A v4 coordinator's news of a task: it runs (with its progress), or it waits, and
+        why (kept for :meth:`waiting` when it is not one of this client's tasks)."""
+        with self._lock:
+            future = self._futures.get(message.task_id)
+            if future is None and isinstance(message.state, TaskState.Pending):
+                self._waiting[message.task_id] = message.message or ""
+        if future is not None:
+            future._note(message.state, message.progress, message.message)
+
+    def fail_all(self, error: Exception) -> None:
+        """Fail every future: the coordinators are gone for good, or the client closed."""
+        with self._lock:
+            futures = list(self._futures.values())
+            self._futures.clear()
+            self._submitted.clear()
+        for future in futures:
+            if not future.done():
+                future.set_exception(error)
+
+
+__all__ = ["TaskBook"]
