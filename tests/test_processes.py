@@ -7,66 +7,17 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from spawn import Processes, free_port
 
 pytestmark = pytest.mark.timeout(90)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@dataclass
-class Processes:
-    cwd: Path
-    env: dict[str, str]
-    running: list[subprocess.Popen[str]] = field(default_factory=list)
-
-    def spawn(self, *args: str) -> subprocess.Popen[str]:
-        """Start ``python -m vistrit ARGS`` in the background (stopped when the test ends)."""
-        process = subprocess.Popen(
-            [sys.executable, "-m", "vistrit", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=self.cwd,
-            env=self.env,
-        )
-        self.running.append(process)
-        return process
-
-    def start(self, *args: str) -> tuple[subprocess.Popen[str], str]:
-        """Start a node; returns it and the ready line it printed."""
-        process = self.spawn(*args)
-        assert process.stdout is not None
-        return process, process.stdout.readline().strip()
-
-    def run(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "vistrit", *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=self.cwd,
-            env=self.env,
-        )
-
-    def stop(self, process: subprocess.Popen[str]) -> tuple[int, str]:
-        process.send_signal(signal.SIGTERM)
-        _, err = process.communicate(timeout=20)
-        return process.returncode, err
 
 
 SLOW_TASKS = (
@@ -127,10 +78,53 @@ def test_submit_kinds_and_options(live: Processes) -> None:
 
 
 def test_failed_task_exit_code_and_message(live: Processes) -> None:
-    run = live.run("submit", "--task", "x", "--function", "nope")
+    run = live.run("submit", "--expression", "1/0")
     assert run.returncode == 1 and run.stdout == ""
-    assert run.stderr.startswith("error: task ") and "unknown function 'nope'" in run.stderr
+    assert run.stderr.startswith("error: task ") and "division by zero" in run.stderr
     assert run.stderr.count("\n") == 1
+
+
+def test_a_waiting_submit_says_why_and_status_shows_it(live: Processes) -> None:
+    waiting = live.spawn("submit", "--task", "x", "--function", "nope")
+    assert waiting.stderr is not None
+    line = waiting.stderr.readline()  # after a second: why it waits
+    assert line == "waiting: no connected worker offers function 'nope'\n"
+    waiting.send_signal(signal.SIGINT)
+    _, err = waiting.communicate(timeout=20)
+    task_id = re.search(r"task ([0-9a-f-]{36}) is still queued", err)
+    assert task_id is not None and waiting.returncode == 130
+    status = live.run("status", task_id.group(1)[:8]).stdout  # a prefix, as the log shows
+    assert "state:    Pending" in status
+    assert "waiting:  no connected worker offers function 'nope'" in status
+    assert live.run("cancel", task_id.group(1)[:6]).returncode == 0
+
+
+def test_progress_worker_names_prefixes_and_pages(live: Processes) -> None:
+    (live.cwd / "steps.py").write_text(
+        "import time\nfrom vistrit import task\n\n@task\ndef steps(data, ctx):\n"
+        "    for n in range(1, 6):\n        ctx.progress(n * 20)\n        time.sleep(0.3)\n"
+        "    return 'done'\n"
+    )
+    address = live.env["VISTRIT_COORDINATOR"]
+    live.start("worker", "--name", "stepper", "--tasks", "steps", "--coordinator", address)
+    run = live.run("submit", "--function", "steps", "--progress", "--task", "x")
+    shown = re.findall(r"^progress: (\d+)%$", run.stderr, re.M)  # sampled as it changes
+    assert run.stdout == "done\n" and len(shown) >= 2 and shown == sorted(shown, key=int)
+    task_id = json.loads(live.run("tasks", "--json", "--limit", "1").stdout)[0]["id"]
+    status = live.run("status", task_id[:10]).stdout
+    assert re.search(r"^worker:   stepper \([0-9a-f]{8}\)$", status, re.M)
+    for n in range(3):
+        live.run("submit", "--task", f"t{n}")
+    page = json.loads(live.run("tasks", "--json", "--limit", "2", "--offset", "1").stdout)
+    everything = json.loads(live.run("tasks", "--json").stdout)
+    assert [t["id"] for t in page] == [t["id"] for t in everything[1:3]]
+    running = json.loads(live.run("tasks", "--json", "--state", "running").stdout)
+    assert running == []
+    done = json.loads(live.run("tasks", "--json", "--state", "Completed").stdout)
+    assert len(done) == len(everything)
+    assert live.run("tasks", "--limit", "1001").returncode == 2
+    table = live.run("tasks", "--limit", "1").stdout.splitlines()
+    assert table[1].split()[0] == everything[0]["id"][:8]  # short ids, as the logs print
 
 
 def test_no_wait_status_result_cancel_and_listings(live: Processes) -> None:
@@ -157,6 +151,8 @@ def test_unknown_ids_and_bad_arguments(live: Processes) -> None:
     assert run.returncode == 3 and run.stderr == f"error: no task {unknown}\n"
     run = live.run("status", "not-an-id")
     assert run.returncode == 2 and run.stderr == "error: not a task id: 'not-an-id'\n"
+    run = live.run("status", "fffffff")
+    assert run.returncode == 3 and run.stderr == "error: no task starts with fffffff\n"
     run = live.run("submit", "--task", "x", "--after", unknown)
     assert run.returncode == 1 and "unknown dependency" in run.stderr
     run = live.run("submit", "--retries", "-1", "--task", "x")
@@ -394,3 +390,15 @@ def test_ctrl_c_on_a_waiting_submit_says_which_task_and_how_to_cancel_it(
     match = re.search(said + r"python -m vistrit cancel (\S+)", err)
     assert match is not None and match.group(1) == match.group(2), err
     assert procs.run("cancel", match.group(1)).returncode == 0
+
+
+def test_a_port_chosen_by_the_system_is_logged_in_a_line_scripts_can_parse(
+    procs: Processes,
+) -> None:
+    coordinator, ready = procs.start("coordinator", "--bind", "127.0.0.1:0")
+    port = int(ready.rsplit(":", 1)[1])
+    assert port > 0 and coordinator.stderr is not None
+    lines = iter(coordinator.stderr.readline, "")
+    logged = next(line for line in lines if "listening on" in line)
+    match = re.search(r"listening on (\S+):(\d+)", logged)
+    assert match is not None and match.groups() == ("127.0.0.1", str(port))

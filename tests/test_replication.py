@@ -223,8 +223,10 @@ def test_followers_redirect_v3_peers_and_refuse_older_ones_with_unavailable(node
     assert isinstance(ack, m.HandshakeAck) and ack.accepted
 
 
-def test_a_submission_too_large_to_replicate_is_refused(nodes: Nodes) -> None:
-    from vistrit.client import TaskRejected
+def test_a_submission_too_large_to_replicate_is_refused(
+    nodes: Nodes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vistrit.client import TaskRejected, TaskTooLarge
     from vistrit.protocol.frame import MAX_PAYLOAD
 
     ports = {1: free_port(), 2: free_port()}
@@ -233,6 +235,9 @@ def test_a_submission_too_large_to_replicate_is_refused(nodes: Nodes) -> None:
     wait_until(lambda: leader(nodes) == 2, what="2 to lead")
     client = nodes.add(VistritClient(f"127.0.0.1:{ports[2]}"))
     assert isinstance(client, VistritClient)
+    with pytest.raises(TaskTooLarge, match="one frame carries at most 16,711,680"):
+        client.submit("echo", b"x" * (MAX_PAYLOAD - 800))  # the SDK refuses it first
+    monkeypatch.setattr("vistrit.submission.ASSIGN_BYTES", MAX_PAYLOAD)  # a client that won't
     huge = client.submit("echo", b"x" * (MAX_PAYLOAD - 800))
     with pytest.raises(TaskRejected, match="too large to replicate"):
         huge.result(20)

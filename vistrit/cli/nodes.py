@@ -212,7 +212,9 @@ def add_commands(commands: Any) -> None:
         action="append",
         default=[],
         metavar="MODULE",
-        help="import MODULE, registering its @task functions (repeat for several)",
+        help="import MODULE: its @task functions run by name, and its functions may be "
+        "called by import path (MODULE:function); no other module's ever run (repeat for "
+        "several)",
     )
     worker.add_argument(
         "--drain-timeout",
@@ -363,6 +365,7 @@ def run_worker(args: argparse.Namespace, out: TextIO) -> int:
         name=args.name,
         heartbeat_interval=args.heartbeat,
         allow_commands=args.allow_commands,
+        modules=args.tasks,
         reconnect_timeout=args.reconnect_timeout,
         credentials=credentials_of(args),
         allow_unauthenticated=args.allow_unauthenticated,

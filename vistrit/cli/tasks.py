@@ -11,6 +11,7 @@ import concurrent.futures
 import contextlib
 import json
 import sys
+import time
 import uuid
 from typing import Any, TextIO
 
@@ -20,19 +21,41 @@ from vistrit.cli.common import (
     UsageError,
     add_coordinator_option,
     credentials_of,
+    non_negative_float,
     non_negative_int,
     positive_int,
     shorten,
     table,
     tls_of,
 )
-from vistrit.client import TaskError, TaskInfo, TaskNotFound, VistritClient
+from vistrit.client import (
+    TaskError,
+    TaskFuture,
+    TaskInfo,
+    TaskNotFound,
+    VistritClient,
+    VistritError,
+)
+from vistrit.logic.ids import match_prefix, prefix_of, short
+from vistrit.protocol.types import TaskPayload
 
 #: The most bytes a task's data read from standard input may have (a frame carries 16 MiB).
 MAX_STDIN = 15 * 1024 * 1024
 
 #: The exit code after Ctrl-C, as a shell reports a process ended by SIGINT.
 EXIT_INTERRUPTED = 130
+
+#: The most tasks one listing answer carries (the coordinator's ``TASK_LIST_LIMIT``).
+TASK_LIST_LIMIT = 1000
+
+#: How many of the newest tasks a prefix is looked for among.
+MAX_SEARCHED = 100 * TASK_LIST_LIMIT
+
+#: The states ``tasks --state`` takes.
+STATES = ("Pending", "Scheduled", "Running", "Completed", "Failed", "Cancelled")
+
+#: How often a waiting ``submit`` looks at its task's news.
+WATCH_INTERVAL = 0.2
 
 
 def add_commands(commands: Any) -> None:
@@ -64,16 +87,21 @@ def add_commands(commands: Any) -> None:
     submit.add_argument("--retries", type=non_negative_int, default=0, help="further attempts")
     submit.add_argument(
         "--timeout",
-        type=non_negative_int,
+        type=non_negative_float,
         default=0,
         metavar="SECONDS",
-        help="seconds an attempt may take (0: no limit)",
+        help="seconds an attempt may take (0: no limit; rounded up to whole seconds)",
     )
     submit.add_argument("--tag", action="append", default=[], help="require a worker tag")
     submit.add_argument(
         "--after", action="append", default=[], metavar="ID", help="run after this task"
     )
     submit.add_argument("--no-wait", action="store_true", help="print the task id and return")
+    submit.add_argument(
+        "--progress",
+        action="store_true",
+        help="while it waits, show the task's progress on standard error",
+    )
     submit.add_argument("--json", action="store_true", help="print the outcome as JSON")
     add_coordinator_option(submit)
     submit.set_defaults(run=run_submit)
@@ -84,7 +112,9 @@ def add_commands(commands: Any) -> None:
         ("cancel", "cancel a task", run_cancel),
     ):
         command = commands.add_parser(name, help=helptext, description=helptext + ".")
-        command.add_argument("task_id", metavar="ID", help="the task's id")
+        command.add_argument(
+            "task_id", metavar="ID", help="the task's id, or a unique prefix of it (4+ digits)"
+        )
         command.add_argument("--json", action="store_true", help="print JSON")
         add_coordinator_option(command)
         command.set_defaults(run=runner)
@@ -97,7 +127,24 @@ def add_commands(commands: Any) -> None:
         command = commands.add_parser(name, help=helptext, description=helptext + ".")
         command.add_argument("--json", action="store_true", help="print JSON")
         if name == "tasks":
-            command.add_argument("--limit", type=positive_int, default=20, help="how many")
+            command.add_argument(
+                "--state",
+                choices=STATES,
+                type=str.capitalize,
+                help="only tasks in this state (default: every state)",
+            )
+            command.add_argument(
+                "--limit",
+                type=positive_int,
+                default=20,
+                help=f"how many (default %(default)s, at most {TASK_LIST_LIMIT})",
+            )
+            command.add_argument(
+                "--offset",
+                type=non_negative_int,
+                default=0,
+                help="skip this many of the newest first (default %(default)s)",
+            )
         add_coordinator_option(command)
         command.set_defaults(run=runner)
 
@@ -111,16 +158,16 @@ def _client(args: argparse.Namespace) -> VistritClient:
 
 def run_submit(args: argparse.Namespace, out: TextIO) -> int:
     """Submit one task and, unless told not to wait, print its result."""
-    options: dict[str, Any] = {
-        "retries": args.retries,
-        "timeout": args.timeout,
-        "priority": args.priority,
-        "tags": args.tag,
-        "after": [_task_id(text) for text in args.after],
-    }
-    if args.name:
-        options["name"] = args.name
     with _client(args) as client:
+        options: dict[str, Any] = {
+            "retries": args.retries,
+            "timeout": args.timeout,
+            "priority": args.priority,
+            "tags": args.tag,
+            "after": [find_task(client, text) for text in args.after],
+        }
+        if args.name:
+            options["name"] = args.name
         if args.command is not None:
             future = client.submit_command(args.command, **options)
         elif args.expression is not None:
@@ -134,7 +181,7 @@ def run_submit(args: argparse.Namespace, out: TextIO) -> int:
                 client.status(future.task_id)
         else:
             try:
-                concurrent.futures.wait([future])
+                _watch(future, args.progress)
             except KeyboardInterrupt:
                 print(
                     f"interrupted: task {future.task_id} is still queued or running; cancel it "
@@ -150,6 +197,21 @@ def run_submit(args: argparse.Namespace, out: TextIO) -> int:
             print(future.task_id, file=out)
             return EXIT_OK
         return _print_outcome(client.status(future.task_id), args.json, out)
+
+
+def _watch(future: TaskFuture, progress: bool) -> None:
+    """Wait for the task; on standard error, say why it waits (after a second) and, with
+    *progress*, each new percentage its function reports."""
+    shown: tuple[str | None, int | None] = (None, None)
+    started = time.monotonic()
+    while not concurrent.futures.wait([future], timeout=WATCH_INTERVAL).done:
+        waiting = future.waiting if time.monotonic() - started >= 1.0 else None
+        percent = future.progress if progress else None
+        if waiting and waiting != shown[0]:
+            print(waiting, file=sys.stderr, flush=True)
+        if percent is not None and percent != shown[1]:
+            print(f"progress: {percent}%", file=sys.stderr, flush=True)
+        shown = (waiting or shown[0], percent if percent is not None else shown[1])
 
 
 def _task_data(task: str | None) -> str | bytes:
@@ -169,8 +231,7 @@ def _print_outcome(info: TaskInfo, as_json: bool, out: TextIO) -> int:
     if as_json:
         print(json.dumps(_info_json(info)), file=out)
     elif info.state == "Completed":
-        output = info.output or b""
-        text = output.decode("utf-8", "replace")
+        text = _output_text(info)
         print(text, file=out, end="" if text.endswith("\n") else "\n")
     elif info.state == "Failed":
         print(f"error: task {info.id} failed: {info.error}", file=sys.stderr)
@@ -180,9 +241,10 @@ def _print_outcome(info: TaskInfo, as_json: bool, out: TextIO) -> int:
 
 
 def run_status(args: argparse.Namespace, out: TextIO) -> int:
-    """Print what the coordinator knows of one task."""
+    """Print what the coordinator knows of one task: its worker by name, and why it waits."""
     with _client(args) as client:
-        info = client.status(_task_id(args.task_id))
+        info = client.status(find_task(client, args.task_id))
+        names = {w.id: w.name for w in client.workers()} if info.worker else {}
     if args.json:
         print(json.dumps(_info_json(info)), file=out)
         return EXIT_OK
@@ -192,12 +254,15 @@ def run_status(args: argparse.Namespace, out: TextIO) -> int:
         ("state", info.state + (f" ({info.progress}%)" if info.progress is not None else "")),
         ("priority", info.priority),
     ]
+    if info.waiting:
+        lines.append(("waiting", info.waiting.removeprefix("waiting: ")))
     if info.worker:
-        lines.append(("worker", str(info.worker)))
+        name = names.get(info.worker)
+        lines.append(("worker", f"{name} ({short(info.worker)})" if name else str(info.worker)))
     if info.error:
         lines.append(("error", info.error))
     if info.output is not None:
-        lines.append(("output", shorten(info.output.decode("utf-8", "replace"))))
+        lines.append(("output", shorten(_output_text(info))))
     for label, value in lines:
         print(f"{label + ':':<10}{value}", file=out)
     return EXIT_OK
@@ -206,14 +271,14 @@ def run_status(args: argparse.Namespace, out: TextIO) -> int:
 def run_result(args: argparse.Namespace, out: TextIO) -> int:
     """Wait for one task's outcome and print it."""
     with _client(args) as client:
-        info = client.wait(_task_id(args.task_id))
+        info = client.wait(find_task(client, args.task_id))
     return _print_outcome(info, args.json, out)
 
 
 def run_cancel(args: argparse.Namespace, out: TextIO) -> int:
     """Cancel one task."""
     with _client(args) as client:
-        task_id = _task_id(args.task_id)
+        task_id = find_task(client, args.task_id)
         accepted = client.cancel(task_id)
         state = client.status(task_id).state
     if args.json:
@@ -289,22 +354,41 @@ def run_workers(args: argparse.Namespace, out: TextIO) -> int:
 
 def run_tasks(args: argparse.Namespace, out: TextIO) -> int:
     """Print the newest tasks the coordinator remembers."""
+    if args.limit > TASK_LIST_LIMIT:
+        raise UsageError(f"--limit: at most {TASK_LIST_LIMIT} (one answer); page with --offset")
     with _client(args) as client:
-        tasks = client.tasks(args.limit)
+        try:
+            tasks = client.tasks(args.limit, state=args.state, offset=args.offset)
+        except VistritError as exc:
+            raise UsageError(str(exc)) from None
     if args.json:
         print(json.dumps([_info_json(info) for info in tasks]), file=out)
         return EXIT_OK
     table(
         out,
         ["id", "state", "priority", "name"],
-        [[str(t.id), t.state, t.priority, t.name] for t in tasks],
+        [[short(t.id), t.state, t.priority, t.name] for t in tasks],
     )
     return EXIT_OK
 
 
+def _output_text(info: TaskInfo) -> str:
+    """A finished task's output as text: a Python call's value as ``repr`` (a ``str`` as
+    itself), other output as UTF-8."""
+    if isinstance(info.task.payload, TaskPayload.Call) and info.state == "Completed":
+        value = info.value
+        return value if isinstance(value, str) else repr(value)
+    return (info.output or b"").decode("utf-8", "replace")
+
+
 def _info_json(info: TaskInfo) -> dict[str, Any]:
     output: dict[str, Any] = {"output": None}
-    if info.output is not None:
+    if isinstance(info.task.payload, TaskPayload.Call) and info.state == "Completed":
+        try:
+            output = {"output": json.loads(json.dumps(info.value))}
+        except (TypeError, ValueError):  # bytes, or keys JSON has no form for
+            output = {"output": None, "output_repr": repr(info.value)}
+    elif info.output is not None:
         try:
             output = {"output": info.output.decode("utf-8")}
         except UnicodeDecodeError:
@@ -317,12 +401,31 @@ def _info_json(info: TaskInfo) -> dict[str, Any]:
         "worker": str(info.worker) if info.worker else None,
         "progress": info.progress,
         "error": info.error,
+        "waiting": info.waiting,
         **output,
     }
 
 
-def _task_id(text: str) -> uuid.UUID:
-    try:
+def find_task(client: VistritClient, text: str) -> uuid.UUID:
+    """The task *text* names: its id, or a unique prefix of one (``1a2b3c4d``, as logs and
+    tables print ids), looked up among the tasks the coordinator remembers."""
+    with contextlib.suppress(ValueError):
         return uuid.UUID(text)
-    except ValueError:
-        raise UsageError(f"not a task id: {text!r}") from None
+    prefix = prefix_of(text)
+    if prefix is None:
+        raise UsageError(f"not a task id: {text!r}")
+    found: list[uuid.UUID] = []
+    for offset in range(0, MAX_SEARCHED, TASK_LIST_LIMIT):
+        try:
+            page = client.tasks(TASK_LIST_LIMIT, offset=offset)
+        except VistritError:  # a coordinator older than v4: its one page
+            page = [] if offset else client.tasks(TASK_LIST_LIMIT)
+        found += match_prefix(prefix, (info.id for info in page))
+        if len(page) < TASK_LIST_LIMIT:
+            break
+    if not found:
+        raise TaskNotFound(f"no task starts with {text}")
+    if len(found) > 1:
+        shown = ", ".join(str(task_id) for task_id in found[:5])
+        raise UsageError(f"{text} is the start of {len(found)} task ids ({shown}); give more")
+    return found[0]

@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from vistrit.defaults import MAX_SLOTS
+from vistrit.logic.ids import short
 from vistrit.protocol.types import NodeInfo, NodeState, TaskPayload
 
 #: What a task needs of its worker: ``(kind, name)``, e.g. ``("function", "shout")`` or
@@ -111,7 +112,7 @@ class WorkerEntry:
         """For the log, when the worker leaves: the tasks it leaves behind."""
         if not self.running:
             return ""
-        ids = ", ".join(str(t)[:8] for t in sorted(self.running, key=str))
+        ids = ", ".join(short(t) for t in sorted(self.running, key=str))
         return f"; its task(s) {ids} go back to the queue"
 
     def node_info(self, now: int) -> NodeInfo:

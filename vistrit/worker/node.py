@@ -337,7 +337,7 @@ class Worker:
         with self._lock:
             ctx = self._running.get(cancel.task_id)
         if ctx is not None:
-            log.info("%s: cancelling task %s", self.name, cancel.task_id)
+            log.info("%s: cancelling task %s", self.name, short(cancel.task_id))
             ctx._cancel.set()
 
     def _on_error(self, error: m.Error) -> None:
