@@ -168,3 +168,37 @@ def test_page_commands_run_as_shown(page: Path, steps: list[Step], tmp_path: Pat
 def test_python_sessions_in_the_docs(page: Path) -> None:
     result = doctest.testfile(str(page), module_relative=False, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0
+
+
+ROOT = DOCS.parent
+
+
+@pytest.mark.parametrize("page", [ROOT / "README.md", *PAGES], ids=lambda p: p.name)
+def test_each_page_says_python_one_way(page: Path) -> None:
+    """A reader copying commands meets ``python3 -m vistrit`` or ``python -m vistrit`` on a
+    page, never both."""
+    forms = set(re.findall(r"\b(python3?) -m vistrit\b", page.read_text()))
+    assert len(forms) <= 1, f"{page.name} mixes {sorted(forms)}"
+
+
+def test_the_fault_tolerance_tutorial_leaves_time_to_kill_a_worker() -> None:
+    """Its task must outlast a reader finding and killing its worker, and its sample log
+    must show the version workers join with today."""
+    from vistrit.protocol import NEWEST_VERSION
+
+    text = (DOCS / "tutorials" / "fault-tolerance.rst").read_text()
+    sleeps = [int(s) for s in re.findall(r"sleep (\d+);", text)]
+    assert sleeps and min(sleeps) >= 15, sleeps
+    versions = set(re.findall(r"joined from [\d.:]+ \(v(\d)\)", text))
+    assert versions == {str(NEWEST_VERSION)}
+
+
+def test_what_the_tutorials_leave_in_the_clone_is_ignored_by_git() -> None:
+    """Tutorials write vistrit-data/ and data-1/...; a clone stays clean."""
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout: nothing to keep clean")
+    paths = ["vistrit-data/journal.vst", "data-1/journal.vst", "data-3/term"]
+    run = subprocess.run(
+        ["git", "check-ignore", *paths], cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
+    assert run.stdout.split() == paths

@@ -221,3 +221,17 @@ def test_executor_urls_are_checked() -> None:
     for url in ("localhost:7878", "ftp://x", "local://two"):
         with pytest.raises(ValueError):
             vistrit.executor(url)
+
+
+@vistrit.task(name="test-divide")
+def _divide(data: bytes) -> float:
+    return 1 / int(data)
+
+
+def test_a_task_function_by_name_that_raises_sends_its_traceback_too(cluster: Cluster) -> None:
+    cluster.add_worker()
+    client = cluster.client()
+    error = client.submit("test-divide", "0").exception(30)
+    assert isinstance(error, TaskError) and error.remote_traceback is not None
+    assert "in _divide" in error.remote_traceback
+    assert error.error == "ZeroDivisionError: division by zero"

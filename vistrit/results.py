@@ -105,7 +105,7 @@ def task_error(
         cls = _BUILTIN_ERRORS.get(name) or TaskError
         if name not in _BUILTIN_ERRORS:
             try:
-                cls = type(f"Remote{name}", (TaskError, base), {"__module__": __name__})
+                cls = type(name, (TaskError, base), {"__module__": __name__})
             except TypeError:  # a built-in whose layout cannot be mixed in
                 cls = TaskError
             _BUILTIN_ERRORS[name] = cls

@@ -5,12 +5,16 @@
 * ``.. vistrit-decode::`` with hex as content - the byte table of those frame bytes.
 * ``.. vistrit-fields:: NAME`` - the declared fields of a message or type, in wire order.
 * ``.. vistrit-help:: COMMAND`` - the ``--help`` text of a CLI command.
+* ``.. vistrit-value:: EXPRESSION`` - a Python value (a literal), in the value encoding of
+  a Call's arguments and result, as a byte table made by its annotator.
+* ``.. vistrit-value-tags::`` - the encoding's tags, from ``vistrit.protocol.values.Tag``.
 
 Nothing is pasted by hand, so the docs cannot drift from the code.
 """
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import io
 import textwrap
@@ -27,6 +31,7 @@ from vistrit.protocol.catalogue import CATALOGUES, NEWEST_VERSION, first_version
 from vistrit.protocol.examples import all_examples, v2_examples, v3_examples, v4_examples
 from vistrit.protocol.schema import wire_type_for
 from vistrit.protocol.spans import Span
+from vistrit.protocol.values import Tag, annotate_value, encode_value
 from vistrit.tracer import TracedFrame, TraceRelay
 
 
@@ -90,6 +95,24 @@ class DecodeDirective(Directive):
     def run(self) -> list[nodes.Node]:
         frame = bytes.fromhex("".join(self.content))
         return _table(annotate_frame(frame), frame)
+
+
+class ValueDirective(Directive):
+    required_arguments = 1
+    final_argument_whitespace = True
+
+    def run(self) -> list[nodes.Node]:
+        value = ast.literal_eval(self.arguments[0])
+        data = encode_value(value)
+        intro = nodes.paragraph(text=f"{self.arguments[0]} is {len(data)} bytes:")
+        hex_block = nodes.literal_block(text="\n".join(textwrap.wrap(data.hex(" "), 48)))
+        return [intro, hex_block, *_table(annotate_value(data), data)]
+
+
+class ValueTagsDirective(Directive):
+    def run(self) -> list[nodes.Node]:
+        rows = [[f"0x{tag:02x}", tag.name] for tag in Tag]
+        return [_build_table(["tag", "name"], rows, widths=[8, 20])]
 
 
 class FieldsDirective(Directive):
@@ -225,6 +248,8 @@ def setup(app: Sphinx) -> dict[str, object]:
     directives.register_directive("vistrit-decode", DecodeDirective)
     directives.register_directive("vistrit-fields", FieldsDirective)
     directives.register_directive("vistrit-help", HelpDirective)
+    directives.register_directive("vistrit-value", ValueDirective)
+    directives.register_directive("vistrit-value-tags", ValueTagsDirective)
     directives.register_directive("vistrit-task-states", TaskStatesDirective)
     directives.register_directive("vistrit-election-states", ElectionStatesDirective)
     directives.register_directive("vistrit-election-run", ElectionRunDirective)
