@@ -235,3 +235,19 @@ def test_a_task_function_by_name_that_raises_sends_its_traceback_too(cluster: Cl
     assert isinstance(error, TaskError) and error.remote_traceback is not None
     assert "in _divide" in error.remote_traceback
     assert error.error == "ZeroDivisionError: division by zero"
+
+
+def test_a_timed_out_function_that_runs_on_keeps_its_slot_busy(cluster: Cluster) -> None:
+    worker = cluster.add_worker(slots=1, modules=["callables"])
+    client = cluster.client()
+    gate = callables.GATES.setdefault("overdue", threading.Event())
+    overdue = client.submit(callables.wait_for_gate, "overdue", timeout=1)
+    with pytest.raises(TaskError, match="timed out after 1 s"):
+        overdue.result(30)
+    (listed,) = client.workers()  # the function still runs: its slot is not free
+    assert listed.id == worker.id and listed.running_tasks == 1
+    after = client.submit(callables.identity, "next")
+    assert not after.done()
+    gate.set()  # it returns (too late to count): the slot is free, the next task runs
+    assert after.result(30) == "next"
+    wait_until(lambda: client.workers()[0].running_tasks == 0, what="the slot to be free")

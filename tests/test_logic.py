@@ -495,3 +495,41 @@ def test_an_acknowledged_assignment_may_wait_in_a_worker_queue() -> None:
         beat(world, worker)
         world.core.tick(world.now)
     assert world.core.store.records[task_id].worker == worker.id
+
+
+def test_a_retry_prefers_a_worker_that_has_not_tried_the_task() -> None:
+    world = World()
+    client = world.join(node(NodeType.Client, "c"))
+    first = world.worker("first", slots=2)
+    task_id, outbox = world.submit(client, max_retries=1)
+    assert [peer for peer, msg in outbox if msg.WIRE_NAME == "TaskAssign"] == [first.id]
+    second = world.worker("second", slots=1)  # busier by its share of slots, once given one
+    world.result(first, task_id, ok=False)
+    world.now += 1
+    outbox, _ = world.core.tick(world.now)
+    assert [peer for peer, msg in outbox if msg.WIRE_NAME == "TaskAssign"] == [second.id]
+
+
+def test_a_v4_worker_gets_only_what_it_offers_and_nothing_before_its_offer() -> None:
+    world = World()
+    client = world.join(node(NodeType.Client, "c"))
+    hello = node(NodeType.Worker, "v4", 2)
+    ack, peer = world.core.join(dataclasses.replace(hello, protocol_version=4), world.now)
+    assert peer is not None and peer.version == 4
+    world.send(peer, m.Heartbeat(node_id=peer.id, timestamp=0, running_tasks=0,
+                                 state=WORKER.state, cpu_usage=None, memory_usage=None))  # fmt: skip
+    count = TaskPayload.Data(function="word_count", data=b"a b")
+    task_id, outbox = world.submit(client, payload=count)
+    assert kinds(outbox) == ["TaskSubmitAck"]  # no offer yet: not given anything
+    offer = m.WorkerOffer(functions=("echo",), reduce_functions=(), modules=(), commands=())
+    assert kinds(world.send(peer, offer)) == []  # it does not offer word_count
+    record = world.core.store.get(task_id)
+    assert record is not None and world.state(task_id) == "Pending"
+    world.now += 1
+    world.core.tick(world.now)
+    assert record.waiting == "no connected worker offers function 'word_count'"
+    offer = dataclasses.replace(offer, functions=("echo", "word_count"))
+    assert kinds(world.send(peer, offer)) == ["TaskAssign"]
+    hostile = dataclasses.replace(offer, functions=("x" * 300,))
+    assert kinds(world.send(peer, hostile)) == ["Error"]
+    assert kinds(world.send(client, offer)) == ["Error"]  # only a worker offers
