@@ -514,10 +514,17 @@ def test_a_v4_worker_gets_only_what_it_offers_and_nothing_before_its_offer() -> 
     world = World()
     client = world.join(node(NodeType.Client, "c"))
     hello = node(NodeType.Worker, "v4", 2)
-    ack, peer = world.core.join(dataclasses.replace(hello, protocol_version=4), world.now)
+    _, peer = world.core.join(dataclasses.replace(hello, protocol_version=4), world.now)
     assert peer is not None and peer.version == 4
-    world.send(peer, m.Heartbeat(node_id=peer.id, timestamp=0, running_tasks=0,
-                                 state=WORKER.state, cpu_usage=None, memory_usage=None))  # fmt: skip
+    beat = m.Heartbeat(
+        node_id=peer.id,
+        timestamp=0,
+        running_tasks=0,
+        state=WORKER.state,
+        cpu_usage=None,
+        memory_usage=None,
+    )
+    world.send(peer, beat)
     count = TaskPayload.Data(function="word_count", data=b"a b")
     task_id, outbox = world.submit(client, payload=count)
     assert kinds(outbox) == ["TaskSubmitAck"]  # no offer yet: not given anything
