@@ -84,9 +84,6 @@ class VistritClient:
     :mod:`vistrit.credentials`), and never joins a coordinator that does not prove it
     holds the same secret."""
 
-    #: The futures :meth:`submit` returns (the Executor's keep the stricter contract).
-    future_class: type[TaskFuture] = TaskFuture
-
     def __init__(
         self,
         coordinators: str | Sequence[str] = defaults.COORDINATOR,
@@ -188,36 +185,35 @@ class VistritClient:
         options: dict[str, Any] = dict(retries=retries, timeout=timeout, priority=priority)
         options.update(tags=tags, after=after, task_id=task_id)
         payload, kind, default_name = payload_of(function, args, kwargs)
-        return self._submit(payload, kind, name or default_name, **options)
+        return self._submit(payload, kind, name or default_name, options)
 
     def submit_call(
         self,
         function: str | Callable[..., Any],
         args: Sequence[Any] = (),
         kwargs: dict[str, Any] | None = None,
+        *,
+        future_class: type[TaskFuture] = TaskFuture,
         **options: Any,
     ) -> TaskFuture:
         """Call *function* (a module-level function, or ``"module:name"``) with *args* and
         *kwargs* on a worker; *options* are :meth:`submit` 's. The future's result is the
-        value it returned."""
+        value it returned; it is a *future_class* (the Executor's keep the stricter
+        ``concurrent.futures`` contract)."""
         if isinstance(function, str) and ":" not in function:
             raise ValueError(f"submit_call takes a function or its 'module:name', not {function!r}")
         payload, kind, name = payload_of(function, args, kwargs or {})
-        return self._submit(
-            payload, kind, options.pop("name", None) or name, **check_options(options)
-        )
+        return self._submit(payload, kind, options.pop("name", None) or name, options, future_class)
 
     def submit_compute(self, expression: str, **options: Any) -> TaskFuture:
         """Evaluate arithmetic (``"2+3*4"``) on a worker; the result is its text (``"14"``)."""
         payload, name = TaskPayload.Compute(expression=expression), expression[:40]
-        return self._submit(payload, "text", options.pop("name", name), **check_options(options))
+        return self._submit(payload, "text", options.pop("name", name), options)
 
     def submit_command(self, command: str, args: Sequence[str] = (), **options: Any) -> TaskFuture:
         """Run a program on a worker started with ``--allow-commands``; the result is its stdout."""
         payload = TaskPayload.Command(command=command, args=tuple(args))
-        return self._submit(
-            payload, "text", options.pop("name", command[:40]), **check_options(options)
-        )
+        return self._submit(payload, "text", options.pop("name", command[:40]), options)
 
     def submit_map(
         self, function: str, chunks: Sequence[str | bytes], **options: Any
@@ -225,9 +221,7 @@ class VistritClient:
         """One task applying *function* to each chunk; the outputs joined with newlines."""
         payload = TaskPayload.Map(function=function, input_chunks=tuple(map(to_bytes, chunks)))
         kind = kind_of(payload, all(isinstance(c, str) for c in chunks))
-        return self._submit(
-            payload, kind, options.pop("name", f"map {function}"), **check_options(options)
-        )
+        return self._submit(payload, kind, options.pop("name", f"map {function}"), options)
 
     def submit_reduce(
         self, function: str, inputs: Sequence[str | bytes] = (), **options: Any
@@ -235,15 +229,14 @@ class VistritClient:
         """Reduce *inputs* (or, if none and ``after=`` is given, those tasks' results)."""
         results = tuple(to_bytes(i) for i in inputs)
         payload = TaskPayload.Reduce(function=function, intermediate_results=results)
-        return self._submit(
-            payload, "text", options.pop("name", f"reduce {function}"), **check_options(options)
-        )
+        return self._submit(payload, "text", options.pop("name", f"reduce {function}"), options)
 
-    def _submit(self, payload: TaskPayload, kind: str, name: str, **options: Any) -> TaskFuture:
+    def _submit(self, payload: TaskPayload, kind: str, name: str, options: dict[str, Any],
+                future_class: type[TaskFuture] = TaskFuture) -> TaskFuture:  # fmt: skip
         """Submit a task; *kind* says how its result is read (:func:`~vistrit.results.kind_of`),
         *options* are :func:`~vistrit.submission.new_task` 's."""
-        task = new_task(payload, name, self.id, **options)
-        future = self.future_class(self, task.id, kind)
+        task = new_task(payload, name, self.id, **check_options(options))
+        future = future_class(self, task.id, kind)
         request_id = uuid.uuid4()
         with self._lock:
             self._check_open()

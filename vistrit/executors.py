@@ -92,12 +92,9 @@ class VistritExecutor(concurrent.futures.Executor):
         with self._lock:
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
-            previous = self.client.future_class
-            self.client.future_class = ExecutorFuture
-            try:
-                future = self.client.submit_call(fn, args, kwargs, **self._options)
-            finally:
-                self.client.future_class = previous
+            future = self.client.submit_call(
+                fn, args, kwargs, future_class=ExecutorFuture, **self._options
+            )
             self._futures.add(future)
         future.add_done_callback(self._forget)
         return future

@@ -25,6 +25,10 @@ from vistrit.protocol import messages as m
 from vistrit.protocol.types import Task, TaskState
 from vistrit.results import TaskFuture, TaskNotFound, TaskRejected
 
+#: The most waiting notes kept for tasks that are not this client's (each is read by the
+#: ``status`` call that caused it, just after).
+MAX_NOTES = 1000
+
 
 class TaskBook:
     """The client's unfinished tasks (see the module docstring). Thread-safe."""
@@ -94,6 +98,8 @@ class TaskBook:
         with self._lock:
             future = self._futures.get(message.task_id)
             if future is None and isinstance(message.state, TaskState.Pending):
+                if len(self._waiting) >= MAX_NOTES:  # asked about and never read: forget
+                    del self._waiting[next(iter(self._waiting))]
                 self._waiting[message.task_id] = message.message or ""
         if future is not None:
             future._note(message.state, message.progress, message.message)
