@@ -497,3 +497,11 @@ def test_a_worker_that_rejoins_keeps_its_running_task(tmp_path: object) -> None:
     finally:
         gate("rejoin").set()
         first.stop()
+
+
+def test_wait_for_workers_returns_once_enough_have_joined(cluster: Cluster) -> None:
+    client = cluster.client()
+    with pytest.raises(TimeoutError, match="0 of 1 worker"):
+        client.wait_for_workers(1, timeout=0.2)
+    cluster.add_worker(name="first")
+    assert [w.name for w in client.wait_for_workers(1, timeout=10)] == ["first"]

@@ -266,3 +266,35 @@ def test_the_cli_says_an_unusable_data_dir_is_not_a_port_problem(tmp_path: Path)
     assert run.returncode == 1
     assert f"error: cannot use {a_file / 'data'} for the journal" in run.stderr
     assert "cannot listen" not in run.stderr
+
+
+def test_a_python_call_survives_a_restart_on_its_journal(tmp_path: Path) -> None:
+    """A Call task and its typed arguments are journaled like any task: a coordinator
+    restarted on its data dir still has it, and a worker that offers it runs it."""
+    import callables
+    from nodes import wait_until
+
+    from vistrit.client import VistritClient
+    from vistrit.coordinator import Coordinator
+    from vistrit.worker import Worker
+
+    first = Coordinator(("127.0.0.1", 0), data_dir=tmp_path)
+    first.start()
+    try:
+        with VistritClient("{}:{}".format(*first.address)) as client:
+            task_id = client.submit(callables.echo, (1, 2), key=b"\x00").task_id
+            assert client.status(task_id).state == "Pending"  # no worker yet
+    finally:
+        first.stop()
+    second = Coordinator(("127.0.0.1", 0), data_dir=tmp_path)
+    second.start()
+    worker = Worker(second.address, modules=["callables"], heartbeat_interval=0.2)
+    worker.start()
+    try:
+        with VistritClient("{}:{}".format(*second.address)) as client:
+            info = client.wait(task_id, timeout=30)
+            assert info.state == "Completed" and info.value == (((1, 2),), {"key": b"\x00"})
+            wait_until(lambda: worker.running == 0)
+    finally:
+        worker.stop()
+        second.stop()

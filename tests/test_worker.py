@@ -248,3 +248,32 @@ def test_a_refused_worker_says_why() -> None:
             Worker(server.address, slots=0)
     finally:
         server.stop()
+
+
+def test_a_call_is_checked_before_and_after_the_function_runs() -> None:
+    import callables  # imported, as a worker imports its --tasks modules at start
+
+    from vistrit.protocol.values import decode_value, encode_call, encode_value
+    from vistrit.worker.calls import run_call
+    from vistrit.worker.functions import TaskContext, TaskFailed
+
+    ctx = TaskContext("t")
+    allowed = {"callables"}
+    ok, data, error, trace = run_call("callables:area", encode_call((2, 3), {}), ctx, allowed)
+    assert ok and decode_value(data) == 6 and error is None and trace is None
+    ok, data, _, _ = run_call("callables:area@map", encode_call(([(1, 2), (3, 4)],), {}), ctx,
+                              allowed)  # fmt: skip
+    assert ok and decode_value(data) == [2, 12]
+    for path, arguments, why in [
+        ("callables:area", b"\x0b", "malformed"),
+        ("callables:area", encode_value([1]), "malformed"),
+        ("callables:area@map", encode_call((1, 2), {}), "one list of argument tuples"),
+        ("callables:area@map", encode_call(([1],), {}), "one list of argument tuples"),
+        ("callables:returns_a_set", encode_call((), {}), "cannot travel"),
+    ]:
+        with pytest.raises(TaskFailed, match=why):
+            run_call(path, arguments, ctx, allowed)
+    ok, data, error, trace = run_call("callables:fail", encode_call(("no",), {}), ctx, allowed)
+    assert not ok and error == "ValueError: no" and trace is not None
+    assert decode_value(data) == {"type": "ValueError", "message": "no", "traceback": trace}
+    assert callables.__name__ in allowed
