@@ -171,6 +171,7 @@ def test_a_task_error_carries_the_remote_traceback(cluster: Cluster) -> None:
     assert error.remote_type == "ValueError" and error.remote_message == "deep down"
     assert error.remote_traceback is not None
     assert "in _deeper" in error.remote_traceback and "raise ValueError" in error.remote_traceback
+    assert "in fail" in error.remote_traceback and "run_call" not in error.remote_traceback
     assert "Remote traceback" in str(error)
 
 

@@ -92,7 +92,7 @@ def run_call(
     except TaskCancelled:
         raise  # it saw ctx.cancelled: the task ends as cancelled
     except Exception as exc:  # the task's own code failed: that is its outcome
-        text = "".join(traceback.format_exception(exc)[1:])  # without "Traceback (...):"
+        text = remote_traceback(exc)
         return False, error_value(exc, text), describe(exc), text
     finally:
         _local.context = None
@@ -100,6 +100,14 @@ def run_call(
         return True, encode_value(value), None, None
     except (TypeError, ValueError) as exc:
         raise TaskFailed(f"{path} returned a value that cannot travel: {exc}") from None
+
+
+def remote_traceback(exc: BaseException) -> str:
+    """*exc* 's traceback from the called function down (this module's frame left out),
+    without the "Traceback (most recent call last):" line."""
+    below = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
+    lines = traceback.format_exception(type(exc), exc, below)
+    return "".join(lines[1:] if lines[0].startswith("Traceback") else lines)
 
 
 def describe(exc: BaseException) -> str:
@@ -115,4 +123,12 @@ def error_value(exc: BaseException, traceback_text: str) -> bytes:
     )
 
 
-__all__ = ["MAP_SUFFIX", "current_task", "describe", "error_value", "resolve", "run_call"]
+__all__ = [
+    "MAP_SUFFIX",
+    "current_task",
+    "describe",
+    "error_value",
+    "remote_traceback",
+    "resolve",
+    "run_call",
+]

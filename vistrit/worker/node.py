@@ -27,7 +27,6 @@ import os
 import platform
 import threading
 import time
-import traceback
 import uuid
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -52,6 +51,7 @@ from vistrit.protocol.types import (
 )
 from vistrit.session import NodeSession, node_auth
 from vistrit.transport import Connection, ConnectionClosed, TLSConfig
+from vistrit.worker.calls import remote_traceback
 from vistrit.worker.execution import Outcome, run_task
 from vistrit.worker.functions import DEFAULT, FunctionRegistry, TaskContext
 
@@ -382,7 +382,7 @@ class Worker:
                         modules=self.modules,
                     )
             except Exception as exc:  # a thread boundary: the task's code failed
-                trace = "".join(traceback.format_exception(exc)[1:])
+                trace = remote_traceback(exc)
                 outcome = Outcome(False, error=f"{type(exc).__name__}: {exc}", stderr=trace)
             if outcome.stderr and not outcome.success and outcome.exit_code is None:
                 log.warning(
