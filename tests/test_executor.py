@@ -252,3 +252,19 @@ def test_a_timed_out_function_that_runs_on_keeps_its_slot_busy(cluster: Cluster)
     gate.set()  # it returns (too late to count): the slot is free, the next task runs
     assert after.result(30) == "next"
     wait_until(lambda: client.workers()[0].running_tasks == 0, what="the slot to be free")
+
+
+@vistrit.task(name="test-binary")
+def _binary(data: bytes) -> bytes:
+    return b"\xff" + data
+
+
+def test_text_output_is_never_garbled_and_timeouts_take_fractions(cluster: Cluster) -> None:
+    cluster.add_worker()
+    client = cluster.client()
+    with pytest.raises(TaskError, match="cannot be read"):
+        client.submit("test-binary", "x").result(30)  # str data, bytes that are not UTF-8
+    assert client.submit("test-binary", b"x").result(30) == b"\xffx"  # as bytes: intact
+    future = client.submit("echo", "x", timeout=2.5)
+    assert future.result(30) == "x"
+    assert client.status(future.task_id).task.timeout_seconds == 3  # whole seconds, up
