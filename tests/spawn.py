@@ -3,12 +3,15 @@ stopped by their process ids when the test ends."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 def free_port() -> int:
@@ -65,3 +68,21 @@ def stop_all(group: Processes) -> None:
         if process.poll() is None:
             process.kill()
         process.communicate(timeout=20)
+
+
+@contextlib.contextmanager
+def dask_cluster(threads: int = 4) -> Iterator[tuple[Any, str]]:
+    """A Dask scheduler and one worker in this process, on 127.0.0.1 over TCP: the
+    cluster, and its ``dask://HOST:PORT`` URL. (The caller skips if Dask is missing.)"""
+    import distributed
+
+    with distributed.LocalCluster(
+        n_workers=1,
+        threads_per_worker=threads,
+        processes=False,
+        protocol="tcp",
+        host="127.0.0.1",
+        scheduler_port=0,
+        dashboard_address=None,
+    ) as cluster:
+        yield cluster, "dask://" + cluster.scheduler_address.removeprefix("tcp://")

@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from conftest import vector
+from spawn import Processes
 
 HEARTBEAT = vector("Heartbeat")
 
 
 def vistrit(*args: str, stdin: str = "", cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "vistrit", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=cwd,
-    )
+    return Processes(cwd, dict(os.environ)).run(*args, stdin=stdin)
 
 
 def test_decode_prints_the_byte_table(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import callables
 import pytest
 from nodes import Cluster, wait_until
+from spawn import dask_cluster
 
 import vistrit
 from vistrit.executors import VistritExecutor
@@ -49,19 +50,9 @@ def pool(request: pytest.FixtureRequest) -> Iterator[concurrent.futures.Executor
 @pytest.fixture
 def dask_url() -> Iterator[concurrent.futures.Executor]:
     """A Dask scheduler and worker in this process, on 127.0.0.1, and its executor."""
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(
-        n_workers=1,
-        threads_per_worker=4,
-        processes=False,
-        protocol="tcp",
-        host="127.0.0.1",
-        scheduler_port=0,
-        dashboard_address=None,
-    ) as local:
-        address = local.scheduler_address.removeprefix("tcp://")
-        executor = vistrit.executor(f"dask://{address}")
-        yield executor
+    pytest.importorskip("distributed")
+    with dask_cluster() as (_, url):
+        yield vistrit.executor(url)
 
 
 def test_submit_returns_the_value_with_its_type(pool: concurrent.futures.Executor) -> None:

@@ -53,8 +53,13 @@ class World:
         assert ack.accepted and peer is not None, ack.reason
         return peer
 
-    def worker(self, name: str = "w", slots: int = 1, tags: tuple[str, ...] = ()) -> Peer:
-        peer = self.join(node(NodeType.Worker, name, slots, tags))
+    def worker(
+        self, name: str = "w", slots: int = 1, tags: tuple[str, ...] = (), version: int = 1
+    ) -> Peer:
+        hello = dataclasses.replace(
+            node(NodeType.Worker, name, slots, tags), protocol_version=version
+        )
+        peer = self.join(hello)
         self.send(
             peer,
             m.Heartbeat(
@@ -513,18 +518,8 @@ def test_a_retry_prefers_a_worker_that_has_not_tried_the_task() -> None:
 def test_a_v4_worker_gets_only_what_it_offers_and_nothing_before_its_offer() -> None:
     world = World()
     client = world.join(node(NodeType.Client, "c"))
-    hello = node(NodeType.Worker, "v4", 2)
-    _, peer = world.core.join(dataclasses.replace(hello, protocol_version=4), world.now)
-    assert peer is not None and peer.version == 4
-    beat = m.Heartbeat(
-        node_id=peer.id,
-        timestamp=0,
-        running_tasks=0,
-        state=WORKER.state,
-        cpu_usage=None,
-        memory_usage=None,
-    )
-    world.send(peer, beat)
+    peer = world.worker("v4", slots=2, version=4)  # joined and heartbeat: eligible, but
+    assert peer.version == 4
     count = TaskPayload.Data(function="word_count", data=b"a b")
     task_id, outbox = world.submit(client, payload=count)
     assert kinds(outbox) == ["TaskSubmitAck"]  # no offer yet: not given anything

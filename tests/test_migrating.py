@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from spawn import Processes, free_port, stop_all
+from spawn import Processes, dask_cluster, free_port, stop_all
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -60,18 +60,10 @@ def test_the_same_script_prints_the_same_on_every_backend(vistrit_url: str) -> N
     assert run_script("local://2") == expected
     if importlib.util.find_spec("distributed") is None:
         pytest.skip("Dask is not installed here: dask:// not tried")
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(
-        n_workers=1,
-        processes=False,
-        protocol="tcp",
-        host="127.0.0.1",
-        scheduler_port=0,
-        dashboard_address=None,
-    ) as cluster:
+    pytest.importorskip("distributed")
+    with dask_cluster() as (_, url):
         sys.path.insert(0, str(EXAMPLES))  # its worker runs in this process
         try:
-            url = "dask://" + cluster.scheduler_address.removeprefix("tcp://")
             assert run_script(url) == expected
         finally:
             sys.path.remove(str(EXAMPLES))
