@@ -128,6 +128,16 @@ def test_hostile_bytes_are_refused_saying_what_and_where(data: bytes, match: str
         decode_value(data)
 
 
+def test_a_huge_key_given_twice_is_named_without_printing_it() -> None:
+    huge = encode_value(10**5000)
+    data = b"\x0a\x02\x00\x00\x00" + huge + b"\x00" + huge + b"\x00"
+    with pytest.raises(ProtocolError, match="the dict key <16610-bit int> is given twice"):
+        decode_value(data)
+    assert decode_value(encode_value({10**5000: 1})) == {10**5000: 1}
+    spans = annotate_value(encode_value({("k" * 100,): 1}))
+    assert max(len(s.field) for s in spans) < 80
+
+
 def test_a_call_is_a_tuple_of_args_and_a_dict_of_str_keywords() -> None:
     assert decode_call(encode_call((1, "a"), {"k": [2]})) == ((1, "a"), {"k": [2]})
     for bad in ([(), {}], ((), {1: 2}), ((), {}, None), [1]):

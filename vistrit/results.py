@@ -253,7 +253,7 @@ class TaskFuture(concurrent.futures.Future[Any]):
             data = result.data if result is not None and result.data is not None else b""
             try:
                 value = read_output(data, self.kind)
-            except (ProtocolError, UnicodeDecodeError) as exc:
+            except (ProtocolError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
                 self.set_exception(TaskError(self.task_id, f"its result cannot be read: {exc}"))
                 return
             self.set_result(value)
@@ -305,6 +305,6 @@ def remote_error(result: TaskResult | None) -> dict[str, Any] | None:
         return None
     try:
         value = decode_value(result.data)
-    except ProtocolError:
+    except (ProtocolError, ValueError):
         return None
     return value if isinstance(value, dict) else None

@@ -254,9 +254,20 @@ class _Reader:
             except TypeError:
                 raise BadValue(f"a dict key cannot be a {type(key).__name__}", offset=at) from None
             if key in result:
-                raise BadValue(f"the dict key {key!r} is given twice", offset=at)
-            result[key], pos = self.read(pos, depth + 1, f"{path}[{key!r}]")
+                raise BadValue(f"the dict key {_shown(key)} is given twice", offset=at)
+            result[key], pos = self.read(pos, depth + 1, f"{path}[{_shown(key)}]")
         return result, pos
+
+
+def _shown(key: Any) -> str:
+    """A key as error messages and paths name it: short, whatever a hostile peer sent (a
+    huge int has no ``repr`` past 4,300 digits)."""
+    if isinstance(key, int) and not isinstance(key, bool) and key.bit_length() > 64:
+        return f"<{key.bit_length()}-bit int>"
+    if isinstance(key, tuple):
+        return "(" + ", ".join(_shown(k) for k in key[:4]) + (", ...)" if len(key) > 4 else ")")
+    text = repr(key)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 _READERS = {
