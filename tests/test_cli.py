@@ -163,7 +163,16 @@ def test_bench_cluster_workloads_print_one_json_line_each(tmp_path: Path) -> Non
     )
     assert run.returncode == 0, run.stderr
     rows = {row["bench"]: row for row in map(json.loads, run.stdout.splitlines())}
-    assert list(rows) == ["throughput", "latency", "scaling", "payload"]
+    assert list(rows) == ["floor", "throughput", "latency", "scaling", "payload"]
+    floor = rows["floor"]["figures"]
+    assert floor["round_trip_p50_us"] > 0 and floor["bulk_mb_per_s"] > 0
+    assert floor["bare_frames_per_s"] > floor["round_trips_per_s"] > 0
+    for name in ("throughput", "latency", "payload"):  # beside the floor, and as a ratio
+        assert rows[name]["floor"] == floor and rows[name]["ratio"]
+    assert "ratio" not in rows["scaling"]
+    latency = rows["latency"]["figures"]["p50_us"] / floor["round_trip_p50_us"]
+    assert rows["latency"]["ratio"] == f"{latency:.2f} bare round trips per task"
+    assert rows["throughput"]["figures"]["coordinator_cpu_us_per_task"] > 0
     assert rows["throughput"]["figures"]["tasks_per_s"] > 0
     assert rows["throughput"]["settings"]["tasks"] == 300
     assert 0 < rows["latency"]["figures"]["p50_us"] <= rows["latency"]["figures"]["p99_us"]
@@ -204,3 +213,14 @@ def test_an_own_address_that_does_not_resolve_is_a_usage_error(
     )
     with pytest.raises(UsageError, match="cannot resolve this coordinator's address elsewhere"):
         cluster_config(args)
+
+
+def test_the_floor_ratio_and_the_cpu_time_of_a_process() -> None:
+    from vistrit.bench import floor
+
+    assert floor.ratio("scaling", {"speedup": 2.0}, {"bulk_mb_per_s": 1.0}) is None
+    payload = floor.ratio("payload", {"mb_per_s": 50.0}, {"bulk_mb_per_s": 200.0})
+    assert payload == "25% of bare loopback bandwidth"
+    assert floor.ratio("throughput", {"tasks_per_s": 1.0}, {}) is None
+    assert floor.cpu_seconds(os.getpid()) > 0
+    assert floor.cpu_seconds(2**22 + 1) == 0.0  # past any pid_max: no such process

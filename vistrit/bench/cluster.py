@@ -37,6 +37,7 @@ from pathlib import Path
 
 from vistrit import leader
 from vistrit.addresses import parse_address
+from vistrit.bench.floor import cpu_seconds
 from vistrit.client import VistritClient
 from vistrit.credentials import Credentials, default_path
 from vistrit.demo import ProcessGroup, wait_for_workers
@@ -80,14 +81,20 @@ def local_cluster(
     coordinator_args: tuple[str, ...] = (),
     coordinators: int = 1,
     tls: TLSConfig | None = None,
+    pids: list[int] | None = None,
 ) -> Iterator[VistritClient]:
     """A coordinator (or a cluster of *coordinators*, each with a journal) and *workers*
-    worker processes on 127.0.0.1, and a client to them; every connection TLS with *tls*."""
+    worker processes on 127.0.0.1, and a client to them; every connection TLS with *tls*.
+    The coordinators' process ids are added to *pids*, if given."""
     group = ProcessGroup()
     coordinator_args = (*coordinator_args, *tls_args(tls))
     with tempfile.TemporaryDirectory() as directory:
         try:
-            addresses, _ = start_cluster(group, coordinators, Path(directory), coordinator_args)
+            addresses, started = start_cluster(
+                group, coordinators, Path(directory), coordinator_args
+            )
+            if pids is not None:
+                pids += [process.pid for process in started.values()]
             for number in range(workers):
                 options = ("--slots", str(slots), *WORKER_OPTIONS, *tls_args(tls))
                 group.start_worker(addresses, f"bench-{number + 1}", *options)
@@ -114,22 +121,32 @@ def start_cluster(
     return addresses, {rank: process for rank, (process, _) in started.items()}
 
 
-def w1_seconds(client: VistritClient, tasks: int) -> float:
+def w1_seconds(client: VistritClient, tasks: int, warm: bool = True) -> float:
     """The W1 workload on a running cluster: *tasks* 16-byte echo tasks submitted at once
-    (after a warm-up), until every result is back."""
-    client.gather(client.map("echo", [b"warm"] * 100), 60)
+    (after a warm-up, unless done already), until every result is back."""
+    if warm:
+        client.gather(client.map("echo", [b"warm"] * 100), 60)
     started = time.perf_counter()
     client.gather([client.submit("echo", b"0123456789abcdef") for _ in range(tasks)], 600)
     return time.perf_counter() - started
 
 
 def throughput(tasks: int = 10_000, workers: int = 2, tls: TLSConfig | None = None) -> Figures:
-    """W1: many small echo tasks from one client, on one-slot workers; tasks per second."""
-    with local_cluster(workers, tls=tls) as client:
-        elapsed = w1_seconds(client, tasks)
+    """W1: many small echo tasks from one client, on one-slot workers; tasks per second,
+    and the coordinator's CPU time per task (user + system, from ``/proc``)."""
+    pids: list[int] = []
+    with local_cluster(workers, tls=tls, pids=pids) as client:
+        client.gather(client.map("echo", [b"warm"] * 100), 60)
+        cpu = cpu_seconds(pids[0])
+        elapsed = w1_seconds(client, tasks, warm=False)
+        cpu = cpu_seconds(pids[0]) - cpu
     return Figures(
         "W1 throughput",
-        {"tasks_per_s": tasks / elapsed, "seconds": elapsed},
+        {
+            "tasks_per_s": tasks / elapsed,
+            "seconds": elapsed,
+            "coordinator_cpu_us_per_task": cpu / tasks * 1e6,
+        },
         {"tasks": tasks, "workers": workers, "slots": 1, "data_bytes": 16, "tls": bool(tls)},
     )
 

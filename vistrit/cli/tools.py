@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 from vistrit import defaults
 from vistrit.bench import codec as codec_bench
+from vistrit.bench import floor as bench_floor
 from vistrit.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -249,6 +250,12 @@ def run_bench(args: argparse.Namespace, out: TextIO) -> int:
         )
     if "codec" in chosen:
         _bench_codec(args, out)
+    floor = bench_floor.measure() if any(w in bench_floor.AGAINST for w in chosen) else {}
+    if floor and args.json:
+        print(json.dumps({"bench": "floor", "figures": floor}), file=out, flush=True)
+    elif floor:
+        shown = ", ".join(f"{key} {_figure(value)}" for key, value in floor.items())
+        print(f"floor (this machine, now): {shown}", file=out, flush=True)
     for workload in (w for w in chosen if w != "codec"):
         figures = cluster_bench.run(
             workload,
@@ -261,12 +268,17 @@ def run_bench(args: argparse.Namespace, out: TextIO) -> int:
             payload_bytes=int(args.payload_mib * 1024 * 1024),
             tls=tls_of(args),
         )
+        against = bench_floor.ratio(workload, figures.figures, floor)
         if args.json:
-            print(json.dumps({"bench": workload, **figures.as_dict()}), file=out, flush=True)
+            extra = {"floor": floor, "ratio": against} if against else {}
+            print(
+                json.dumps({"bench": workload, **figures.as_dict(), **extra}), file=out, flush=True
+            )
         else:
             shown = ", ".join(f"{key} {_figure(value)}" for key, value in figures.figures.items())
+            beside = f"; {against}" if against else ""
             print(
-                f"{figures.workload}: {shown}  (median of {figures.settings['repeats']})",
+                f"{figures.workload}: {shown}  (median of {figures.settings['repeats']}{beside})",
                 file=out,
                 flush=True,
             )

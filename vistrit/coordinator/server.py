@@ -440,13 +440,15 @@ class Coordinator:
         """Journal what the core decided, then send what depends on it. Under the lock.
 
         A journal that cannot be written stops the coordinator: better to acknowledge
-        nothing more than to acknowledge what a crash could erase.
+        nothing more than to acknowledge what a crash could erase. Records are encoded only
+        where they go somewhere (a journal, followers), and never by a follower: its copy
+        decides nothing, the leader's records count.
         """
         assert self.core is not None
         entries = self.core.take_journal()
-        frames = encode_records(entries) if entries else []
-        if self.cluster is not None and not self.cluster.is_leader:
-            frames = []  # a follower's copy decides nothing: the leader's records count
+        leading = self.cluster is None or self.cluster.is_leader
+        kept = self.journal is not None or self.cluster is not None
+        frames = encode_records(entries) if entries and leading and kept else []
         if frames and self.journal is not None:
             try:
                 self.journal.append_frames(frames)

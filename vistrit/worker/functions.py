@@ -30,6 +30,7 @@ This module never touches sockets. Read next: :mod:`vistrit.worker.execution`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import threading
@@ -97,6 +98,16 @@ class FunctionRegistry:
 
 
 def _wants_context(function: TaskFunction) -> bool:
+    """Whether *function* takes a second, context, argument; asked for every task, so its
+    signature is read once (``inspect.signature`` costs more than a small task)."""
+    try:
+        return _takes_context(function)
+    except TypeError:  # an unhashable callable: read every time
+        return _takes_context.__wrapped__(function)
+
+
+@functools.lru_cache(maxsize=1024)
+def _takes_context(function: TaskFunction) -> bool:
     try:
         parameters = inspect.signature(function).parameters.values()
     except (TypeError, ValueError):
