@@ -17,8 +17,8 @@ protocol's 16 MiB. Once two nodes agree on a version (:meth:`Connection.agree`),
 a newer version is a protocol error.
 
 Every blocking call has a timeout: connects (``CONNECT_TIMEOUT``), sends (``SEND_TIMEOUT``)
-and reads (the socket timeout is the longest a ``recv`` waits before the reader checks
-its deadlines).
+and reads (the reader's deadlines). Once connected, the socket itself has none: each wait
+is an explicit ``poll`` with its own bound, and each ``recv`` or ``send`` one system call.
 
 Read next: :mod:`vistrit.transport.server`.
 """
@@ -104,7 +104,10 @@ class Connection:
         self.frame_timeout = frame_timeout
         self.send_timeout = send_timeout
         self._sock = sock
-        self._sock.settimeout(send_timeout)
+        # Blocking, with no timeout of its own: every wait is a poll of ours, with its own
+        # bound. (A socket with a timeout makes CPython poll before every recv and send:
+        # two extra system calls per message.)
+        self._sock.settimeout(None)
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._decoder = FrameDecoder(max_payload)  # small until the peer is trusted
         self._tls = tls
@@ -161,11 +164,25 @@ class Connection:
         with self._send_lock:
             if self._closed.is_set():
                 raise ConnectionClosed(f"{self.name}: connection closed")
-            try:
-                self._sock.sendall(data)
-            except OSError as exc:
+            self._send_all(data)
+
+    def _send_all(self, data: bytes) -> None:
+        """Send all of *data* within ``send_timeout``, or close. Call with the send lock."""
+        pending = memoryview(data)
+        deadline = time.monotonic() + self.send_timeout
+        while pending:
+            sent = self._send_some(pending)
+            if sent is None:
+                raise ConnectionClosed(f"{self.name}: send failed")
+            pending = pending[sent:]
+            left = deadline - time.monotonic()
+            if pending and left <= 0:
                 self.close()
-                raise ConnectionClosed(f"{self.name}: send failed: {exc}") from exc
+                raise ConnectionClosed(
+                    f"{self.name}: peer has not read for {self.send_timeout:g} s"
+                )
+            if pending and not sent:
+                self._writable.poll(min(left, 0.1) * 1000)  # wait for room
 
     def start_writer(self, max_queued: int = 100_000) -> None:
         """From now on, send through a writer thread of this connection's own (see :meth:`post`)."""
@@ -205,14 +222,9 @@ class Connection:
 
     def _send_some(self, data: bytes | memoryview) -> int | None:
         """Send what the socket takes now, without waiting; ``None`` if the connection failed.
-
-        ``socket.send()`` on a socket with a timeout first waits until the socket is
-        writable, so writability is asked first, without waiting. Only the thread holding
-        the send lock sends, so a socket found writable stays writable. Call with the lock.
-        """
+        The socket has no timeout, so ``MSG_DONTWAIT`` is one system call, never a wait.
+        Call with the lock."""
         try:
-            if not self._writable.poll(0):
-                return 0
             return self._sock.send(data, socket.MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError):
             return 0
@@ -365,8 +377,8 @@ class Connection:
     def _recv(self, wait: float | None) -> bytes | None:
         """Up to RECV_SIZE bytes; ``None`` if *wait* passed first; ``b""`` at end of stream.
 
-        The socket's own timeout belongs to ``sendall`` (another thread may be sending), so
-        the wait for data is a ``poll``; ``close()`` wakes it by shutting the socket down.
+        The socket has no timeout of its own (another thread may be sending), so the wait
+        for data is a ``poll``; ``close()`` wakes it by shutting the socket down.
         """
         if self._closed.is_set():
             return b""
@@ -397,11 +409,7 @@ class Connection:
     def send_raw(self, data: bytes) -> None:
         """Send bytes as they are (the wire tracer relays frames this way)."""
         with self._send_lock:
-            try:
-                self._sock.sendall(data)
-            except OSError as exc:
-                self.close()
-                raise ConnectionClosed(f"{self.name}: send failed: {exc}") from exc
+            self._send_all(data)
 
     def refuse(self, error: ProtocolError | str, code: ErrorCode | None = None) -> None:
         """Tell the peer why it is being dropped (best effort), then close."""
