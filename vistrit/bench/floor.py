@@ -39,10 +39,10 @@ _HEADER = struct.Struct(">4sBBI")
 _CHUNK = 1024 * 1024
 
 
-def echo_server() -> None:
-    """Run in the helper process: print the port, echo one connection until it closes."""
-    with socket.create_server(("127.0.0.1", 0)) as server:
-        print(server.getsockname()[1], flush=True)
+def echo_server(fd: int) -> None:
+    """Run in the helper process: on the listening socket *fd* (made by the parent, so
+    nothing has to say which port), echo one connection until it closes."""
+    with socket.socket(fileno=fd) as server:
         conn, _ = server.accept()
         with conn:
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -52,15 +52,19 @@ def echo_server() -> None:
 
 def loopback(round_trips: int = 2_000, bulk_bytes: int = 8 * 1024 * 1024) -> dict[str, float]:
     """Round trips of 16 bytes, and 8 MiB there and back, with an echo process."""
-    code = "from vistrit.bench.floor import echo_server; echo_server()"
-    helper = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        fd = server.fileno()
+        code = f"from vistrit.bench.floor import echo_server; echo_server({fd})"
+        helper = subprocess.Popen([sys.executable, "-c", code], pass_fds=(fd,))
+        address = server.getsockname()
     try:
-        assert helper.stdout is not None
-        port = int(helper.stdout.readline())
-        with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+        with socket.create_connection(address, timeout=30) as conn:
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             samples = []
             message = b"0123456789abcdef"
+            for _ in range(50):  # the first waits for the helper to start: not counted
+                conn.sendall(message)
+                _receive(conn, len(message))
             for _ in range(round_trips):
                 started = time.perf_counter()
                 conn.sendall(message)
