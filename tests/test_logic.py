@@ -535,3 +535,29 @@ def test_a_v4_worker_gets_only_what_it_offers_and_nothing_before_its_offer() -> 
     hostile = dataclasses.replace(offer, functions=("x" * 300,))
     assert kinds(world.send(peer, hostile)) == ["Error"]
     assert kinds(world.send(client, offer)) == ["Error"]  # only a worker offers
+
+
+def test_finished_tasks_are_forgotten_oldest_first_by_age_and_by_bytes() -> None:
+    world = World()
+    client = world.join(node(NodeType.Client, "c"))
+    worker = world.worker(slots=3)
+    big = TaskPayload.Data(function="echo", data=b"x" * 1000)
+    ids = []
+    for _ in range(3):
+        task_id, _ = world.submit(client, payload=big)
+        world.result(worker, task_id, data=b"y" * 1000)
+        ids.append(task_id)
+        world.now += 1
+    store = world.core.store
+    pending, _ = world.submit(client, payload=big)  # never forgotten: it is not finished
+    assert store.retained_total == 7000
+    assert store.purge(world.now, retention=60, max_bytes=10_000) == []
+    assert store.purge(world.now, retention=60, max_bytes=5000) == ids[:1]  # oldest first
+    assert store.retained_total == 5000 and store.get(ids[1]) is not None
+    assert store.purge(world.now, retention=60, max_bytes=0) == ids[1:]  # not the pending one
+    assert store.get(pending) is not None and store.retained_total == 1000
+    assert store.bytes_by_client[client.id] == 1000
+    world.result(worker, pending, data=b"")
+    world.now += 61
+    assert store.purge(world.now, retention=60) == [pending]  # by age
+    assert store.retained_total == 0 and not store.records

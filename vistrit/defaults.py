@@ -83,7 +83,13 @@ REQUEST_TIMEOUT = 30.0
 #: How long a finished task and its result stay queryable on the coordinator.
 RESULT_RETENTION = 3600.0
 
-#: How often the coordinator forgets tasks whose retention has ended.
+#: The most bytes of inputs and results the coordinator keeps, all clients together:
+#: past it, the oldest finished tasks are forgotten before their retention ends (an hour
+#: of 8 MiB results would otherwise hold gigabytes).
+RETAIN_BYTES = 1024**3
+
+#: How often the coordinator logs how many finished tasks it forgot, and looks whether its
+#: journal needs compacting. (It forgets on every tick: that costs what it forgets.)
 PURGE_INTERVAL = 10.0
 
 #: How many tasks a worker runs at once: the reference worker's default.
@@ -183,6 +189,7 @@ class Policy:
 
     strategy: str = "least-loaded"
     retention: float = RESULT_RETENTION
+    retain_bytes: int = RETAIN_BYTES
     prefetch: int = PREFETCH
     heartbeat_timeout: float = HEARTBEAT_TIMEOUT
     retry_backoff: float = RETRY_BACKOFF
@@ -199,6 +206,8 @@ class Policy:
             raise ValueError("max_slots must be at least 1")
         if self.heartbeat_timeout <= 0 or self.retry_backoff <= 0 or self.retention <= 0:
             raise ValueError("timeouts, backoff and retention must be positive")
+        if self.retain_bytes < 0:
+            raise ValueError("retain_bytes cannot be negative")
 
 
 #: The policy a coordinator uses unless told otherwise.

@@ -62,6 +62,14 @@ def add_commands(commands: Any) -> None:
         help="how long finished tasks stay queryable (default %(default)g)",
     )
     coordinator.add_argument(
+        "--retain-bytes",
+        type=non_negative_int,
+        default=defaults.RETAIN_BYTES,
+        metavar="BYTES",
+        help="the most bytes of inputs and results kept, all clients together; past it the "
+        "oldest finished tasks are forgotten early (default %(default)s)",
+    )
+    coordinator.add_argument(
         "--prefetch",
         type=non_negative_int,
         default=defaults.PREFETCH,
@@ -265,6 +273,7 @@ def run_coordinator(args: argparse.Namespace, out: TextIO) -> int:
         policy = defaults.Policy(
             strategy=args.strategy,
             retention=args.retention,
+            retain_bytes=args.retain_bytes,
             prefetch=args.prefetch,
             heartbeat_timeout=args.heartbeat_timeout,
             retry_backoff=args.retry_backoff,

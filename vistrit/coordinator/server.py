@@ -73,7 +73,6 @@ class Coordinator:
         *,
         policy: Policy = DEFAULT_POLICY,
         limits: Limits = DEFAULT_LIMITS,
-        purge_interval: float = defaults.PURGE_INTERVAL,
         tick_interval: float = defaults.TICK_INTERVAL,
         data_dir: Path | None = None,
         fsync: str = "always",
@@ -106,9 +105,8 @@ class Coordinator:
         self.data_dir = data_dir
         self.fsync = fsync
         self.journal: Journal | None = None
-        self._last_purge = 0.0
+        self._last_purge, self._forgotten = 0.0, 0  # the log says how many, now and then
         self.name = name
-        self.purge_interval = purge_interval
         self._bind = bind
         self.lock = threading.Lock()
         self._connections: dict[uuid.UUID, Connection] = {}
@@ -490,11 +488,12 @@ class Coordinator:
             self._commit(outbox)
             if self.journal is not None:
                 self.journal.sync()
-            if now - self._last_purge >= self.purge_interval:
-                self._last_purge = now
-                forgotten = len(self.core.store.purge(now, self.core.policy.retention))
-                if forgotten:
-                    log.info("%s: forgot %d finished task(s)", self.name, forgotten)
+            p = self.core.policy  # forgetting costs what it forgets: every tick
+            self._forgotten += len(self.core.store.purge(now, p.retention, p.retain_bytes))
+            if now - self._last_purge >= defaults.PURGE_INTERVAL:
+                if self._forgotten:
+                    log.info("%s: forgot %d finished task(s)", self.name, self._forgotten)
+                self._last_purge, self._forgotten = now, 0
                 if self.journal is not None:
                     records = len(self.core.store.records)
                     self.journal.compact_if_bloated(records, self.core.live_journal)

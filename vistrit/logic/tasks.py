@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from vistrit.protocol.types import Task, TaskPayload, TaskResult, TaskState
@@ -224,6 +224,11 @@ class TaskStore:
         #: and outputs until their retention ends). What its quotas are measured against.
         self.open_by_client: Counter[uuid.UUID] = Counter()
         self.bytes_by_client: Counter[uuid.UUID] = Counter()
+        #: The bytes of inputs and results remembered, all tasks together.
+        self.retained_total = 0
+        #: Finished tasks in the order they finished: the purge reads from the oldest
+        #: and stops at the first one to keep, never scanning every record.
+        self._finished: deque[uuid.UUID] = deque()
 
     def add(self, task: Task, now: float, client: uuid.UUID | None) -> TaskRecord:
         """Remember a new task (Pending), next in submission order."""
@@ -231,6 +236,7 @@ class TaskStore:
         record = TaskRecord(task=task, sequence=self._sequence, submitted_at=now, client=client)
         self.records[task.id] = record
         self._count_for(record, 1)
+        self.retained_total += payload_bytes(task.payload)
         return record
 
     def adopt(self, record: TaskRecord, client: uuid.UUID) -> None:
@@ -269,6 +275,8 @@ class TaskStore:
         if record.client is not None:
             self.open_by_client[record.client] -= 1
             self.bytes_by_client[record.client] += result_bytes(record)
+        self.retained_total += result_bytes(record)
+        self._finished.append(record.id)
         if record.status == COMPLETED:
             self.completed_total += 1
         elif record.status in (FAILED, CANCELLED):
@@ -287,16 +295,24 @@ class TaskStore:
         ordered = sorted(records, key=lambda r: r.sequence, reverse=True)
         return ordered[offset : offset + limit]
 
-    def purge(self, now: float, retention: float) -> list[uuid.UUID]:
-        """Forget finished tasks whose retention has ended; returns their ids."""
-        expired = [
-            task_id
-            for task_id, record in self.records.items()
-            if record.finished_at is not None and now - record.finished_at >= retention
-        ]
-        for task_id in expired:
-            self._count_for(self.records.pop(task_id), -1)
-        return expired
+    def purge(self, now: float, retention: float, max_bytes: int | None = None) -> list[uuid.UUID]:
+        """Forget finished tasks whose retention has ended, and, while more than *max_bytes*
+        of inputs and results are remembered, the oldest finished ones; returns their ids.
+        It reads the finished tasks oldest first and stops at the first to keep: its cost
+        is what it forgets, not what is remembered."""
+        forgotten = []
+        while self._finished:
+            record = self.records.get(self._finished[0])
+            if record is not None and record.finished_at is not None:
+                expired = now - record.finished_at >= retention
+                if not expired and (max_bytes is None or self.retained_total <= max_bytes):
+                    break
+                del self.records[record.id]
+                self._count_for(record, -1)
+                self.retained_total -= retained_bytes(record)
+                forgotten.append(record.id)
+            self._finished.popleft()
+        return forgotten
 
 
 def payload_bytes(payload: TaskPayload) -> int:
