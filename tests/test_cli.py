@@ -224,3 +224,11 @@ def test_the_floor_ratio_and_the_cpu_time_of_a_process() -> None:
     assert floor.ratio("throughput", {"tasks_per_s": 1.0}, {}) is None
     assert floor.cpu_seconds(os.getpid()) > 0
     assert floor.cpu_seconds(2**22 + 1) == 0.0  # past any pid_max: no such process
+
+
+def test_bench_memory_measures_the_coordinators_resident_bytes_per_task(tmp_path: Path) -> None:
+    run = vistrit("bench", "memory", "--repeats", "1", "--tasks", "1000", "--json", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    (row,) = [json.loads(line) for line in run.stdout.splitlines()]
+    assert row["settings"]["tasks"] == 2000 and row["settings"]["remembered"] >= 3000
+    assert row["figures"]["resident_mb"] > 0

@@ -12,8 +12,9 @@ coordinator``/``worker``, with ``--tasks vistrit.bench.tasks``), drives them fro
 * **W4 payload** - 20 echo tasks of 8 MiB; megabytes per second of task data sent out and
   back.
 
-More, on request: **handshake** (what joining costs: a v4 authenticated join against
-a v1 unauthenticated one), **detection** (how soon a killed or frozen worker's task runs again),
+More, on request: **memory** (the coordinator's resident memory per remembered task, over
+twice ``--tasks`` finished echo tasks), **handshake** (what joining costs: a v4
+authenticated join against a v1 unauthenticated one), **detection** (how soon a killed or frozen worker's task runs again),
 **journal** (what ``--data-dir`` costs W1 in each ``--fsync`` mode) and **failover**
 (three coordinators; the leader is killed mid-run: the time to the first task the new
 leader accepts, and to the end of the interrupted run) and **replication** (W1 with one
@@ -37,7 +38,7 @@ from pathlib import Path
 
 from vistrit import leader
 from vistrit.addresses import parse_address
-from vistrit.bench.floor import cpu_seconds
+from vistrit.bench.floor import cpu_seconds, resident_bytes
 from vistrit.client import VistritClient
 from vistrit.credentials import Credentials, default_path
 from vistrit.demo import ProcessGroup, wait_for_workers
@@ -148,6 +149,23 @@ def throughput(tasks: int = 10_000, workers: int = 2, tls: TLSConfig | None = No
             "coordinator_cpu_us_per_task": cpu / tasks * 1e6,
         },
         {"tasks": tasks, "workers": workers, "slots": 1, "data_bytes": 16, "tls": bool(tls)},
+    )
+
+
+def memory(tasks: int = 20_000, workers: int = 2) -> Figures:
+    """What the coordinator holds per remembered task: its resident memory before and after
+    *tasks* 16-byte echo tasks, all finished and kept (within the retention)."""
+    pids: list[int] = []
+    with local_cluster(workers, pids=pids) as client:
+        w1_seconds(client, 1_000)  # warm: buffers, caches and the first allocations
+        before = resident_bytes(pids[0])
+        w1_seconds(client, tasks, warm=False)
+        after = resident_bytes(pids[0])
+        remembered = client.cluster_status().completed_tasks
+    return Figures(
+        "memory",
+        {"bytes_per_task": (after - before) / tasks, "resident_mb": after / 1e6},
+        {"tasks": tasks, "remembered": remembered, "data_bytes": 16},
     )
 
 
@@ -375,7 +393,7 @@ def failover(repeats: int = 3, tasks: int = 2_000) -> Figures:
 
 
 WORKLOADS = ("throughput", "latency", "scaling", "payload")
-MORE_WORKLOADS = ("detection", "journal", "failover", "replication", "handshake")
+MORE_WORKLOADS = ("detection", "journal", "failover", "replication", "handshake", "memory")
 
 
 def run(
@@ -412,6 +430,8 @@ def run(
             runs.append(replication_cost(min(tasks, 5_000), workers))
         elif workload == "journal":
             runs.append(journal_cost(min(tasks, 5_000), workers))
+        elif workload == "memory":
+            runs.append(memory(max(tasks, 1_000) * 2, workers))
         else:
             raise ValueError(f"unknown workload {workload!r}")
     medians = {key: statistics.median(r.figures[key] for r in runs) for key in runs[0].figures}

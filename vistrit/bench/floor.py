@@ -144,4 +144,25 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks  # utime and stime, in clock ticks
 
 
-__all__ = ["AGAINST", "cpu_seconds", "echo_server", "frames", "loopback", "measure", "ratio"]
+def resident_bytes(pid: int) -> int:
+    """The resident memory of process *pid* (Linux ``/proc``; 0 where there is none)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+__all__ = [
+    "AGAINST",
+    "cpu_seconds",
+    "echo_server",
+    "frames",
+    "loopback",
+    "measure",
+    "ratio",
+    "resident_bytes",
+]

@@ -90,15 +90,18 @@ def add_commands(commands: Any) -> None:
         "mode; failover the time from killing the leader of three coordinators to the first "
         "task the new leader accepts, and to the end of the interrupted run; replication W1 "
         "with one coordinator and with three; handshake what joining costs (an "
-        "authenticated v4 join against an unauthenticated v1 one). Default: the four cluster "
-        "workloads. With the TLS options, W1, W2 and handshake run over mutual TLS.",
+        "authenticated v4 join against an unauthenticated v1 one); memory the coordinator's "
+        "resident memory per remembered task. Default: the four cluster workloads, after this "
+        "machine's floor (a bare loopback round trip between two processes, bare frames), "
+        "which W1, W2 and W4 are printed beside and as ratios to. With the TLS options, W1, "
+        "W2 and handshake run over mutual TLS.",
     )
     bench.add_argument(
         "workloads",
         nargs="*",
         metavar="WORKLOAD",
         help="codec, throughput, latency, scaling, payload, detection, journal, failover, "
-        "replication, or all",
+        "replication, handshake, memory, or all",
     )
     bench.add_argument(
         "--repeats",
