@@ -14,11 +14,11 @@ coordinator``/``worker``, with ``--tasks vistrit.bench.tasks``), drives them fro
 
 More, on request: **memory** (the coordinator's resident memory per remembered task, over
 twice ``--tasks`` finished echo tasks), **handshake** (what joining costs: a v4
-authenticated join against a v1 unauthenticated one), **detection** (how soon a killed or frozen worker's task runs again),
-**journal** (what ``--data-dir`` costs W1 in each ``--fsync`` mode) and **failover**
-(three coordinators; the leader is killed mid-run: the time to the first task the new
-leader accepts, and to the end of the interrupted run) and **replication** (W1 with one
-coordinator and with three, each with a journal).
+authenticated join against a v1 unauthenticated one), **detection** (how soon a killed or
+frozen worker's task runs again), **journal** (what ``--data-dir`` costs W1 in each
+``--fsync`` mode), **failover** (three coordinators; the leader is killed mid-run: the
+time to the first task the new leader accepts, and to the end of the interrupted run) and
+**replication** (W1 with one coordinator and with three, each with a journal).
 
 Nothing prints; figures are returned. Read next: :mod:`vistrit.cli`.
 """
