@@ -232,3 +232,22 @@ def test_bench_memory_measures_the_coordinators_resident_bytes_per_task(tmp_path
     (row,) = [json.loads(line) for line in run.stdout.splitlines()]
     assert row["settings"]["tasks"] == 2000 and row["settings"]["remembered"] >= 3000
     assert row["figures"]["resident_mb"] > 0
+
+
+@pytest.mark.timeout(120)
+def test_bench_peers_runs_the_same_workloads_on_dask(tmp_path: Path) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("distributed") is None:
+        run = vistrit("bench", "peers", cwd=tmp_path)
+        assert run.returncode == 2 and "pip install" in run.stderr
+        pytest.skip("Dask is not installed here: only the refusal was checked")
+    args = ("--tasks", "200", "--round-trips", "20", "--payload-tasks", "2", "--payload-mib", "1")
+    run = vistrit("bench", "peers", "--repeats", "1", "--json", *args, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    (row,) = [json.loads(line) for line in run.stdout.splitlines()]
+    figures = row["figures"]
+    assert set(figures) == {
+        "w1_tasks_per_s", "w1_unbounded_tasks_per_s", "w2_p50_us", "w4_mb_per_s",
+    }  # fmt: skip
+    assert all(value > 0 for value in figures.values())

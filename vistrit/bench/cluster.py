@@ -17,8 +17,9 @@ twice ``--tasks`` finished echo tasks), **handshake** (what joining costs: a v4
 authenticated join against a v1 unauthenticated one), **detection** (how soon a killed or
 frozen worker's task runs again), **journal** (what ``--data-dir`` costs W1 in each
 ``--fsync`` mode), **failover** (three coordinators; the leader is killed mid-run: the
-time to the first task the new leader accepts, and to the end of the interrupted run) and
-**replication** (W1 with one coordinator and with three, each with a journal).
+time to the first task the new leader accepts, and to the end of the interrupted run),
+**replication** (W1 with one coordinator and with three, each with a journal) and
+**peers** (W1, W2 and W4 on Dask, where it is installed: :mod:`vistrit.bench.peers`).
 
 Nothing prints; figures are returned. Read next: :mod:`vistrit.cli`.
 """
@@ -38,6 +39,7 @@ from pathlib import Path
 
 from vistrit import leader
 from vistrit.addresses import parse_address
+from vistrit.bench import peers
 from vistrit.bench.floor import cpu_seconds, resident_bytes
 from vistrit.client import VistritClient
 from vistrit.credentials import Credentials, default_path
@@ -393,7 +395,9 @@ def failover(repeats: int = 3, tasks: int = 2_000) -> Figures:
 
 
 WORKLOADS = ("throughput", "latency", "scaling", "payload")
-MORE_WORKLOADS = ("detection", "journal", "failover", "replication", "handshake", "memory")
+MORE_WORKLOADS = (
+    "detection", "journal", "failover", "replication", "handshake", "memory", "peers",
+)  # fmt: skip
 
 
 def run(
@@ -432,6 +436,10 @@ def run(
             runs.append(journal_cost(min(tasks, 5_000), workers))
         elif workload == "memory":
             runs.append(memory(max(tasks, 1_000) * 2, workers))
+        elif workload == "peers":
+            sizes = dict(tasks=tasks, round_trips=round_trips, payload_tasks=payload_tasks)
+            figures = peers.dask(**sizes, payload_bytes=payload_bytes)
+            runs.append(Figures("Dask, same workloads", figures, {**sizes, "workers": 2}))
         else:
             raise ValueError(f"unknown workload {workload!r}")
     medians = {key: statistics.median(r.figures[key] for r in runs) for key in runs[0].figures}

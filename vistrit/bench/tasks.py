@@ -26,3 +26,8 @@ def sleep(data: bytes) -> bytes:
 
     time.sleep(float(data))
     return data
+
+
+def echo(data: bytes) -> bytes:
+    """Its argument back: the W1, W2 and W4 task when Dask runs them (``bench peers``)."""
+    return data

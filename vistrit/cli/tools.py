@@ -16,6 +16,7 @@ from typing import Any, TextIO
 from vistrit import defaults
 from vistrit.bench import codec as codec_bench
 from vistrit.bench import floor as bench_floor
+from vistrit.bench import peers as bench_peers
 from vistrit.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -91,7 +92,8 @@ def add_commands(commands: Any) -> None:
         "task the new leader accepts, and to the end of the interrupted run; replication W1 "
         "with one coordinator and with three; handshake what joining costs (an "
         "authenticated v4 join against an unauthenticated v1 one); memory the coordinator's "
-        "resident memory per remembered task. Default: the four cluster workloads, after this "
+        "resident memory per remembered task; peers W1, W2 and W4 on Dask, where it is "
+        "installed, side by side. Default: the four cluster workloads, after this "
         "machine's floor (a bare loopback round trip between two processes, bare frames), "
         "which W1, W2 and W4 are printed beside and as ratios to. With the TLS options, W1, "
         "W2 and handshake run over mutual TLS.",
@@ -101,7 +103,7 @@ def add_commands(commands: Any) -> None:
         nargs="*",
         metavar="WORKLOAD",
         help="codec, throughput, latency, scaling, payload, detection, journal, failover, "
-        "replication, handshake, memory, or all",
+        "replication, handshake, memory, peers, or all",
     )
     bench.add_argument(
         "--repeats",
@@ -245,7 +247,9 @@ def run_bench(args: argparse.Namespace, out: TextIO) -> int:
     known = (*cluster_bench.WORKLOADS, *cluster_bench.MORE_WORKLOADS)
     chosen = args.workloads or list(cluster_bench.WORKLOADS)
     if "all" in chosen:
-        chosen = ["codec", *known]
+        chosen = ["codec", *(w for w in known if w != "peers" or bench_peers.available())]
+    if "peers" in chosen and not bench_peers.available():
+        raise UsageError("peers runs the workloads on Dask: pip install 'dask[distributed]'")
     unknown = [w for w in chosen if w != "codec" and w not in known]
     if unknown:
         raise UsageError(
