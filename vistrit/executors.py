@@ -6,7 +6,7 @@
     import mytasks
 
     with vistrit.executor("vistrit://localhost:7878") as pool:   # or "local://4", "dask://..."
-        print(list(pool.map(mytasks.area, [1, 2, 3], [4, 5, 6])))  # [4, 10, 18]
+        areas = list(pool.map(mytasks.area, [1, 2, 3], [4, 5, 6]))  # [4, 10, 18]
 
 :class:`VistritExecutor` sends each call as a v4 ``Call`` task (its function by import
 path, its arguments as typed values), so the workers must be started with ``--tasks``
