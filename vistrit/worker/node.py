@@ -267,9 +267,10 @@ class Worker:
     def on_lost(self, reason: str) -> None:
         """The connection was lost: tasks keep running; their results wait for the next."""
 
-    def offer(self) -> m.WorkerOffer | None:
-        """What this worker can run, for a v4 coordinator (``None`` for an older one)."""
-        conn = self.session.conn
+    def offer(self, conn: Connection | None = None) -> m.WorkerOffer | None:
+        """What this worker can run, for a v4 coordinator on *conn* (by default the one it
+        joined last; ``None`` for an older one)."""
+        conn = conn or self.session.conn
         if conn is None or conn.version < 4:
             return None
         return m.WorkerOffer(
@@ -282,7 +283,7 @@ class Worker:
     def on_rejoined(self, conn: Connection) -> list[m.Message | bytes]:
         """Joined again: say what it can run, report every task still held, then the
         results sent late."""
-        offer = [self.offer()] if conn.version >= 4 else []
+        offer = self.offer(conn)
         held = list(self._running)
         unsent, self._unsent = self._unsent, []
         now = int(time.time())
@@ -303,7 +304,7 @@ class Worker:
             len(held),
             len(unsent),
         )
-        return [o for o in offer if o is not None] + backlog + unsent
+        return ([offer] if offer is not None else []) + backlog + unsent
 
     def on_gave_up(self, reason: str) -> None:
         """No coordinator came back: stop, saying why."""
