@@ -6,6 +6,7 @@ incapable worker, the waiting reason, and an earlier attempt's late report."""
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import os
 import re
 import time
@@ -111,3 +112,18 @@ def test_a_late_report_of_an_earlier_attempt_is_not_counted_against_a_later_one(
     assert isinstance(error, TaskError)
     assert error.error == "; ".join(f"attempt {n}: timed out after 1 s" for n in (1, 2, 3))
     assert time.monotonic() - started >= 5.0  # attempt 3 began after attempt 2 returned
+
+
+def test_the_cli_shows_a_calls_value(hosts: dict[str, Any]) -> None:
+    client: VistritClient = hosts["client"]
+    group: Processes = hosts["group"]
+    plain = client.submit(callables.area, 2, 3)
+    raw = client.submit(callables.identity, {"k": b"\x00"})
+    assert plain.result(30) == 6 and raw.result(30) == {"k": b"\x00"}
+    shown = group.run("result", str(plain.task_id), "--coordinator", hosts["address"])
+    assert shown.stdout == "6\n"
+    status = group.run("status", str(raw.task_id)[:8], "--json", "--coordinator", hosts["address"])
+    document = json.loads(status.stdout)
+    assert document["output"] is None and document["output_repr"] == "{'k': b'\\x00'}"
+    listing = group.run("status", str(plain.task_id), "--json", "--coordinator", hosts["address"])
+    assert json.loads(listing.stdout)["output"] == 6

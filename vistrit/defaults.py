@@ -56,6 +56,10 @@ HANDSHAKE_MAX_PAYLOAD = 64 * 1024
 #: refuses a larger task before it leaves, the coordinator one that would grow past it.
 ASSIGN_BYTES = 16 * 1024 * 1024 - 64 * 1024
 
+#: The most tasks one listing (a ``TaskListResponse``) carries: with names and tags within
+#: their limits, they fit in a frame. Longer listings are read a page at a time.
+TASK_LIST_LIMIT = 1000
+
 #: How long a worker's or a client's connection may stay silent before the coordinator
 #: closes it. Both heartbeat every second, so only a node that died without a word, or a
 #: connection left open and forgotten, is closed; it holds a thread and a file until then.

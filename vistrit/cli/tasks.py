@@ -36,7 +36,10 @@ from vistrit.client import (
     VistritClient,
     VistritError,
 )
+from vistrit.defaults import TASK_LIST_LIMIT
 from vistrit.logic.ids import match_prefix, prefix_of, short
+from vistrit.logic.tasks import STATES
+from vistrit.protocol.errors import ProtocolError
 from vistrit.protocol.types import TaskPayload
 
 #: The most bytes a task's data read from standard input may have (a frame carries 16 MiB).
@@ -45,14 +48,8 @@ MAX_STDIN = 15 * 1024 * 1024
 #: The exit code after Ctrl-C, as a shell reports a process ended by SIGINT.
 EXIT_INTERRUPTED = 130
 
-#: The most tasks one listing answer carries (the coordinator's ``TASK_LIST_LIMIT``).
-TASK_LIST_LIMIT = 1000
-
 #: How many of the newest tasks a prefix is looked for among.
 MAX_SEARCHED = 100 * TASK_LIST_LIMIT
-
-#: The states ``tasks --state`` takes.
-STATES = ("Pending", "Scheduled", "Running", "Completed", "Failed", "Cancelled")
 
 #: How often a waiting ``submit`` looks at its task's news.
 WATCH_INTERVAL = 0.2
@@ -376,7 +373,10 @@ def _output_text(info: TaskInfo) -> str:
     """A finished task's output as text: a Python call's value as ``repr`` (a ``str`` as
     itself), other output as UTF-8."""
     if isinstance(info.task.payload, TaskPayload.Call) and info.state == "Completed":
-        value = info.value
+        try:
+            value = info.value
+        except (ProtocolError, ValueError) as exc:
+            return f"(a value that cannot be read: {exc})"
         return value if isinstance(value, str) else repr(value)
     return (info.output or b"").decode("utf-8", "replace")
 
@@ -386,8 +386,8 @@ def _info_json(info: TaskInfo) -> dict[str, Any]:
     if isinstance(info.task.payload, TaskPayload.Call) and info.state == "Completed":
         try:
             output = {"output": json.loads(json.dumps(info.value))}
-        except (TypeError, ValueError):  # bytes, or keys JSON has no form for
-            output = {"output": None, "output_repr": repr(info.value)}
+        except (TypeError, ValueError, ProtocolError):  # bytes, keys JSON cannot hold, malformed
+            output = {"output": None, "output_repr": _output_text(info)}
     elif info.output is not None:
         try:
             output = {"output": info.output.decode("utf-8")}

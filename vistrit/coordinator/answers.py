@@ -22,11 +22,13 @@ from typing import Protocol
 
 from vistrit.coordinator.membership import Peer
 from vistrit.coordinator.offers import pending_status
+from vistrit.defaults import TASK_LIST_LIMIT
 from vistrit.logic.registry import Registry
 from vistrit.logic.tasks import (
     PENDING,
     RUNNING,
     SCHEDULED,
+    STATES,
     TaskRecord,
     TaskStore,
     payload_bytes,
@@ -39,12 +41,6 @@ from vistrit.protocol.types import Task, TaskPayload
 #: A TaskQueryResponse carries the task's input bytes only while input and output together
 #: stay under this, well inside the 16 MiB frame cap; beyond it the input is left out.
 QUERY_BYTES = 12 * 1024 * 1024
-
-#: The most tasks one TaskListResponse carries.
-TASK_LIST_LIMIT = 1000
-
-#: The names of the task states, as ``TaskListQuery`` takes them.
-STATE_NAMES = ("Pending", "Scheduled", "Running", "Completed", "Failed", "Cancelled")
 
 
 def outcome(record: TaskRecord) -> m.TaskOutcome:
@@ -111,8 +107,8 @@ def on_task_list(core: Known, peer: Peer, request: m.TaskListRequest, now: float
 def on_task_list_query(core: Known, peer: Peer, query: m.TaskListQuery, now: float) -> Answer:
     """A page of the tasks (v4): those in ``query.state``, after ``query.offset``, at most
     ``query.limit`` (and :data:`TASK_LIST_LIMIT`), without their payloads."""
-    if query.state is not None and query.state not in STATE_NAMES:
-        why = f"unknown state {query.state[:40]!r}; choose from {', '.join(STATE_NAMES)}"
+    if query.state is not None and query.state not in STATES:
+        why = f"unknown state {query.state[:40]!r}; choose from {', '.join(STATES)}"
         return [(peer.id, m.Error(code=ErrorCode.InvalidRequest, message=why))]
     limit = min(query.limit or TASK_LIST_LIMIT, TASK_LIST_LIMIT)
     records = core.store.newest(limit, query.offset, query.state)
@@ -186,8 +182,6 @@ def summary(record: TaskRecord) -> Task:
 
 __all__ = [
     "QUERY_BYTES",
-    "STATE_NAMES",
-    "TASK_LIST_LIMIT",
     "Known",
     "cancel_refusal",
     "live_records",

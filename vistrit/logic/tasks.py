@@ -45,6 +45,8 @@ PENDING, SCHEDULED, RUNNING = "Pending", "Scheduled", "Running"
 COMPLETED, FAILED, CANCELLED = "Completed", "Failed", "Cancelled"
 #: The final states: a task in one of them never changes again.
 FINAL = frozenset({COMPLETED, FAILED, CANCELLED})
+#: Every state's name, in the order of the protocol's ``TaskState`` variants.
+STATES = (PENDING, SCHEDULED, RUNNING, COMPLETED, FAILED, CANCELLED)
 
 #: (state, event) -> next state. The one source of the state diagram in the docs.
 TRANSITIONS: dict[tuple[str, str], str] = {
