@@ -1,20 +1,24 @@
 """One conformance suite for ``vistrit.executor(url)``: the same script on every backend
 installed (``vistrit://`` and ``local://`` always, ``dask://`` where Dask is), asserting
-the ``concurrent.futures.Executor`` contract. Then what only Vistrit's futures add."""
+the ``concurrent.futures.Executor`` contract. ``vistrit://`` is a coordinator and a worker
+in real processes on 127.0.0.1, started by the CLI. Then what only Vistrit's futures add,
+on in-process nodes (some tests hold a task on a gate)."""
 
 from __future__ import annotations
 
 import concurrent.futures
 import importlib.util
+import os
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import callables
 import pytest
 from nodes import Cluster, wait_until
-from spawn import dask_cluster
+from spawn import Processes, dask_cluster, free_port, stop_all
 
 import vistrit
 from vistrit.executors import VistritExecutor
@@ -22,6 +26,7 @@ from vistrit.results import TaskError
 
 pytestmark = pytest.mark.timeout(90)
 
+TESTS = Path(__file__).resolve().parent
 HAVE_DASK = importlib.util.find_spec("distributed") is not None
 BACKENDS = [
     "vistrit",
@@ -32,13 +37,29 @@ BACKENDS = [
 ]
 
 
+@pytest.fixture(scope="module")
+def processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A coordinator and a worker (``--tasks callables``, 4 slots) in real processes: the
+    ``vistrit://`` URL. Shared by the module's tests; stopped at its end."""
+    cwd = tmp_path_factory.mktemp("executor")
+    address = f"127.0.0.1:{free_port()}"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(cwd)])}
+    group = Processes(cwd, env)
+    try:
+        group.start("coordinator", "--bind", address)
+        beat = ("--heartbeat", "0.2", "--slots", "4")
+        _, ready = group.start("worker", "--coordinator", address, "--tasks", "callables", *beat)
+        assert ready.endswith(address), ready
+        yield f"vistrit://{address}"
+    finally:
+        stop_all(group)
+
+
 @pytest.fixture(params=BACKENDS)
 def pool(request: pytest.FixtureRequest) -> Iterator[concurrent.futures.Executor]:
     """An executor of the backend named by the parameter, from its URL."""
     if request.param == "vistrit":
-        cluster: Cluster = request.getfixturevalue("cluster")
-        cluster.add_worker(slots=4, modules=["callables"])
-        executor = vistrit.executor(f"vistrit://{cluster.address}")
+        executor = vistrit.executor(request.getfixturevalue("processes"))
     elif request.param == "local":
         executor = vistrit.executor("local://2")
     else:
