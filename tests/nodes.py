@@ -19,7 +19,7 @@ from vistrit.credentials import Credentials, default_path
 from vistrit.leader import NodeAuth, answer_challenge
 from vistrit.protocol import NEWEST_VERSION
 from vistrit.protocol import messages as m
-from vistrit.protocol.types import NodeInfo, NodeType, SocketAddr, introduce
+from vistrit.protocol.types import NodeInfo, NodeState, NodeType, SocketAddr, introduce
 from vistrit.transport import Connection, connect
 from vistrit.worker import TaskCancelled, TaskFailed, Worker, task
 from vistrit.worker.functions import DEFAULT
@@ -105,6 +105,18 @@ def join_raw(
     except BaseException:
         conn.close()
         raise
+
+
+def heartbeat(node_id: uuid.UUID, timestamp: int = 0) -> m.Heartbeat:
+    """A Ready heartbeat with nothing running, as a raw worker in these tests sends it."""
+    return m.Heartbeat(
+        node_id=node_id,
+        timestamp=timestamp,
+        running_tasks=0,
+        state=NodeState.Ready,
+        cpu_usage=None,
+        memory_usage=None,
+    )
 
 
 #: What a raw v4 worker in these tests offers: the built-in functions.

@@ -9,7 +9,7 @@ import hashlib
 import uuid
 
 import pytest
-from nodes import ORDER, Cluster, gate, join_raw, wait_until
+from nodes import ORDER, Cluster, gate, heartbeat, join_raw, wait_until
 
 from vistrit.client import TaskError, TaskNotFound, TaskRejected
 from vistrit.protocol.types import NodeState, TaskState
@@ -362,16 +362,7 @@ def test_a_silent_worker_loses_its_tasks_to_a_live_one(cluster: Cluster) -> None
 
     silent, answer = join_raw(cluster.coordinator.address, WORKER)
     assert isinstance(answer, m.HandshakeAck) and answer.accepted
-    silent.send(
-        m.Heartbeat(
-            node_id=WORKER.id,
-            timestamp=0,
-            running_tasks=0,
-            state=WORKER.state,
-            cpu_usage=None,
-            memory_usage=None,
-        )
-    )
+    silent.send(heartbeat(WORKER.id))
     client = cluster.client()
     future = client.submit("uppercase", "rescued")
     while not isinstance(message := silent.receive(time.monotonic() + 5), m.TaskAssign):

@@ -8,6 +8,7 @@ import random
 import uuid
 
 import pytest
+from nodes import heartbeat
 
 from vistrit.coordinator.core import HANDLERS, CoordinatorCore, Outbox, Peer
 from vistrit.defaults import Policy
@@ -60,17 +61,7 @@ class World:
             node(NodeType.Worker, name, slots, tags), protocol_version=version
         )
         peer = self.join(hello)
-        self.send(
-            peer,
-            m.Heartbeat(
-                node_id=peer.id,
-                timestamp=int(self.now),
-                running_tasks=0,
-                state=WORKER.state,
-                cpu_usage=None,
-                memory_usage=None,
-            ),
-        )
+        self.send(peer, heartbeat(peer.id, int(self.now)))
         return peer
 
     def send(self, peer: Peer, message: m.Message) -> Outbox:
@@ -205,14 +196,7 @@ def test_a_refused_assignment_goes_to_another_worker_then_back_after_a_pause() -
         second, m.TaskAssignAck(task_id=task_id, accepted=False, worker_id=second.id, reason="busy")
     )
     world.now += 2  # the pause is over: a heartbeat retries
-    beat = m.Heartbeat(
-        node_id=first.id,
-        timestamp=int(world.now),
-        running_tasks=0,
-        state=WORKER.state,
-        cpu_usage=None,
-        memory_usage=None,
-    )
+    beat = heartbeat(first.id, int(world.now))
     assert "TaskAssign" in kinds(world.send(first, beat), first)
 
 
@@ -359,17 +343,7 @@ def test_priority_order_in_the_scheduler() -> None:
 
 
 def beat(world: World, peer: Peer) -> Outbox:
-    return world.send(
-        peer,
-        m.Heartbeat(
-            node_id=peer.id,
-            timestamp=int(world.now),
-            running_tasks=0,
-            state=WORKER.state,
-            cpu_usage=None,
-            memory_usage=None,
-        ),
-    )
+    return world.send(peer, heartbeat(peer.id, int(world.now)))
 
 
 def start(world: World, worker: Peer, task_id: uuid.UUID) -> None:

@@ -20,7 +20,7 @@ import uuid
 
 import pytest
 from conftest import payload_of, reframe
-from nodes import Cluster, join_raw, wait_until
+from nodes import Cluster, heartbeat, join_raw, wait_until
 
 from vistrit.protocol import ProtocolError, encode_frame
 from vistrit.protocol import messages as m
@@ -76,14 +76,7 @@ class Member:
             conn, answer = join_raw(self.address, info)
             assert isinstance(answer, m.HandshakeAck) and answer.accepted, answer
             self.conn, self.node_id, self.joins = conn, info.id, self.joins + 1
-        probe = m.Heartbeat(
-            node_id=self.node_id,
-            timestamp=0,
-            running_tasks=0,
-            state=WORKER.state,
-            cpu_usage=None,
-            memory_usage=None,
-        )
+        probe = heartbeat(self.node_id)
         if len(frame) < 14 or int.from_bytes(frame[6:10], "big") != len(frame) - 14:
             # Its length field is off: the coordinator would wait for the rest (or read the
             # probe as part of it). End the stream instead; it sees a frame cut short.

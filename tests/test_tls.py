@@ -15,13 +15,12 @@ from pathlib import Path
 
 import pytest
 import trustme
-from nodes import wait_until
+from nodes import heartbeat, wait_until
 
 from vistrit.client import CoordinatorUnavailable, VistritClient
 from vistrit.coordinator import Coordinator
 from vistrit.protocol import messages as m
 from vistrit.protocol.errors import ErrorCode
-from vistrit.protocol.types import NodeState
 from vistrit.transport import TLSConfig, connect
 from vistrit.transport.tls import TLSError
 from vistrit.worker import Worker
@@ -143,15 +142,7 @@ def test_an_error_frame_reaches_a_plaintext_peer_before_the_close(
 ) -> None:
     conn = connect(tls_coordinator.address, timeout=3)  # no TLS
     try:
-        beat = m.Heartbeat(
-            node_id=uuid.UUID(int=1),
-            timestamp=0,
-            running_tasks=0,
-            state=NodeState.Ready,
-            cpu_usage=None,
-            memory_usage=None,
-        )
-        conn.send(beat)
+        conn.send(heartbeat(uuid.UUID(int=1)))
         error = conn.receive(time.monotonic() + 5)
         assert isinstance(error, m.Error) and error.code == ErrorCode.Protocol
     finally:

@@ -82,8 +82,7 @@ def on_offer(core: Routing, peer: Peer, offer: m.WorkerOffer, now: float) -> Out
 
 def waiting_note(core: Routing, record: TaskRecord) -> Outbox:
     """Look again at why *record* waits (a new task); if it cannot run, tell its client."""
-    shape = (need_of(record.task.payload), frozenset(record.task.tags))
-    return _note(core, record, core.registry.waiting_reason(*shape))
+    return _note(core, record, core.registry.waiting_reason(*_shape(record)))
 
 
 class Notes:
@@ -105,11 +104,16 @@ class Notes:
                 record = core.store.get(task_id)
                 if record is None:
                     continue
-                shape = (need_of(record.task.payload), frozenset(record.task.tags))
+                shape = _shape(record)
                 if shape not in reasons:
                     reasons[shape] = core.registry.waiting_reason(*shape)
                 outbox += _note(core, record, reasons[shape])
         return outbox
+
+
+def _shape(record: TaskRecord) -> tuple[Need, frozenset[str]]:
+    """What a task needs of a worker: what it must offer, and the tags it must have."""
+    return need_of(record.task.payload), frozenset(record.task.tags)
 
 
 def _note(core: Routing, record: TaskRecord, reason: str | None) -> Outbox:
