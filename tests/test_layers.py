@@ -35,6 +35,7 @@ LAYERS = {
     "vistrit.taskbook": 3,  # the client's unfinished tasks
     "vistrit.tracer": 3,
     "vistrit.bench": 4,
+    "vistrit.dashboard": 4,  # the coordinator's state in a browser
     "vistrit.executors": 4,  # concurrent.futures on a cluster (and on other backends)
     "vistrit.demo": 4,
     "vistrit.election_demo": 4,

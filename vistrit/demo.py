@@ -140,14 +140,22 @@ class ProcessGroup:
                 process.stdout.close()
 
 
-def run(workers: int = 2, report: Callable[[str], None] = lambda line: None) -> bool:
-    """Run the demo; returns True if every answer matched the local computation."""
+def run(
+    workers: int = 2,
+    report: Callable[[str], None] = lambda line: None,
+    keep: Callable[[], object] | None = None,
+) -> bool:
+    """Run the demo; returns True if every answer matched the local computation. The
+    coordinator serves its dashboard, whose link is reported; with *keep*, the cluster
+    stays up after the work, until *keep* returns (the CLI's ``--keep``: until Ctrl-C)."""
     text = sample_text()
     paragraphs = [p for p in text.split("\n\n") if p.strip()]
     group = ProcessGroup()
     try:
-        _, address = group.start_coordinator()
+        process, address = group.start_coordinator("--dashboard", "127.0.0.1:0")
         report(f"coordinator listening on {address}")
+        url = group.first_line(process, "dashboard").rsplit(" ", 1)[-1]
+        report(f"dashboard (open it in a browser): {url}")
         for number in range(1, workers + 1):
             group.start_worker(address, f"demo-worker-{number}", "--slots", "1")
         with VistritClient(address) as client:
@@ -155,7 +163,11 @@ def run(workers: int = 2, report: Callable[[str], None] = lambda line: None) -> 
             report(
                 f"{workers} workers joined: " + ", ".join(w.name or "?" for w in client.workers())
             )
-            return _workload(client, text, paragraphs, report)
+            ok = _workload(client, text, paragraphs, report)
+        if keep is not None:
+            report("the cluster stays up for the dashboard: Ctrl-C stops it")
+            keep()
+        return ok
     finally:
         group.stop_all()
         report("stopped the coordinator and the workers")

@@ -150,6 +150,12 @@ def add_commands(commands: Any) -> None:
         "default), four times a second (batch), or when the OS likes (never)",
     )
     coordinator.add_argument("--name", default="coordinator", help="the name in logs")
+    coordinator.add_argument(
+        "--dashboard",
+        metavar="HOST:PORT",
+        help="also serve the dashboard there (port 0 picks a free port); its URL, with the "
+        "token, is printed on a second line: 'vistrit dashboard at URL'",
+    )
     add_token_option(coordinator)
     coordinator.add_argument(
         "--allow-unauthenticated",
@@ -287,6 +293,7 @@ def run_coordinator(args: argparse.Namespace, out: TextIO) -> int:
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    dashboard_bind = address(args.dashboard) if args.dashboard else None
     coordinator = Coordinator(
         address(args.bind),
         policy=policy,
@@ -310,13 +317,34 @@ def run_coordinator(args: argparse.Namespace, out: TextIO) -> int:
         return EXIT_FAILED
     host, port = coordinator.address
     print(f"vistrit coordinator listening on {host}:{port}", file=out, flush=True)
+    try:
+        dashboard = start_dashboard(coordinator, dashboard_bind, out)
+    except OSError as exc:
+        print(f"error: the dashboard cannot listen: {exc.strerror or exc}", file=sys.stderr)
+        coordinator.stop()
+        return EXIT_FAILED
     coordinator.on_failure = stop.set  # a journal it cannot write ends the wait too
     stop.wait()
+    if dashboard is not None:
+        dashboard.stop()
     coordinator.stop()
     if coordinator.failure is not None:
         print(f"error: {coordinator.failure}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
+
+
+def start_dashboard(coordinator: Any, bind: tuple[str, int] | None, out: TextIO) -> Any:
+    """The coordinator's dashboard at *bind*, started, its URL printed; None without one.
+    ``OSError`` if it cannot listen."""
+    if bind is None:
+        return None
+    from vistrit.dashboard import Dashboard
+
+    dashboard = Dashboard(coordinator, bind)
+    dashboard.start()
+    print(f"vistrit dashboard at {dashboard.url}", file=out, flush=True)
+    return dashboard
 
 
 def cluster_config(args: argparse.Namespace) -> Any:

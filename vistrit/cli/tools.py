@@ -136,9 +136,10 @@ def add_commands(commands: Any) -> None:
     demo = commands.add_parser(
         "demo",
         help="run a local cluster doing real work, then stop it",
-        description="Start a coordinator and workers on this machine, run a word count "
-        "over a text that ships with Vistrit as map/reduce (plus a few other tasks), check "
-        "every answer, and stop everything. --wire shows the protocol instead: the frames "
+        description="Start a coordinator (with its dashboard: the link is printed) and "
+        "workers on this machine, run a word count over a text that ships with Vistrit as "
+        "map/reduce (plus a few other tasks), check every answer, and stop everything (with "
+        "--keep, once you press Ctrl-C). --wire shows the protocol instead: the frames "
         "of a task's life, one byte by byte. --election shows leader election instead: "
         "three coordinators elect a leader, the leader stops, the others elect another; "
         "every election message drawn as a sequence diagram.",
@@ -147,6 +148,11 @@ def add_commands(commands: Any) -> None:
     demo.add_argument("--wire", action="store_true", help="show the frames instead")
     demo.add_argument(
         "--election", action="store_true", help="show an election among coordinators instead"
+    )
+    demo.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the cluster up after the work, to look at it in the dashboard (Ctrl-C stops)",
     )
     demo.set_defaults(run=run_demo)
 
@@ -393,7 +399,8 @@ def run_demo(args: argparse.Namespace, out: TextIO) -> int:
     from vistrit import demo
 
     print(f"Vistrit demo: a coordinator and {args.workers} workers on this machine", file=out)
-    ok = demo.run(args.workers, report=lambda line: print(line, file=out, flush=True))
+    keep = until_signalled().wait if args.keep else None
+    ok = demo.run(args.workers, report=lambda line: print(line, file=out, flush=True), keep=keep)
     print("all answers correct" if ok else "SOME ANSWERS WERE WRONG", file=out)
     return EXIT_OK if ok else EXIT_FAILED
 

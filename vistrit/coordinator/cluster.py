@@ -40,6 +40,7 @@ from collections.abc import Callable
 from typing import Any
 
 from vistrit.coordinator.core import Outbox
+from vistrit.coordinator.elections import Change, ElectionLog
 from vistrit.coordinator.host import Host
 from vistrit.coordinator.journal import TermFile
 from vistrit.coordinator.peers import ClusterConfig, PeerLink
@@ -74,6 +75,7 @@ class Cluster:
         self._last_tick = 0.0
         self._last_beat = 0.0
         self._terms = TermFile(host.data_dir) if host.data_dir is not None else None
+        self.history = ElectionLog(host.data_dir)  # every move, with its time (the dashboard)
         self._timer = RepeatingTimer(config.tick, self._on_timer, name=f"{self.name} election")
         self._running = False
         #: Called with (sender rank, our rank, message) for each message from a peer, and
@@ -123,12 +125,10 @@ class Cluster:
         for link in self.links.values():
             link.start()
         self._timer.start()
+        others = ", ".join(str(rank) for rank in sorted(self.config.peers))
         log.info(
             "%s: coordinator %d of a cluster with %s (term %d); listening for a leader",
-            self.name,
-            self.config.rank,
-            ", ".join(str(rank) for rank in sorted(self.config.peers)),
-            term,
+            *(self.name, self.config.rank, others, term),
         )
 
     def stop(self) -> None:
@@ -287,6 +287,7 @@ class Cluster:
         was_leader = self.replicator is not None
         for event, role, term in election.history:
             log.info("%s: %s: now %s (term %d)", self.name, event, role, term)
+            self.history.record(Change(now, event, role, term, election.leader))
             if self.tap is not None:
                 self.tap(self.config.rank, self.config.rank, f"{event}: now {role} (term {term})")
         election.history.clear()

@@ -116,7 +116,7 @@ class CoordinatorCore:
         self.peers.pop(peer_id, None)
         graceful = peer_id in self._handed_back
         self._handed_back.discard(peer_id)
-        entry = self.registry.remove(peer_id)
+        entry = self.registry.remove(peer_id, now)
         if entry is None:
             return []
         outbox: Outbox = []

@@ -98,6 +98,8 @@ class Coordinator:
         self.stopped = threading.Event()
         #: Called (from another thread) when the coordinator stops by itself.
         self.on_failure: Callable[[], object] | None = None
+        #: Given each batch in ("in", sender) and out ("out", addressee), under the lock.
+        self.frame_tap: Callable[[str, uuid.UUID, list[m.Message]], object] | None = None
         self._stopping = threading.Lock()
         self.cluster_config = cluster
         self.cluster: Cluster | None = None
@@ -297,7 +299,7 @@ class Coordinator:
                 if self._connections.get(peer.id) is conn:
                     del self._connections[peer.id]
                 assert self.core is not None
-                held = self._held(peer.id)
+                held = self.core.registry.leaving_note(peer.id)
                 self._commit(self.core.leave(peer.id, time.time()))
             conn.join_writer()
             log.info("%s: %s left%s", self.name, conn.name, held)
@@ -344,12 +346,6 @@ class Coordinator:
             conn.refuse(exc)
         except ConnectionClosed:
             pass
-
-    def _held(self, worker_id: uuid.UUID) -> str:
-        """For the log: the tasks a departing worker leaves behind. Under the lock."""
-        assert self.core is not None
-        entry = self.core.registry.get(worker_id)
-        return entry.leaving_note() if entry is not None else ""
 
     def _handshake(self, conn: Connection) -> Peer | None:
         """The node's Handshake, through the gate (:mod:`vistrit.coordinator.gate`), then
@@ -425,6 +421,8 @@ class Coordinator:
                 self.cluster.check_pause(now)
                 if not self.cluster.is_leader:
                     return  # deposed meanwhile: this connection is being closed
+            if self.frame_tap is not None:
+                self.frame_tap("in", peer.id, batch)
             outbox: Outbox = []
             for message in batch:
                 log.debug("%s: %s", self.name, message)
@@ -468,6 +466,8 @@ class Coordinator:
             conn = self._connections.get(node_id)
             if conn is not None:
                 conn.post(messages)
+                if self.frame_tap is not None:
+                    self.frame_tap("out", node_id, messages)
 
     def _tick(self) -> None:
         """Declare silent workers dead, expire overdue attempts, release due retries, and
@@ -476,7 +476,7 @@ class Coordinator:
         with self.lock:
             if self.core is None:
                 return
-            held = {w: self._held(w) for w in self.core.silent_workers(now)}  # for the log
+            held = {w: self.core.registry.leaving_note(w) for w in self.core.silent_workers(now)}
             outbox, dead = self.core.tick(now)
             for worker_id in dead:
                 conn = self._connections.get(worker_id)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 
 from vistrit.defaults import MAX_SLOTS
@@ -20,6 +21,9 @@ from vistrit.protocol.types import NodeInfo, NodeState, TaskPayload
 #: What a task needs of its worker: ``(kind, name)``, e.g. ``("function", "shout")`` or
 #: ``("module", "mytasks")``; ``None`` for what every worker does (arithmetic).
 Need = tuple[str, str] | None
+
+#: How many departed workers the registry remembers (the dashboard marks them gone).
+DEPARTED_KEPT = 32
 
 
 def need_of(payload: TaskPayload) -> Need:
@@ -131,6 +135,8 @@ class Registry:
         self.max_slots = max_slots  # the most slots believed of any worker
         self.workers: dict[uuid.UUID, WorkerEntry] = {}
         self._joined = 0
+        #: The workers that left most recently, with when: ``(entry, left_at)``, oldest first.
+        self.departed: deque[tuple[WorkerEntry, float]] = deque(maxlen=DEPARTED_KEPT)
 
     def add(
         self, info: NodeInfo, now: float, prefetch: int = 0, needs_offer: bool = False
@@ -150,9 +156,18 @@ class Registry:
         self.workers[info.id] = entry
         return entry
 
-    def remove(self, worker_id: uuid.UUID) -> WorkerEntry | None:
-        """A worker left: forget it; returns its entry, with the tasks it held."""
-        return self.workers.pop(worker_id, None)
+    def remove(self, worker_id: uuid.UUID, now: float = 0.0) -> WorkerEntry | None:
+        """A worker left at *now*: forget it (but for :attr:`departed`); returns its entry,
+        with the tasks it held."""
+        entry = self.workers.pop(worker_id, None)
+        if entry is not None and entry.eligible:  # one that never heartbeat is no worker
+            self.departed.append((entry, now))
+        return entry
+
+    def leaving_note(self, worker_id: uuid.UUID) -> str:
+        """For the log, when a worker leaves: the tasks it leaves behind."""
+        entry = self.workers.get(worker_id)
+        return entry.leaving_note() if entry is not None else ""
 
     def get(self, worker_id: uuid.UUID) -> WorkerEntry | None:
         """The worker's entry, or None."""

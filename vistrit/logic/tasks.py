@@ -292,12 +292,29 @@ class TaskStore:
 
     def newest(self, limit: int, offset: int = 0, state: str | None = None) -> list[TaskRecord]:
         """The *limit* most recently submitted tasks (in *state*, if given) after skipping
-        the *offset* newest of those, newest first."""
-        records = self.records.values()
-        if state is not None:
-            records = [r for r in records if r.status == state]  # type: ignore[assignment]
-        ordered = sorted(records, key=lambda r: r.sequence, reverse=True)
-        return ordered[offset : offset + limit]
+        the *offset* newest of those, newest first. The records are kept in submission
+        order, so this walks back from the newest and stops when it has enough."""
+        found: list[TaskRecord] = []
+        for record in reversed(self.records.values()):
+            if state is None or record.status == state:
+                if offset:
+                    offset -= 1
+                    continue
+                found.append(record)
+                if len(found) >= limit:
+                    break
+        return found
+
+    def recently_finished(self, limit: int) -> list[TaskRecord]:
+        """The *limit* tasks that finished last, the latest first (those still remembered)."""
+        found: list[TaskRecord] = []
+        for task_id in reversed(self._finished):
+            record = self.records.get(task_id)
+            if record is not None and record.finished:
+                found.append(record)
+                if len(found) >= limit:
+                    break
+        return found
 
     def purge(self, now: float, retention: float, max_bytes: int | None = None) -> list[uuid.UUID]:
         """Forget finished tasks whose retention has ended, and, while more than *max_bytes*

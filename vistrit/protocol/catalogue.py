@@ -154,6 +154,13 @@ CATALOGUES: dict[int, Catalogue] = {1: V1, 2: V2, 3: V3, 4: V4}
 #: version appends, so a message whose variant is below this is one that every peer reads.
 V1_VARIANTS = len(V1.messages)
 
+
+def frame_version(message: Message, agreed: int) -> int:
+    """The version of the frame *message* goes out in on a connection that agreed on
+    *agreed*: v1 messages in v1 frames (every peer reads them); newer ones in *agreed*."""
+    return 1 if message.VARIANT < V1_VARIANTS else agreed
+
+
 #: The newest version this implementation speaks.
 NEWEST_VERSION = max(CATALOGUES)
 

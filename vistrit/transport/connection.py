@@ -36,7 +36,7 @@ from collections.abc import Iterable, Sequence
 
 from vistrit import defaults
 from vistrit.protocol import MAX_PAYLOAD, Frame, FrameDecoder, Message, ProtocolError, encode_frame
-from vistrit.protocol.catalogue import V1_VARIANTS
+from vistrit.protocol.catalogue import frame_version
 from vistrit.protocol.errors import ErrorCode, UnsupportedVersion
 from vistrit.protocol.frame import VERSION_OFFSET
 from vistrit.protocol.messages import Error
@@ -244,7 +244,7 @@ class Connection:
                 out.append(m)
             else:
                 frames.append(
-                    m if isinstance(m, bytes) else encode_frame(m, _version_for(m, self.version))
+                    m if isinstance(m, bytes) else encode_frame(m, frame_version(m, self.version))
                 )
         out.append(self._seal(frames))
         return b"".join(out)
@@ -447,9 +447,3 @@ class Connection:
 
     def __repr__(self) -> str:
         return f"<Connection {self.name} peer={self.peer}>"
-
-
-def _version_for(message: Message, agreed: int) -> int:
-    """v1 messages go out in v1 frames (every peer reads them); newer ones need the agreed
-    version."""
-    return 1 if message.VARIANT < V1_VARIANTS else agreed
