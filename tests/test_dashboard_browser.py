@@ -106,9 +106,8 @@ def _click(browser: Any, css: str) -> None:
         ElementClickInterceptedException,
         StaleElementReferenceException,
     )
-    from selenium.webdriver.common.by import By
-
     from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
 
     def attempt(b: Any) -> bool:
         try:

@@ -282,7 +282,34 @@ def test_the_demo_is_a_real_cluster(procs: Processes) -> None:
     assert run.returncode == 0, run.stderr
     assert "3 workers joined: demo-worker-1, demo-worker-2, demo-worker-3" in run.stdout
     assert "words: 707  [ok]" in run.stdout
+    assert "dashboard (open it in a browser): http://127.0.0.1:" in run.stdout
     assert run.stdout.rstrip().endswith("all answers correct")
+
+
+def test_the_demo_keeps_its_cluster_up_for_the_dashboard_until_ctrl_c(procs: Processes) -> None:
+    import http.client
+    import json
+
+    demo = procs.spawn("demo", "--keep")
+    assert demo.stdout is not None
+    lines = []
+    while not (lines and lines[-1].startswith("the cluster stays up")):
+        line = demo.stdout.readline()
+        assert line, f"the demo ended early: {lines}"
+        lines.append(line.strip())
+    url = next(x for x in lines if x.startswith("dashboard")).rsplit(" ", 1)[-1]
+    host_port, token = url.removeprefix("http://").split("/?token=")
+    connection = http.client.HTTPConnection(*host_port.split(":"), timeout=10)
+    connection.request("GET", "/api/cluster", headers={"Authorization": f"Bearer {token}"})
+    view = json.loads(connection.getresponse().read())
+    connection.close()
+    assert sorted(w["name"] for w in view["workers"]) == ["demo-worker-1", "demo-worker-2"]
+    assert view["counts"]["completed_total"] == 28
+    demo.send_signal(signal.SIGINT)
+    out, _ = demo.communicate(timeout=30)
+    assert demo.returncode == 0
+    assert "stopped the coordinator and the workers" in out
+    assert out.rstrip().endswith("all answers correct")
 
 
 def test_a_frozen_worker_is_declared_dead_and_its_task_runs_elsewhere(procs: Processes) -> None:

@@ -18,8 +18,9 @@ authenticated join against a v1 unauthenticated one), **detection** (how soon a 
 frozen worker's task runs again), **journal** (what ``--data-dir`` costs W1 in each
 ``--fsync`` mode), **failover** (three coordinators; the leader is killed mid-run: the
 time to the first task the new leader accepts, and to the end of the interrupted run),
-**replication** (W1 with one coordinator and with three, each with a journal) and
-**peers** (W1, W2 and W4 on Dask, where it is installed: :mod:`vistrit.bench.peers`).
+**replication** (W1 with one coordinator and with three, each with a journal),
+**dashboard** (W1 without the dashboard, and with it open: :mod:`vistrit.bench.poller`)
+and **peers** (W1, W2 and W4 on Dask, where it is installed: :mod:`vistrit.bench.peers`).
 
 Nothing prints; figures are returned. Read next: :mod:`vistrit.cli`.
 """
@@ -33,7 +34,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -41,6 +42,7 @@ from vistrit import leader
 from vistrit.addresses import parse_address
 from vistrit.bench import peers
 from vistrit.bench.floor import cpu_seconds, resident_bytes
+from vistrit.bench.poller import Poller
 from vistrit.client import VistritClient
 from vistrit.credentials import Credentials, default_path
 from vistrit.demo import ProcessGroup, wait_for_workers
@@ -85,10 +87,14 @@ def local_cluster(
     coordinators: int = 1,
     tls: TLSConfig | None = None,
     pids: list[int] | None = None,
+    urls: list[str] | None = None,
 ) -> Iterator[VistritClient]:
     """A coordinator (or a cluster of *coordinators*, each with a journal) and *workers*
     worker processes on 127.0.0.1, and a client to them; every connection TLS with *tls*.
-    The coordinators' process ids are added to *pids*, if given."""
+    The coordinators' process ids are added to *pids*, if given; with *urls*, the
+    coordinator serves its dashboard, whose URL is added there."""
+    if urls is not None:
+        coordinator_args = (*coordinator_args, "--dashboard", "127.0.0.1:0")
     group = ProcessGroup()
     coordinator_args = (*coordinator_args, *tls_args(tls))
     with tempfile.TemporaryDirectory() as directory:
@@ -98,6 +104,8 @@ def local_cluster(
             )
             if pids is not None:
                 pids += [process.pid for process in started.values()]
+            if urls is not None:
+                urls.append(group.first_line(started[1], "dashboard").rsplit(" ", 1)[-1])
             for number in range(workers):
                 options = ("--slots", str(slots), *WORKER_OPTIONS, *tls_args(tls))
                 group.start_worker(addresses, f"bench-{number + 1}", *options)
@@ -381,6 +389,31 @@ def replication_cost(tasks: int = 5_000, workers: int = 2) -> Figures:
     return Figures("replication cost", figures, {"tasks": tasks, "workers": workers})
 
 
+def dashboard_cost(tasks: int = 10_000, workers: int = 2) -> Figures:
+    """W1 without a dashboard, then with the dashboard served and open (the cluster page and
+    the task stream each polled once a second: :mod:`vistrit.bench.poller`)."""
+    figures = {}
+    for served in (False, True):
+        pids: list[int] = []
+        urls: list[str] | None = [] if served else None
+        with local_cluster(workers, pids=pids, urls=urls) as client:
+            w1_seconds(client, 1_000)
+            cpu = cpu_seconds(pids[0])
+            with Poller(urls[0]) if urls else nullcontext():
+                elapsed = w1_seconds(client, tasks, warm=False)
+            key = "with" if served else "without"
+            figures[f"tasks_per_s_{key}"] = tasks / elapsed
+            figures[f"coordinator_cpu_us_per_task_{key}"] = (
+                (cpu_seconds(pids[0]) - cpu) / tasks * 1e6
+            )
+    figures["cost_percent"] = 100 * (
+        1 - figures["tasks_per_s_with"] / figures["tasks_per_s_without"]
+    )
+    return Figures(
+        "dashboard cost", figures, {"tasks": tasks, "workers": workers, "polls_per_s": 2}
+    )
+
+
 def failover(repeats: int = 3, tasks: int = 2_000) -> Figures:
     """Three coordinators, the leader killed mid-run: time to the new leader's first task."""
     runs = [failover_once(tasks) for _ in range(repeats)]
@@ -397,6 +430,7 @@ def failover(repeats: int = 3, tasks: int = 2_000) -> Figures:
 WORKLOADS = ("throughput", "latency", "scaling", "payload")
 MORE_WORKLOADS = (
     "detection", "journal", "failover", "replication", "handshake", "memory", "peers",
+    "dashboard",
 )  # fmt: skip
 
 
@@ -432,6 +466,8 @@ def run(
             return failover(repeats, min(tasks, 2_000))
         elif workload == "replication":
             runs.append(replication_cost(min(tasks, 5_000), workers))
+        elif workload == "dashboard":
+            runs.append(dashboard_cost(tasks, workers))
         elif workload == "journal":
             runs.append(journal_cost(min(tasks, 5_000), workers))
         elif workload == "memory":

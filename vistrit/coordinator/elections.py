@@ -31,6 +31,20 @@ KEPT = 500
 READ_BYTES = 256 * 1024
 
 
+#: Why each event happens, in words (the dashboard shows it beside the event's name).
+WHY = {
+    "leader silent": "heard nothing from a leader within the leader timeout: stands",
+    "challenged": "a lower-ranked coordinator stood: answers it (and stands, if it was not)",
+    "answered": "a higher-ranked coordinator answered: waits for it to announce itself",
+    "unanswered": "no higher-ranked coordinator answered in time: leads",
+    "no announcement": "the higher-ranked one never announced itself: stands again",
+    "outranked": "a higher-ranked coordinator holding every record is back: hands over",
+    "newer term": "saw a newer term: an election ran without it, so it may be deposed",
+    "announced": "a leader announced itself (a newer term, or a higher rank): follows it",
+    "paused": "was paused past the leader timeout: steps down, as it may be deposed",
+}
+
+
 @dataclass(frozen=True)
 class Change:
     """One move of the election: when, what happened, the role and term it led to, and

@@ -25,6 +25,7 @@ from collections import Counter, deque
 from typing import Any
 
 from vistrit.coordinator import Coordinator
+from vistrit.coordinator.elections import WHY
 from vistrit.logic.ids import match_prefix, prefix_of
 from vistrit.logic.registry import WorkerEntry, describe_need, need_of
 from vistrit.logic.tasks import FINAL, TaskRecord, payload_bytes, result_bytes
@@ -188,7 +189,7 @@ def _worker(entry: WorkerEntry, now: float) -> dict[str, Any]:
         "heartbeat_age": round(max(0.0, now - entry.last_seen), 2),
         "state": "Draining" if not entry.accepting and entry.eligible else "Ready",
         "tags": sorted(info.capabilities.tags),
-        "offers": {kind: sorted(names) for kind, names in (entry.offer or {}).items()},
+        "offers": {kind: sorted(names) for kind, names in (entry.offer or {}).items() if names},
         "joined_at": info.started_at,
     }
 
@@ -238,7 +239,8 @@ def _summary(record: TaskRecord, names: dict[str, str]) -> dict[str, Any]:
         "worker_name": names.get(worker, "") if worker else None,
         "submitted_at": record.submitted_at,
         "finished_at": final_time(record),
-        "attempts": record.attempts,
+        # A task settled by an earlier leader (replicated, or replayed) has no count here.
+        "attempts": record.attempts if record.attempts or not record.finished else None,
         "progress": getattr(running, "progress", None),
         "waiting": record.waiting,
     }
@@ -269,7 +271,10 @@ def task(coordinator: Coordinator, key: str) -> dict[str, Any]:
             needs=describe_need(need_of(record.task.payload)),
             input_bytes=payload_bytes(record.task.payload),
             output_bytes=result_bytes(record) if result is not None else None,
-            workers=[{"id": str(w), "name": names.get(str(w), "")} for w in record.tried],
+            workers=[
+                {"id": str(w), "name": names.get(str(w), "")}
+                for w in record.tried or ((record.worker,) if record.worker else ())
+            ],
             errors=[e[:MAX_TEXT] for e in record.errors],
             started_at=_started(record),
             duration_ms=result.duration_ms if result is not None else None,
@@ -370,7 +375,14 @@ def elections(coordinator: Coordinator) -> dict[str, Any]:
             return {"cluster": False, "term": None, "leader": None, "changes": []}
         election = cluster.election
         changes = [
-            {"time": c.time, "event": c.event, "role": c.role, "term": c.term, "leader": c.leader}
+            {
+                "time": c.time,
+                "event": c.event,
+                "why": WHY.get(c.event, ""),
+                "role": c.role,
+                "term": c.term,
+                "leader": c.leader,
+            }
             for c in cluster.history.changes
         ]
         return {

@@ -112,7 +112,10 @@ function header(c) {
 
 // -- the cluster ----------------------------------------------------------------------------
 
-function throughputChart(points) {
+function throughputChart(all) {
+  // From the first second anything finished (but at least the last minute) to now.
+  const first = all.findIndex(p => p.completed + p.failed);
+  const points = all.slice(Math.max(0, Math.min(first < 0 ? all.length : first, all.length - 60)));
   const width = 720, height = 140, pad = 28;
   const max = Math.max(1, ...points.map(p => p.completed + p.failed));
   const svg = svgEl("svg", { width, height, viewBox: `0 0 ${width} ${height}`, id: "throughput", role: "img" });
@@ -256,7 +259,7 @@ async function drawTasks(params, show) {
     el("td", {}, t.name || "–"), el("td", {}, `${t.kind} ${t.function}`),
     el("td", { class: `state-${t.state}` }, t.state + (t.progress !== null ? ` ${t.progress}%` : "")),
     el("td", {}, t.worker_name || short(t.worker)), el("td", {}, clock(t.submitted_at)),
-    el("td", {}, clock(t.finished_at)), el("td", { class: "num" }, t.attempts),
+    el("td", {}, clock(t.finished_at)), el("td", { class: "num" }, t.attempts ?? "–"),
     el("td", {}, t.waiting || "")));
   show(
     el("h2", {}, "Tasks, newest first"),
@@ -279,7 +282,8 @@ async function drawTask(id, show) {
       row("state", el("span", { class: `state-${t.state}` }, t.state)),
       row("progress", t.progress === null ? "–" : `${t.progress}%`),
       row("waiting", t.waiting), row("priority", t.priority),
-      row("attempts", `${t.attempts} (at most ${t.max_retries + 1})`),
+      row("attempts", t.attempts === null ? `not known here (settled by an earlier leader)`
+        : `${t.attempts} (at most ${t.max_retries + 1})`),
       row("workers", t.workers.map(w => w.name || short(w.id)).join(", ") || "–"),
       row("submitted", clock(t.submitted_at)), row("started", clock(t.started_at)),
       row("finished", clock(t.finished_at)),
@@ -304,7 +308,9 @@ async function drawElections(show) {
     return;
   }
   const rows = [...e.changes].reverse().map(c =>
-    cells([clock(c.time), c.term, c.event, c.role, c.leader ?? "none known"], [1]));
+    el("tr", {}, el("td", {}, clock(c.time)), el("td", { class: "num" }, c.term),
+      el("td", {}, el("b", {}, c.event), c.why ? `: ${c.why}` : ""), el("td", {}, c.role),
+      el("td", {}, c.leader ?? "none known")));
   show(el("h2", {}, `Elections: coordinator ${e.rank}, now ${e.role} in term ${e.term}; leader: ${e.leader ?? "none known"}`),
     rows.length ? table(["when", "term", "what happened", "role after", "leader after"], rows, [1])
                 : el("p", {}, "No move yet."));
