@@ -215,6 +215,7 @@ class _Server(http.server.ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 2 * MAX_CLIENTS  # a page's burst of requests waits, not retries
 
     def __init__(
         self,
