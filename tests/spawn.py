@@ -45,13 +45,15 @@ class Processes:
         assert process.stdout is not None
         return process, process.stdout.readline().strip()
 
-    def run(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, stdin: str = "", timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "vistrit", *args],
             input=stdin,
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=timeout,
             cwd=self.cwd,
             env=self.env,
         )

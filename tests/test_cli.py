@@ -14,8 +14,10 @@ from spawn import Processes
 HEARTBEAT = vector("Heartbeat")
 
 
-def vistrit(*args: str, stdin: str = "", cwd: Path) -> subprocess.CompletedProcess[str]:
-    return Processes(cwd, dict(os.environ)).run(*args, stdin=stdin)
+def vistrit(
+    *args: str, stdin: str = "", cwd: Path, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return Processes(cwd, dict(os.environ)).run(*args, stdin=stdin, timeout=timeout)
 
 
 def test_decode_prints_the_byte_table(tmp_path: Path) -> None:
@@ -117,6 +119,37 @@ def test_bench_replication_compares_one_coordinator_with_three(tmp_path: Path) -
     (row,) = [json.loads(line) for line in run.stdout.splitlines()]
     assert set(row["figures"]) == {"tasks_per_s_1_coordinator", "tasks_per_s_3_coordinators"}
     assert all(value > 0 for value in row["figures"].values())
+
+
+def test_bench_dashboard_measures_w1_with_the_dashboard_open(tmp_path: Path) -> None:
+    run = vistrit("bench", "dashboard", "--repeats", "1", "--tasks", "300", "--json", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    figures = json.loads(run.stdout)["figures"]
+    assert figures["tasks_per_s_without"] > 0 and figures["tasks_per_s_with"] > 0
+    assert figures["coordinator_cpu_us_per_task_with"] > 0
+    ratio = figures["tasks_per_s_with"] / figures["tasks_per_s_without"]
+    assert figures["cost_percent"] == pytest.approx(100 * (1 - ratio))
+
+
+@pytest.mark.timeout(300)
+def test_bench_curves_measure_tasks_workers_clients_and_a_backlog(tmp_path: Path) -> None:
+    run = vistrit(
+        "bench", "curves", "--repeats", "1", "--tasks", "200", "--round-trips", "64", "--json",
+        cwd=tmp_path, timeout=280,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    row = json.loads(run.stdout)
+    figures = row["figures"]
+    assert row["settings"]["tasks"] == [20, 200, 2000] and row["settings"]["backlog"] == 2000
+    for count in (20, 200, 2000):  # (CPU time is counted in ticks of 10 ms: 20 tasks may read 0)
+        assert figures[f"tasks_{count}_per_s"] > 0 and figures[f"tasks_{count}_cpu_us"] >= 0
+    assert figures["tasks_2000_cpu_us"] > 0
+    for count in (1, 2, 4, 8, 16):
+        assert figures[f"workers_{count}_per_s"] > 0
+    for count in (1, 4, 16):
+        p50, p99 = figures[f"clients_{count}_p50_us"], figures[f"clients_{count}_p99_us"]
+        assert 0 < p50 <= p99
+    assert figures["backlog_submitted_per_s"] > 0 and figures["backlog_drain_s"] > 0
 
 
 def test_bench_codec_prints_one_json_line_per_message(tmp_path: Path) -> None:

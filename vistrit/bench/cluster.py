@@ -19,8 +19,10 @@ frozen worker's task runs again), **journal** (what ``--data-dir`` costs W1 in e
 ``--fsync`` mode), **failover** (three coordinators; the leader is killed mid-run: the
 time to the first task the new leader accepts, and to the end of the interrupted run),
 **replication** (W1 with one coordinator and with three, each with a journal),
-**dashboard** (W1 without the dashboard, and with it open: :mod:`vistrit.bench.poller`)
-and **peers** (W1, W2 and W4 on Dask, where it is installed: :mod:`vistrit.bench.peers`).
+**dashboard** (W1 without the dashboard, and with it open: :mod:`vistrit.bench.poller`),
+**curves** (how the figures move with tasks, workers, clients and a backlog:
+:mod:`vistrit.bench.curves`) and **peers** (W1, W2 and W4 on Dask, where it is
+installed: :mod:`vistrit.bench.peers`).
 
 Nothing prints; figures are returned. Read next: :mod:`vistrit.cli`.
 """
@@ -29,18 +31,23 @@ from __future__ import annotations
 
 import signal
 import statistics
-import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass, field
+from contextlib import nullcontext
 from pathlib import Path
 
 from vistrit import leader
 from vistrit.addresses import parse_address
-from vistrit.bench import peers
+from vistrit.bench import curves, peers
+from vistrit.bench.base import (
+    WORKER_OPTIONS,
+    Figures,
+    local_cluster,
+    start_cluster,
+    tls_args,
+    w1_seconds,
+)
 from vistrit.bench.floor import cpu_seconds, resident_bytes
 from vistrit.bench.poller import Poller
 from vistrit.client import VistritClient
@@ -52,94 +59,8 @@ from vistrit.protocol import messages as m
 from vistrit.protocol.types import NodeType, SocketAddr, introduce
 from vistrit.transport import TLSConfig, connect
 
-#: Options for every benchmark worker: the benchmark's task functions.
-WORKER_OPTIONS = ("--tasks", "vistrit.bench.tasks")
-
 #: Loop turns of bench-spin that take about 50 ms here (calibrated at start).
 SPIN_SECONDS = 0.05
-
-
-@dataclass(frozen=True)
-class Figures:
-    """One workload's figures: named values and how many runs they are the median of."""
-
-    workload: str
-    figures: dict[str, float]
-    settings: dict[str, object] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, object]:
-        """The figures as plain data, for ``--json``."""
-        return asdict(self)
-
-
-def tls_args(tls: TLSConfig | None) -> tuple[str, ...]:
-    """The command-line options that give a node *tls*."""
-    if tls is None:
-        return ()
-    return ("--tls-cert", str(tls.cert), "--tls-key", str(tls.key), "--tls-ca", str(tls.ca))
-
-
-@contextmanager
-def local_cluster(
-    workers: int,
-    slots: int = 1,
-    coordinator_args: tuple[str, ...] = (),
-    coordinators: int = 1,
-    tls: TLSConfig | None = None,
-    pids: list[int] | None = None,
-    urls: list[str] | None = None,
-) -> Iterator[VistritClient]:
-    """A coordinator (or a cluster of *coordinators*, each with a journal) and *workers*
-    worker processes on 127.0.0.1, and a client to them; every connection TLS with *tls*.
-    The coordinators' process ids are added to *pids*, if given; with *urls*, the
-    coordinator serves its dashboard, whose URL is added there."""
-    if urls is not None:
-        coordinator_args = (*coordinator_args, "--dashboard", "127.0.0.1:0")
-    group = ProcessGroup()
-    coordinator_args = (*coordinator_args, *tls_args(tls))
-    with tempfile.TemporaryDirectory() as directory:
-        try:
-            addresses, started = start_cluster(
-                group, coordinators, Path(directory), coordinator_args
-            )
-            if pids is not None:
-                pids += [process.pid for process in started.values()]
-            if urls is not None:
-                urls.append(group.first_line(started[1], "dashboard").rsplit(" ", 1)[-1])
-            for number in range(workers):
-                options = ("--slots", str(slots), *WORKER_OPTIONS, *tls_args(tls))
-                group.start_worker(addresses, f"bench-{number + 1}", *options)
-            with VistritClient(addresses, tls=tls) as client:
-                wait_for_workers(client, workers)
-                yield client
-        finally:
-            group.stop_all()
-
-
-def start_cluster(
-    group: ProcessGroup, coordinators: int, directory: Path, coordinator_args: tuple[str, ...]
-) -> tuple[str, dict[int, subprocess.Popen[str]]]:
-    """One coordinator, or several (ids 1 to *coordinators*, each journaled in
-    *directory*). Returns the addresses to give workers and clients, and the processes by
-    id."""
-    if coordinators == 1:
-        process, address = group.start_coordinator(*coordinator_args)
-        return address, {1: process}
-    started = group.start_coordinators(
-        coordinators, *coordinator_args, log_dir=directory, data=True
-    )
-    addresses = ",".join(address for _, address in started.values())
-    return addresses, {rank: process for rank, (process, _) in started.items()}
-
-
-def w1_seconds(client: VistritClient, tasks: int, warm: bool = True) -> float:
-    """The W1 workload on a running cluster: *tasks* 16-byte echo tasks submitted at once
-    (after a warm-up, unless done already), until every result is back."""
-    if warm:
-        client.gather(client.map("echo", [b"warm"] * 100), 60)
-    started = time.perf_counter()
-    client.gather([client.submit("echo", b"0123456789abcdef") for _ in range(tasks)], 600)
-    return time.perf_counter() - started
 
 
 def throughput(tasks: int = 10_000, workers: int = 2, tls: TLSConfig | None = None) -> Figures:
@@ -430,7 +351,7 @@ def failover(repeats: int = 3, tasks: int = 2_000) -> Figures:
 WORKLOADS = ("throughput", "latency", "scaling", "payload")
 MORE_WORKLOADS = (
     "detection", "journal", "failover", "replication", "handshake", "memory", "peers",
-    "dashboard",
+    "dashboard", "curves",
 )  # fmt: skip
 
 
@@ -466,6 +387,8 @@ def run(
             return failover(repeats, min(tasks, 2_000))
         elif workload == "replication":
             runs.append(replication_cost(min(tasks, 5_000), workers))
+        elif workload == "curves":
+            runs.append(curves.curves(tasks, round_trips))
         elif workload == "dashboard":
             runs.append(dashboard_cost(tasks, workers))
         elif workload == "journal":

@@ -93,7 +93,8 @@ def add_commands(commands: Any) -> None:
         "with one coordinator and with three; handshake what joining costs (an "
         "authenticated v4 join against an unauthenticated v1 one); memory the coordinator's "
         "resident memory per remembered task; dashboard W1 without the dashboard and with it "
-        "open; peers W1, W2 and W4 on Dask, where it is "
+        "open; curves how the figures scale with tasks (1k-100k), workers (1-16), clients "
+        "(1-16) and a 100k backlog; peers W1, W2 and W4 on Dask, where it is "
         "installed, side by side. Default: the four cluster workloads, after this "
         "machine's floor (a bare loopback round trip between two processes, bare frames), "
         "which W1, W2 and W4 are printed beside and as ratios to. With the TLS options, W1, "
@@ -104,7 +105,7 @@ def add_commands(commands: Any) -> None:
         nargs="*",
         metavar="WORKLOAD",
         help="codec, throughput, latency, scaling, payload, detection, journal, failover, "
-        "replication, handshake, memory, dashboard, peers, or all",
+        "replication, handshake, memory, dashboard, curves, peers, or all",
     )
     bench.add_argument(
         "--repeats",
