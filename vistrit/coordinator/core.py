@@ -190,9 +190,7 @@ class CoordinatorCore:
     def _take_back(self, record: TaskRecord, worker_id: uuid.UUID, now: float) -> None:
         """A worker refused an assignment (or never acknowledged it): back to the queue,
         and not offered to that worker again for a while. A refusal is not an attempt."""
-        entry = self.registry.get(worker_id)
-        if entry is not None:
-            entry.running.discard(record.id)
+        self.registry.release(worker_id, record.id)
         record.excluded[worker_id] = now + REFUSAL_PAUSE
         record.attempts -= 1
         record.requeued("refused", now)
@@ -317,15 +315,13 @@ class CoordinatorCore:
         self.scheduler.remove(record)
         record.assigned(peer.id, now)
         record.attempts += 1
-        entry.running.add(task_id)
+        self.registry.hold(entry, task_id)
         return record
 
     def on_result(self, peer: Peer, report: m.TaskResultMessage, now: float) -> Outbox:
         """A worker finished an attempt: complete the task, retry it, or fail it."""
         result = report.result
-        entry = self.registry.get(peer.id)
-        if entry is not None:
-            entry.running.discard(result.task_id)  # the slot is free, whatever the task's fate
+        self.registry.release(peer.id, result.task_id)  # free, whatever the task's fate
         record = self._held_by(peer, result.task_id)
         if record is None:
             return self._late_result(peer, result, now) + self.schedule(now)
@@ -387,7 +383,7 @@ class CoordinatorCore:
     def schedule(self, now: float) -> Outbox:
         """Give ready tasks to workers with free slots."""
         outbox: Outbox = []
-        placed = self.scheduler.assign(self.registry.eligible(), self.store.get, now)
+        placed = self.scheduler.assign(self.registry, self.store.get, now)
         for task_id, worker_id in placed:
             record = self.store.records[task_id]
             inputs = inputs_of(record, self.store.get)
@@ -397,7 +393,7 @@ class CoordinatorCore:
             record.assigned(worker_id, now)
             record.attempts += 1
             record.acknowledged = False
-            self.registry.workers[worker_id].running.add(task_id)
+            self.registry.hold(self.registry.workers[worker_id], task_id)
             self.liveness.assignment_sent(record.id, record.sequence, worker_id, now)
             task = dataclasses.replace(record.task, payload=inputs)
             outbox.append((worker_id, m.TaskAssign(task=task)))

@@ -76,7 +76,7 @@ def on_offer(core: Routing, peer: Peer, offer: m.WorkerOffer, now: float) -> Out
             f"each of at most {MAX_NAME_CHARS} characters"
         )
         return [(peer.id, m.Error(code=ErrorCode.InvalidRequest, message=why))]
-    entry.offer = {kind: frozenset(names) for kind, names in kinds.items()}
+    core.registry.offered(entry, {kind: frozenset(names) for kind, names in kinds.items()})
     return core.schedule(now)
 
 

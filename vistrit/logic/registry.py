@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from vistrit.defaults import MAX_SLOTS
 from vistrit.logic.ids import short
+from vistrit.logic.placement import FreeWorkers
 from vistrit.protocol.types import NodeInfo, NodeState, TaskPayload
 
 #: What a task needs of its worker: ``(kind, name)``, e.g. ``("function", "shout")`` or
@@ -137,6 +138,9 @@ class Registry:
         self._joined = 0
         #: The workers that left most recently, with when: ``(entry, left_at)``, oldest first.
         self.departed: deque[tuple[WorkerEntry, float]] = deque(maxlen=DEPARTED_KEPT)
+        #: The workers with a free slot, by load: told of every change to a worker's load
+        #: or availability, here (least-loaded placement in O(log W)).
+        self.free: FreeWorkers[WorkerEntry] = FreeWorkers()
 
     def add(
         self, info: NodeInfo, now: float, prefetch: int = 0, needs_offer: bool = False
@@ -144,6 +148,7 @@ class Registry:
         """A worker joined: remember it (not eligible until its first heartbeat, nor, with
         *needs_offer* (v4), until it says what it offers)."""
         self._joined += 1
+        self.free.forget(info.id)  # whatever was known of a worker of that id
         entry = WorkerEntry(
             id=info.id,
             info=info,
@@ -160,9 +165,27 @@ class Registry:
         """A worker left at *now*: forget it (but for :attr:`departed`); returns its entry,
         with the tasks it held."""
         entry = self.workers.pop(worker_id, None)
+        self.free.forget(worker_id)
         if entry is not None and entry.eligible:  # one that never heartbeat is no worker
             self.departed.append((entry, now))
         return entry
+
+    def hold(self, entry: WorkerEntry, task_id: uuid.UUID) -> None:
+        """The worker holds *task_id* now: a slot of its is taken."""
+        entry.running.add(task_id)
+        self.free.update(entry)
+
+    def release(self, worker_id: uuid.UUID, task_id: uuid.UUID) -> None:
+        """The worker no longer holds *task_id* (it reported, refused, or lost it)."""
+        entry = self.workers.get(worker_id)
+        if entry is not None:
+            entry.running.discard(task_id)
+            self.free.update(entry)
+
+    def offered(self, entry: WorkerEntry, offer: dict[str, frozenset[str]]) -> None:
+        """The worker said what it runs (``WorkerOffer``)."""
+        entry.offer = offer
+        self.free.update(entry)
 
     def leaving_note(self, worker_id: uuid.UUID) -> str:
         """For the log, when a worker leaves: the tasks it leaves behind."""
@@ -182,6 +205,7 @@ class Registry:
             entry.state = (
                 state if state in (NodeState.Draining, NodeState.Offline) else NodeState.Ready
             )
+            self.free.update(entry)
         return entry
 
     def eligible(self) -> list[WorkerEntry]:

@@ -11,8 +11,9 @@
   still hold an earlier attempt of it (a timed-out function that has not returned keeps
   its slot, and a task never has two attempts on one worker). A retry prefers a worker
   that has not tried the task yet. Among those, the strategy picks: ``least-loaded``
-  (the default: the smallest share of its slots in use, then the earliest joined),
-  ``round-robin`` (each in turn, by joining order) or ``random``.
+  (the default: the smallest share of its slots in use, then the earliest joined; found
+  in O(log workers) by :mod:`vistrit.logic.placement`), ``round-robin`` (each in turn, by
+  joining order) or ``random``.
 * **No head-of-line blocking.** A task that fits no worker now (its tags are nowhere) is
   skipped, keeping its place; the tasks behind it are still placed.
 
@@ -22,11 +23,13 @@ This module never touches sockets, clocks or logging. Read next: :mod:`vistrit.c
 from __future__ import annotations
 
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, Protocol
 
-from vistrit.logic.registry import Need, WorkerEntry, need_of
+from vistrit.logic.placement import FreeWorkers
+from vistrit.logic.registry import Need, Registry, WorkerEntry, need_of
 from vistrit.logic.tasks import COMPLETED, TaskRecord
 from vistrit.protocol.types import TaskPayload, TaskPriority
 
@@ -48,12 +51,17 @@ class Chooser(Protocol):
 class Scheduler:
     """Ready queues, waiting tasks, and the placement of ready tasks on workers."""
 
-    def __init__(self, strategy: str = "least-loaded", rng: Chooser | None = None) -> None:
+    def __init__(
+        self, strategy: str = "least-loaded", rng: Chooser | None = None, indexed: bool = True
+    ) -> None:
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
         if strategy == "random" and rng is None:
             raise ValueError("the random strategy needs an rng")
         self.strategy = strategy
+        #: least-loaded from the heap of free workers (False: by a scan, as the other
+        #: strategies do; the tests check that both place every task alike).
+        self.indexed = indexed and strategy == "least-loaded"
         self._rng = rng
         self._last_joined = 0  # round-robin: the joining number of the last worker used
         self.queues: dict[TaskPriority, deque[uuid.UUID]] = {p: deque() for p in TaskPriority}
@@ -128,21 +136,24 @@ class Scheduler:
 
     def assign(
         self,
-        workers: list[WorkerEntry],
+        registry: Registry,
         lookup: Callable[[uuid.UUID], TaskRecord | None],
         now: float,
     ) -> list[tuple[uuid.UUID, uuid.UUID]]:
-        """Place as many ready tasks as the free slots allow: ``[(task_id, worker_id)]``."""
-        free = {w.id: w.free for w in workers if w.accepting and w.free > 0}
-        if not free:
-            return []
-        candidates_all = sorted((w for w in workers if w.id in free), key=lambda w: w.joined)
+        """Place as many ready tasks as the free slots allow: ``[(task_id, worker_id)]``.
+        ``least-loaded`` asks the registry's heap of free workers
+        (:mod:`vistrit.logic.placement`: O(log W) a task); the other strategies look at
+        every worker."""
+        if self.indexed:
+            placer: _Placer = _Indexed(registry.free)
+        else:
+            placer = _Scan(self, registry.eligible())
         placed: list[tuple[uuid.UUID, uuid.UUID]] = []
         for priority in sorted(TaskPriority, reverse=True):
             queue = self.queues[priority]
             skipped: list[uuid.UUID] = []
             unplaceable: set[tuple[frozenset[str], frozenset[uuid.UUID], Need]] = set()
-            while queue and free:
+            while queue and placer.any_free():
                 task_id = queue.popleft()
                 record = lookup(task_id)
                 if record is None:
@@ -152,28 +163,16 @@ class Scheduler:
                 if shape in unplaceable:
                     skipped.append(task_id)
                     continue
-                fits = [
-                    w
-                    for w in candidates_all
-                    if w.id in free
-                    and shape[0] <= w.tags
-                    and w.id not in shape[1]
-                    and w.offers(need)
-                    and task_id not in w.running
-                ]
-                if not fits:
+                worker = placer.pick(partial(_fits, shape, task_id), record.tried)
+                if worker is None:
                     if not record.tried:  # a retry's fit also depends on who holds it
                         unplaceable.add(shape)  # every task of this shape fails the same way
                     skipped.append(task_id)
                     continue
-                untried = [w for w in fits if w.id not in record.tried]
-                worker = self._pick(untried or fits, free)
                 placed.append((task_id, worker.id))
-                free[worker.id] -= 1
-                if not free[worker.id]:
-                    del free[worker.id]
+                placer.took(worker)
             queue.extendleft(reversed(skipped))  # skipped tasks keep their places
-            if not free:
+            if not placer.any_free():
                 break
         return placed
 
@@ -193,6 +192,88 @@ class Scheduler:
             return (used / w.slots, used, w.joined)
 
         return min(fits, key=load)
+
+
+Shape = tuple[frozenset[str], frozenset[uuid.UUID], Need]
+
+
+def _fits(shape: Shape, task_id: uuid.UUID, worker: WorkerEntry) -> bool:
+    """Whether *worker* may run a task of *shape* (its tags, the workers it excludes now,
+    what it needs) that it does not hold already."""
+    tags, excluded, need = shape
+    return (
+        tags <= worker.tags
+        and worker.id not in excluded
+        and worker.offers(need)
+        and task_id not in worker.running
+    )
+
+
+class _Placer(Protocol):
+    """How ``assign`` finds a worker: by a scan, or from the heap of free workers."""
+
+    def any_free(self) -> bool: ...
+    def pick(
+        self, fits: Callable[[WorkerEntry], bool], tried: tuple[uuid.UUID, ...]
+    ) -> WorkerEntry | None: ...
+    def took(self, worker: WorkerEntry) -> None: ...
+
+
+class _Scan:
+    """Every worker looked at, for every task: the rule as plainly as it can be said."""
+
+    def __init__(self, scheduler: Scheduler, workers: list[WorkerEntry]) -> None:
+        self.scheduler = scheduler
+        self.free = {w.id: w.free for w in workers if w.accepting and w.free > 0}
+        self.candidates = sorted((w for w in workers if w.id in self.free), key=lambda w: w.joined)
+
+    def any_free(self) -> bool:
+        return bool(self.free)
+
+    def pick(
+        self, fits: Callable[[WorkerEntry], bool], tried: tuple[uuid.UUID, ...]
+    ) -> WorkerEntry | None:
+        fitting = [w for w in self.candidates if w.id in self.free and fits(w)]
+        if not fitting:
+            return None
+        untried = [w for w in fitting if w.id not in tried]
+        return self.scheduler._pick(untried or fitting, self.free)
+
+    def took(self, worker: WorkerEntry) -> None:
+        self.free[worker.id] -= 1
+        if not self.free[worker.id]:
+            del self.free[worker.id]
+
+
+class _Indexed:
+    """The least loaded worker that fits, from the heap (a retry: one that has not tried
+    it, if there is one). What this call placed is counted until the registry holds it."""
+
+    def __init__(self, free: FreeWorkers[WorkerEntry]) -> None:
+        self.index = free
+        self.placed: Counter[uuid.UUID] = Counter()
+        self._any = free.best(_anyone) is not None
+
+    def any_free(self) -> bool:
+        return self._any
+
+    def pick(
+        self, fits: Callable[[WorkerEntry], bool], tried: tuple[uuid.UUID, ...]
+    ) -> WorkerEntry | None:
+        if tried:
+            untried = self.index.best(lambda w: w.id not in tried and fits(w))
+            if untried is not None:
+                return untried
+        return self.index.best(fits)
+
+    def took(self, worker: WorkerEntry) -> None:
+        self.placed[worker.id] += 1
+        self.index.update(worker, self.placed[worker.id])
+        self._any = self.index.best(_anyone) is not None
+
+
+def _anyone(worker: WorkerEntry) -> bool:
+    return True
 
 
 def inputs_of(record: TaskRecord, lookup: Callable[[uuid.UUID], TaskRecord | None]) -> TaskPayload:

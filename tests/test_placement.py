@@ -1,0 +1,144 @@
+"""Least-loaded placement from the heap of free workers (vistrit.logic.placement): it
+orders as the rule says, drops only stale entries, stays small, and places every task on
+the same worker as the plain scan, in random runs of joins, tasks, results, drains and
+departures."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from nodes import heartbeat
+from test_logic import World, node
+
+from vistrit.logic.placement import FreeWorkers
+from vistrit.logic.registry import Registry
+from vistrit.protocol import messages as m
+from vistrit.protocol.examples import word_count_task
+from vistrit.protocol.types import NodeState, NodeType
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def entries(registry: Registry, *slots: int) -> list[Any]:
+    found = []
+    for count in slots:
+        hello = node(NodeType.Worker, f"w{len(found)}", count)
+        entry = registry.add(hello.node_info, 0.0)
+        registry.heartbeat(entry.id, NodeState.Ready, 0.0)
+        found.append(entry)
+    return found
+
+
+def test_the_least_loaded_share_comes_first_then_the_earliest_joined() -> None:
+    registry = Registry()
+    small, big = entries(registry, 1, 4)
+    assert registry.free.best(lambda w: True) is small  # both idle: the earlier one
+    registry.hold(small, uuid.uuid4())
+    assert registry.free.best(lambda w: True) is big  # small is full
+    registry.hold(big, uuid.uuid4())
+    registry.hold(big, uuid.uuid4())
+    assert registry.free.best(lambda w: True) is big  # 2 of 4 used, and small has no slot
+    registry.release(small.id, next(iter(small.running)))
+    assert registry.free.best(lambda w: True) is small  # 0 of 1 beats 2 of 4
+
+
+def test_workers_that_do_not_fit_are_kept_and_stale_entries_dropped() -> None:
+    registry = Registry()
+    first, second, third = entries(registry, 1, 1, 1)
+    assert registry.free.best(lambda w: w is third) is third
+    assert registry.free.best(lambda w: True) is first  # the ones passed over are still there
+    registry.remove(first.id, 1.0)
+    assert registry.free.best(lambda w: True) is second  # a departed worker is never picked
+    registry.heartbeat(second.id, NodeState.Draining, 1.0)
+    assert registry.free.best(lambda w: True) is third  # nor a draining one
+    assert registry.free.best(lambda w: False) is None
+
+
+def test_the_heap_stays_within_a_few_entries_a_worker() -> None:
+    registry = Registry()
+    workers = entries(registry, 2, 2, 2)
+    for n in range(10_000):
+        worker = workers[n % 3]
+        task = uuid.uuid4()
+        registry.hold(worker, task)
+        registry.release(worker.id, task)
+    assert len(registry.free._heap) <= 4 * len(workers) + 16
+    assert len(registry.free) == 3
+
+
+def test_an_update_while_placing_counts_what_is_being_placed() -> None:
+    free = FreeWorkers()
+    registry = Registry()
+    (worker,) = entries(registry, 2)
+    free.update(worker, placed=1)
+    assert free.best(lambda w: True) is worker
+    free.update(worker, placed=2)  # both slots promised: not free any more
+    assert free.best(lambda w: True) is None
+
+
+OPERATIONS = st.lists(
+    st.one_of(
+        st.tuples(st.just("join"), st.integers(1, 3), st.sampled_from([(), ("gpu",)])),
+        st.tuples(st.just("submit"), st.sampled_from([(), (), ("gpu",)]), st.just(0)),
+        st.tuples(st.just("finish"), st.integers(0, 7), st.booleans()),
+        st.tuples(st.just("drain"), st.integers(0, 7), st.booleans()),
+        st.tuples(st.just("leave"), st.integers(0, 7), st.just(0)),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(OPERATIONS)
+def test_the_heap_places_every_task_where_the_scan_would(operations: list[Any]) -> None:
+    fast, plain = World(), World()
+    plain.core.scheduler.indexed = False
+    workers: list[Any] = []
+    clients = {id(w): w.join(node(NodeType.Client, "c")) for w in (fast, plain)}
+    for operation in operations:
+        kind = operation[0]
+        if kind == "join":
+            hello = node(NodeType.Worker, f"w{len(workers)}", operation[1], operation[2])
+            pairs = [w.join(hello) for w in (fast, plain)]
+            outboxes = [
+                w.send(p, heartbeat(p.id, int(w.now))) for w, p in zip((fast, plain), pairs)
+            ]
+            workers.append(pairs[0])
+        elif kind == "submit":
+            task = dataclasses.replace(word_count_task(), id=uuid.uuid4(), tags=operation[1])
+            outboxes = [
+                w.send(clients[id(w)], m.TaskSubmit(task=task, request_id=uuid.uuid4()))
+                for w in (fast, plain)
+            ]
+        elif not workers:
+            continue
+        else:
+            worker = workers[operation[1] % len(workers)]
+            outboxes = [_act(w, worker, kind, operation[2]) for w in (fast, plain)]
+        assert _assignments(outboxes[0]) == _assignments(outboxes[1]), operation
+        fast.now += 0.01
+        plain.now += 0.01
+
+
+def _act(world: World, worker: Any, kind: str, flag: bool) -> list[Any]:
+    entry = world.core.registry.get(worker.id)
+    if entry is None:
+        return []
+    if kind == "leave":
+        return world.core.leave(worker.id, world.now)
+    if kind == "drain":
+        state = NodeState.Draining if flag else NodeState.Ready
+        beat = dataclasses.replace(heartbeat(worker.id, int(world.now)), state=state)
+        return world.send(worker, beat)
+    if not entry.running:
+        return []
+    return world.result(worker, sorted(entry.running, key=str)[0], ok=flag)
+
+
+def _assignments(outbox: list[Any]) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    return [(node_id, msg.task.id) for node_id, msg in outbox if isinstance(msg, m.TaskAssign)]
