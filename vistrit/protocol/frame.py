@@ -76,23 +76,40 @@ def encode_frame(message: Message, version: int = 1) -> bytes:
     Raises :class:`EncodeError` if the message cannot be encoded, is not part of *version*,
     or its payload is over :data:`MAX_PAYLOAD`.
     """
+    out = bytearray()
+    encode_frame_into(out, message, version)
+    return bytes(out)
+
+
+def encode_frame_into(out: bytearray, message: Message, version: int = 1) -> None:
+    """Append the frame for *message* to *out*, as :func:`encode_frame` makes it.
+
+    What a connection sends a batch of frames with: each is encoded where it will be sent
+    from, never copied out into a ``bytes`` of its own and then joined to the others (an
+    8 MiB payload is copied once less on its way out). If the message cannot be encoded,
+    *out* is left as it was and :class:`EncodeError` is raised.
+    """
     catalogue = CATALOGUES.get(version)
     cls = type(message)
     if catalogue is None or cls not in catalogue.classes:
         raise EncodeError(f"{cls.__name__} is no message of protocol v{version}")
-    out = bytearray(HEADER_SIZE)
+    start = len(out)
+    out += bytes(HEADER_SIZE)  # the header, written once the length is known
     codec = cls.__wire__
     out += codec.prefix
     try:
         codec.encode(message, out)
-    except (TypeError, AttributeError, UnicodeError, OverflowError) as exc:
+    except (TypeError, AttributeError, UnicodeError, OverflowError, EncodeError) as exc:
+        del out[start:]
+        if isinstance(exc, EncodeError):
+            raise
         raise EncodeError(f"{cls.WIRE_NAME}: {exc}") from None
-    length = len(out) - HEADER_SIZE
+    length = len(out) - start - HEADER_SIZE
     if length > MAX_PAYLOAD:
+        del out[start:]
         raise EncodeError(f"{cls.WIRE_NAME} payload is {length} bytes, over the {MAX_PAYLOAD} cap")
-    HEADER.pack_into(out, 0, MAGIC, version, cls.TYPE_BYTE, length)
-    out += CHECKSUM.pack(zlib.crc32(memoryview(out)[CRC_START:]))
-    return bytes(out)
+    HEADER.pack_into(out, start, MAGIC, version, cls.TYPE_BYTE, length)
+    out += CHECKSUM.pack(zlib.crc32(memoryview(out)[start + CRC_START :]))
 
 
 def parse_header(header: bytes, max_payload: int = MAX_PAYLOAD) -> tuple[Catalogue, int, int]:

@@ -35,10 +35,10 @@ import time
 from collections.abc import Iterable, Sequence
 
 from vistrit import defaults
-from vistrit.protocol import MAX_PAYLOAD, Frame, FrameDecoder, Message, ProtocolError, encode_frame
+from vistrit.protocol import MAX_PAYLOAD, Frame, FrameDecoder, Message, ProtocolError
 from vistrit.protocol.catalogue import frame_version
 from vistrit.protocol.errors import ErrorCode, UnsupportedVersion
-from vistrit.protocol.frame import VERSION_OFFSET
+from vistrit.protocol.frame import VERSION_OFFSET, encode_frame_into
 from vistrit.protocol.messages import Error
 from vistrit.transport.tls import TLSConfig, TLSLayer
 
@@ -166,7 +166,7 @@ class Connection:
                 raise ConnectionClosed(f"{self.name}: connection closed")
             self._send_all(data)
 
-    def _send_all(self, data: bytes) -> None:
+    def _send_all(self, data: bytes | bytearray) -> None:
         """Send all of *data* within ``send_timeout``, or close. Call with the send lock."""
         pending = memoryview(data)
         deadline = time.monotonic() + self.send_timeout
@@ -220,7 +220,7 @@ class Connection:
             self._queued += 1
             self._outgoing.put(messages)
 
-    def _send_some(self, data: bytes | memoryview) -> int | None:
+    def _send_some(self, data: bytes | bytearray | memoryview) -> int | None:
         """Send what the socket takes now, without waiting; ``None`` if the connection failed.
         The socket has no timeout, so ``MSG_DONTWAIT`` is one system call, never a wait.
         Call with the lock."""
@@ -232,26 +232,26 @@ class Connection:
             self.close()
             return None
 
-    def _encode(self, messages: Iterable[Message | bytes]) -> bytes:
-        """The bytes for the socket: frames encoded (and, with TLS, encrypted); what is
-        already on its way (the rest of a partial send) is kept as it is, in order."""
-        out: list[bytes] = []
-        frames: list[bytes] = []
+    def _encode(self, messages: Iterable[Message | bytes]) -> bytes | bytearray:
+        """The bytes for the socket: frames encoded into one buffer (and, with TLS,
+        encrypted); what is already on its way (the rest of a partial send) is kept as it
+        is, in order."""
+        out: list[bytes | bytearray] = []
+        frames = bytearray()
         for m in messages:
             if isinstance(m, _OnTheWire):
                 out.append(self._seal(frames))
-                frames = []
+                frames = bytearray()
                 out.append(m)
+            elif isinstance(m, bytes):
+                frames += m
             else:
-                frames.append(
-                    m if isinstance(m, bytes) else encode_frame(m, frame_version(m, self.version))
-                )
+                encode_frame_into(frames, m, frame_version(m, self.version))
         out.append(self._seal(frames))
-        return b"".join(out)
+        return out[0] if len(out) == 1 else b"".join(out)
 
-    def _seal(self, frames: list[bytes]) -> bytes:
-        data = b"".join(frames)
-        return self._tls.encrypt(data) if self._tls is not None and data else data
+    def _seal(self, frames: bytearray) -> bytes | bytearray:
+        return self._tls.encrypt(frames) if self._tls is not None and frames else frames
 
     def _write_loop(self) -> None:
         """The writer thread: send what is queued, a batch at a time, never holding the
