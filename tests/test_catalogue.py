@@ -84,7 +84,7 @@ def test_v3_appends_the_redirect_and_the_replication_family() -> None:
         V2.message_for_type(0x40)
 
 
-def test_v4_appends_authentication_offers_and_paging_each_in_its_family_range() -> None:
+def test_v4_appends_authentication_offers_paging_and_batches_each_in_its_family_range() -> None:
     added = V4.messages[30:]
     assert [(m.WIRE_NAME, m.VARIANT, m.TYPE_BYTE) for m in added] == [
         ("AuthChallenge", 30, 0x50),
@@ -92,10 +92,13 @@ def test_v4_appends_authentication_offers_and_paging_each_in_its_family_range() 
         ("AuthConfirm", 32, 0x52),
         ("WorkerOffer", 33, 0x07),
         ("TaskListQuery", 34, 0x1D),
+        ("TaskSubmitBatch", 35, 0x1E),
+        ("TaskSubmitBatchAck", 36, 0x1F),
     ]
     assert V4.messages[:30] == V3.messages
     assert all(0x50 <= m.TYPE_BYTE <= 0x5F for m in added[:3])
-    assert 0x06 <= added[3].TYPE_BYTE <= 0x0F and 0x19 <= added[4].TYPE_BYTE <= 0x1F
+    assert 0x06 <= added[3].TYPE_BYTE <= 0x0F
+    assert all(0x19 <= m.TYPE_BYTE <= 0x1F for m in added[4:])  # the task family's range
     assert first_version(added[0]) == 4 and first_version(added[-1]) == 4
     with pytest.raises(UnknownMessageType):
         V3.message_for_type(0x50)

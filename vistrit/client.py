@@ -70,7 +70,7 @@ from vistrit.results import (
     kind_of,
 )
 from vistrit.session import NodeSession, node_auth
-from vistrit.submission import check_options, new_task, payload_of, task_id_of, to_bytes
+from vistrit.submission import batches, check_options, new_task, payload_of, task_id_of, to_bytes
 from vistrit.taskbook import TaskBook
 from vistrit.transport import Connection, ConnectionClosed, TLSConfig
 
@@ -233,24 +233,34 @@ class VistritClient:
 
     def _submit(self, payload: TaskPayload, kind: str, name: str, options: dict[str, Any],
                 future_class: type[TaskFuture] = TaskFuture) -> TaskFuture:  # fmt: skip
-        """Submit a task; *kind* says how its result is read (:func:`~vistrit.results.kind_of`),
-        *options* are :func:`~vistrit.submission.new_task` 's."""
-        task = new_task(payload, name, self.id, **check_options(options))
-        future = future_class(self, task.id, kind)
-        request_id = uuid.uuid4()
+        """Submit one task: see :meth:`_submit_all`."""
+        return self._submit_all([(payload, kind, name)], options, future_class)[0]
+
+    def _submit_all(self, entries: list[tuple[TaskPayload, str, str]], options: dict[str, Any],
+                    future_class: type[TaskFuture] = TaskFuture) -> list[TaskFuture]:  # fmt: skip
+        """Submit a task for each ``(payload, kind, name)``: *kind* says how its result is
+        read (:func:`~vistrit.results.kind_of`), *options* are
+        :func:`~vistrit.submission.new_task` 's. To a v4 coordinator, several go in
+        batches (one frame, and one acknowledgement, for up to 1,000 tasks)."""
+        checked = check_options(options)
+        tasks = [new_task(payload, name, self.id, **checked) for payload, _, name in entries]
+        futures = [future_class(self, t.id, kind) for t, (_, kind, _) in zip(tasks, entries)]
+        conn = self.session.conn
+        bulk = len(tasks) > 1 and conn is not None and conn.version >= 4
         with self._lock:
             self._check_open()
-            self.book.add(future, task)
-            ack = self.replies.expect(request_id)
-        ack.add_done_callback(lambda done: self.book.acknowledged(future, done))
-        self._send(m.TaskSubmit(task=task, request_id=request_id))
-        return future
+            sends = self.book.submissions(tasks, futures, bulk, self.replies.expect)
+        self._send(*sends)
+        return futures
 
     # -- many tasks -------------------------------------------------------------------------
 
     def map(self, function: str, items: Iterable[str | bytes], **options: Any) -> list[TaskFuture]:
-        """One task per item; returns their futures, in order."""
-        return [self.submit(function, item, **options) for item in items]
+        """One task per item; returns their futures, in order. To a v4 coordinator they go
+        in batches: one frame, and one acknowledgement, for up to 1,000 tasks."""
+        name = options.pop("name", None)
+        entries = [payload_of(function, (item,), {}) for item in items]
+        return self._submit_all([(p, kind, name or n) for p, kind, n in entries], options)
 
     #: The results of futures, in order (raises the first failure): :func:`~vistrit.results.gather`.
     gather = staticmethod(gather)
@@ -368,24 +378,19 @@ class VistritClient:
                 reply, message = register()
             self._send(message)
             try:
-                return self._wait(reply)
+                return reply.result(self.request_timeout)
+            except concurrent.futures.TimeoutError:
+                why = f"no answer from the coordinator within {self.request_timeout:g} s"
+                raise TimeoutError(why) from None
             except CoordinatorUnavailable:
                 if not retry or self._closed or self._gave_up or time.monotonic() > deadline:
                     raise
 
-    def _wait(self, reply: Future[m.Message]) -> m.Message:
-        try:
-            return reply.result(self.request_timeout)
-        except concurrent.futures.TimeoutError:
-            raise TimeoutError(
-                f"no answer from the coordinator within {self.request_timeout:g} s"
-            ) from None
-
-    def _send(self, message: m.Message) -> None:
+    def _send(self, *messages: m.Message) -> None:
         conn = self.session.conn
         try:
             if conn is not None:
-                conn.post([message])
+                conn.post(list(messages))
         except ConnectionClosed:
             pass  # lost: the reader fails the requests, and resubmits the tasks once back
 
@@ -443,6 +448,9 @@ class VistritClient:
         unfinished = self.book.unfinished()
         self._connected.set()
         log.info("%s: reconnected; %d unfinished task(s) resubmitted", self.name, len(unfinished))
+        if conn.version >= 4 and len(unfinished) > 1:  # (their acknowledgements go unread)
+            return [m.TaskSubmitBatch(request_id=uuid.uuid4(), tasks=tuple(part))
+                    for part in batches(unfinished)]  # fmt: skip
         return [m.TaskSubmit(task=task, request_id=uuid.uuid4()) for task in unfinished]
 
     def on_gave_up(self, reason: str) -> None:

@@ -32,6 +32,11 @@ from vistrit.results import TaskFuture, TaskTooLarge, kind_of
 #: The priorities by the names the SDK and the CLI take.
 PRIORITIES = {p.name.lower(): p for p in TaskPriority}
 
+#: The most tasks, and about the most bytes of inputs, a ``TaskSubmitBatch`` carries (the
+#: coordinator takes at most 10,000 tasks a batch; a frame, 16 MiB).
+BATCH_TASKS = 1_000
+BATCH_BYTES = 4 * 1024 * 1024
+
 #: The options every ``submit_*`` call takes besides its payload and name.
 OPTIONS = frozenset({"retries", "timeout", "priority", "tags", "after", "task_id"})
 
@@ -186,3 +191,19 @@ __all__ = [
     "task_id_of",
     "to_bytes",
 ]
+
+
+def batches(tasks: Sequence[Task]) -> list[list[Task]]:
+    """*tasks* cut into batches of at most :data:`BATCH_TASKS` tasks, each with at most
+    :data:`BATCH_BYTES` bytes of inputs (a larger task goes in a batch of its own), in
+    order."""
+    cut: list[list[Task]] = []
+    size = 0
+    for task in tasks:
+        weight = payload_bytes(task.payload)
+        if not cut or len(cut[-1]) >= BATCH_TASKS or (size + weight > BATCH_BYTES and cut[-1]):
+            cut.append([])
+            size = 0
+        cut[-1].append(task)
+        size += weight
+    return cut

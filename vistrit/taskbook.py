@@ -7,8 +7,9 @@ future. What the coordinator pushes about a task settles or updates its future h
 * ``TaskStatus`` (v4) notes that it runs, its progress, or why it waits;
 * a refused submission fails it (``TaskRejected``); a lost cluster fails them all.
 
-After a reconnection, every task still in the book is submitted again under the same
-id (:meth:`TaskBook.unfinished`).
+Submissions are made here (:meth:`TaskBook.submissions`): a ``TaskSubmit`` a task, or, to
+a v4 coordinator, ``TaskSubmitBatch`` es of many. After a reconnection, every task still
+in the book is submitted again under the same id (:meth:`TaskBook.unfinished`).
 
 The book never touches sockets; it shares the client's lock. Read next:
 :mod:`vistrit.client`.
@@ -18,12 +19,15 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future
+from functools import partial
 
 from vistrit.logic.tasks import FINAL
 from vistrit.protocol import messages as m
 from vistrit.protocol.types import Task, TaskState
 from vistrit.results import TaskFuture, TaskNotFound, TaskRejected
+from vistrit.submission import batches
 
 #: The most waiting notes kept for tasks that are not this client's (each is read by the
 #: ``status`` call that caused it, just after).
@@ -43,6 +47,32 @@ class TaskBook:
         """A task was submitted (call with the client's lock held)."""
         self._futures[task.id] = future
         self._submitted[task.id] = task
+
+    def submissions(
+        self,
+        tasks: list[Task],
+        futures: list[TaskFuture],
+        bulk: bool,
+        expect: Callable[[uuid.UUID], Future[m.Message]],
+    ) -> list[m.Message]:
+        """Write *tasks* down with their *futures*, and return what submits them: a
+        ``TaskSubmit`` each, or, with *bulk* (a v4 coordinator), ``TaskSubmitBatch`` es
+        (:func:`~vistrit.submission.batches`). *expect* registers each request's answer,
+        which fails the futures of the tasks it refuses. (Call with the client's lock.)"""
+        messages: list[m.Message] = []
+        by_id = dict(zip((task.id for task in tasks), futures))
+        for task, future in zip(tasks, futures):
+            self.add(future, task)
+        for part in batches(tasks) if bulk else [[task] for task in tasks]:
+            request_id = uuid.uuid4()
+            ack = expect(request_id)
+            if bulk:
+                ack.add_done_callback(partial(self.batch_acknowledged, [by_id[t.id] for t in part]))
+                messages.append(m.TaskSubmitBatch(request_id=request_id, tasks=tuple(part)))
+            else:
+                ack.add_done_callback(partial(self.acknowledged, by_id[part[0].id]))
+                messages.append(m.TaskSubmit(task=part[0], request_id=request_id))
+        return messages
 
     def get(self, task_id: uuid.UUID) -> TaskFuture | None:
         """The future of a task this client submitted and is not finished, if any."""
@@ -73,6 +103,18 @@ class TaskBook:
         if refused and self._take(future.task_id) is not None and not future.done():
             assert isinstance(ack, m.TaskSubmitAck)
             future.set_exception(TaskRejected(ack.reason or "the coordinator refused the task"))
+
+    def batch_acknowledged(self, futures: list[TaskFuture], done: Future[m.Message]) -> None:
+        """The coordinator answered a ``TaskSubmitBatch``: each task it refused fails its
+        future (with the reason); the others wait for their outcomes."""
+        ack = None if done.exception() is not None else done.result()
+        if not isinstance(ack, m.TaskSubmitBatchAck):
+            return  # lost (the tasks are submitted again once back), or not an answer
+        by_id = {future.task_id: future for future in futures}
+        for refusal in ack.refused:
+            future = by_id.get(refusal.task_id)
+            if future is not None and self._take(future.task_id) is not None and not future.done():
+                future.set_exception(TaskRejected(refusal.reason))
 
     def on_outcome(self, message: m.TaskOutcome) -> None:
         """A task's final state: settle its future."""

@@ -101,11 +101,18 @@ def start_cluster(
     return addresses, {rank: process for rank, (process, _) in started.items()}
 
 
-def w1_seconds(client: VistritClient, tasks: int, warm: bool = True) -> float:
+def w1_seconds(
+    client: VistritClient, tasks: int, warm: bool = True, batched: bool = False
+) -> float:
     """The W1 workload on a running cluster: *tasks* 16-byte echo tasks submitted at once
-    (after a warm-up, unless done already), until every result is back."""
+    (after a warm-up, unless done already), until every result is back: a ``submit`` each,
+    or, *batched*, one ``map`` (in ``TaskSubmitBatch`` es, as Dask's W1 is one ``map``)."""
     if warm:
         client.gather(client.map("echo", [b"warm"] * 100), 60)
     started = time.perf_counter()
-    client.gather([client.submit("echo", b"0123456789abcdef") for _ in range(tasks)], 600)
+    if batched:
+        futures = client.map("echo", [b"0123456789abcdef"] * tasks)
+    else:
+        futures = [client.submit("echo", b"0123456789abcdef") for _ in range(tasks)]
+    client.gather(futures, 600)
     return time.perf_counter() - started

@@ -65,20 +65,21 @@ SPIN_SECONDS = 0.05
 
 def throughput(tasks: int = 10_000, workers: int = 2, tls: TLSConfig | None = None) -> Figures:
     """W1: many small echo tasks from one client, on one-slot workers; tasks per second,
-    and the coordinator's CPU time per task (user + system, from ``/proc``)."""
+    and the coordinator's CPU time per task (user + system, from ``/proc``): submitted one
+    by one, then (``map_``) as one ``map``, in batches."""
     pids: list[int] = []
+    figures = {}
     with local_cluster(workers, tls=tls, pids=pids) as client:
         client.gather(client.map("echo", [b"warm"] * 100), 60)
-        cpu = cpu_seconds(pids[0])
-        elapsed = w1_seconds(client, tasks, warm=False)
-        cpu = cpu_seconds(pids[0]) - cpu
+        for prefix, batched in (("", False), ("map_", True)):
+            cpu = cpu_seconds(pids[0])
+            elapsed = w1_seconds(client, tasks, warm=False, batched=batched)
+            cpu = cpu_seconds(pids[0]) - cpu
+            figures[f"{prefix}tasks_per_s"] = tasks / elapsed
+            figures[f"{prefix}coordinator_cpu_us_per_task"] = cpu / tasks * 1e6
     return Figures(
         "W1 throughput",
-        {
-            "tasks_per_s": tasks / elapsed,
-            "seconds": elapsed,
-            "coordinator_cpu_us_per_task": cpu / tasks * 1e6,
-        },
+        figures,
         {"tasks": tasks, "workers": workers, "slots": 1, "data_bytes": 16, "tls": bool(tls)},
     )
 

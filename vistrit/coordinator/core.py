@@ -31,7 +31,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from vistrit.coordinator import answers, limits, offers
+from vistrit.coordinator import answers, batches, limits, offers
 from vistrit.coordinator.membership import Peer, admit, forbidden, may_send
 from vistrit.defaults import DEFAULT_POLICY, Policy
 from vistrit.logic.liveness import Liveness
@@ -480,6 +480,7 @@ Handler = Callable[[CoordinatorCore, Peer, Any, float], Outbox]
 HANDLERS: dict[type[m.Message], Handler] = {
     m.Heartbeat: CoordinatorCore.on_heartbeat,
     m.TaskSubmit: CoordinatorCore.on_submit,
+    m.TaskSubmitBatch: batches.on_submit_batch,
     m.TaskAssignAck: CoordinatorCore.on_assign_ack,
     m.TaskStatus: CoordinatorCore.on_status,
     m.TaskResultMessage: CoordinatorCore.on_result,

@@ -20,7 +20,8 @@ Version 2 (``V2`` below) appends ``TaskCancelAck`` (22, 0x19), ``TaskListRequest
 replication family: ``Replicate`` (27, 0x40), ``ReplicateAck`` (28, 0x41) and
 ``ReplicaSnapshot`` (29, 0x42). Version 4 (``V4``) appends authentication,
 ``AuthChallenge`` (30, 0x50), ``AuthResponse`` (31, 0x51) and ``AuthConfirm`` (32, 0x52),
-then ``WorkerOffer`` (33, 0x07), ``TaskListQuery`` (34, 0x1D) and the payload kind
+then ``WorkerOffer`` (33, 0x07), ``TaskListQuery`` (34, 0x1D), ``TaskSubmitBatch`` (35,
+0x1E), ``TaskSubmitBatchAck`` (36, 0x1F) and the payload kind
 ``TaskPayload.Call``.
 
 How two peers agree on a version (the handshake):
@@ -135,7 +136,8 @@ V3 = V2.extended(
 
 #: Version 4: v3 plus authentication (a mutual challenge-response in the handshake, the
 #: security range of type bytes, 0x50-0x5F), what a worker offers to run (``WorkerOffer``),
-#: Python calls with typed values (the ``TaskPayload.Call`` variant) and a paged task list.
+#: Python calls with typed values (the ``TaskPayload.Call`` variant), a paged task list,
+#: and many tasks submitted in one frame (``TaskSubmitBatch``).
 V4 = V3.extended(
     4,
     [
@@ -144,6 +146,8 @@ V4 = V3.extended(
         messages.AuthConfirm,
         messages.WorkerOffer,
         messages.TaskListQuery,
+        messages.TaskSubmitBatch,
+        messages.TaskSubmitBatchAck,
     ],
 )
 

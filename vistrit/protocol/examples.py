@@ -22,6 +22,7 @@ from vistrit.protocol.types import (
     NodeState,
     NodeType,
     SocketAddr,
+    SubmitRefusal,
     Task,
     TaskPayload,
     TaskPriority,
@@ -213,6 +214,27 @@ def v4_examples() -> dict[str, m.Message]:
             state="Running",
             offset=0,
             limit=20,
+        ),
+        m.TaskSubmitBatch(
+            request_id=uuid.UUID("00000000-0000-4000-8000-000000000035"),
+            tasks=tuple(
+                dataclasses.replace(
+                    word_count_task(text),
+                    id=uuid.UUID(f"00000000-0000-4000-8000-00000000003{n}"),
+                    name=f"part {n}",
+                )
+                for n, text in enumerate((b"to be", b"or not"), 5)
+            ),
+        ),
+        m.TaskSubmitBatchAck(
+            request_id=uuid.UUID("00000000-0000-4000-8000-000000000035"),
+            accepted=1,
+            refused=(
+                SubmitRefusal(
+                    task_id=uuid.UUID("00000000-0000-4000-8000-000000000036"),
+                    reason="quota: 250000 unfinished tasks per client",
+                ),
+            ),
         ),
     ]
     return {type(message).WIRE_NAME: message for message in examples}

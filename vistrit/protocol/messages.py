@@ -43,6 +43,7 @@ from vistrit.protocol.types import (
     NodeInfo,
     NodeState,
     SocketAddr,
+    SubmitRefusal,
     Task,
     TaskResult,
     TaskState,
@@ -438,3 +439,26 @@ class TaskListQuery(Message):
     state: str | None
     offset: u32
     limit: u32
+
+
+# -- version 4: many tasks in one frame ---------------------------------------------------
+
+
+@wire_message(35, 0x1E)
+class TaskSubmitBatch(Message):
+    """v4. Several tasks in one frame (``client.map``). Each is taken as its own
+    ``TaskSubmit`` would be, in order: idempotently by id, accepted or refused on its own.
+    One ``TaskSubmitBatchAck`` answers them all. At most 10,000 tasks."""
+
+    request_id: Uuid
+    tasks: tuple[Task, ...]
+
+
+@wire_message(36, 0x1F)
+class TaskSubmitBatchAck(Message):
+    """v4. The answer to a ``TaskSubmitBatch``: how many of its tasks were accepted, and
+    each one that was not, with why (a whole batch refused lists every task)."""
+
+    request_id: Uuid
+    accepted: u32
+    refused: tuple[SubmitRefusal, ...]

@@ -40,6 +40,7 @@ __all__ = [
     "NodeState",
     "NodeType",
     "SocketAddr",
+    "SubmitRefusal",
     "Task",
     "TaskPayload",
     "TaskPriority",
@@ -299,3 +300,11 @@ class TaskResult(WireValue):
     worker_id: NodeId
     stdout: str | None
     stderr: str | None
+
+
+@wire_struct
+class SubmitRefusal(WireValue):
+    """v4. A task of a ``TaskSubmitBatch`` that was not accepted, and why."""
+
+    task_id: TaskId
+    reason: str

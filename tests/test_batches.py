@@ -1,0 +1,143 @@
+"""Many tasks in one frame (TaskSubmitBatch, v4): the coordinator takes each task as its
+own TaskSubmit and answers once; ``client.map`` sends batches to a v4 coordinator, and a
+refused task fails its own future only."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from pathlib import Path
+
+import pytest
+from nodes import Cluster
+from test_logic import World, node
+
+from vistrit.coordinator import Coordinator, batches
+from vistrit.protocol import messages as m
+from vistrit.protocol.examples import word_count_task
+from vistrit.protocol.types import NodeType, Task
+from vistrit.results import TaskRejected
+from vistrit.submission import BATCH_BYTES, BATCH_TASKS
+from vistrit.submission import batches as cut
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def tasks(count: int, data: bytes = b"a b") -> tuple[Task, ...]:
+    return tuple(
+        dataclasses.replace(word_count_task(data), id=uuid.uuid4(), name=f"t{n}")
+        for n in range(count)
+    )
+
+
+def batch(items: tuple[Task, ...]) -> m.TaskSubmitBatch:
+    return m.TaskSubmitBatch(request_id=uuid.uuid4(), tasks=items)
+
+
+def test_each_task_is_taken_as_its_own_submit_and_answered_once() -> None:
+    world = World()
+    client = world.join(node(NodeType.Client, "c"))
+    world.worker("w", slots=2)
+    sent = batch(tasks(3))
+    outbox = world.send(client, sent)
+    ack = outbox[0][1]
+    assert outbox[0][0] == client.id
+    assert ack == m.TaskSubmitBatchAck(request_id=sent.request_id, accepted=3, refused=())
+    assert not any(isinstance(msg, m.TaskSubmitAck) for _, msg in outbox)
+    assigned = [msg.task.id for _, msg in outbox if isinstance(msg, m.TaskAssign)]
+    assert assigned == [task.id for task in sent.tasks[:2]]  # two slots, in order
+    journal = world.core.take_journal()
+    assert [type(entry) for entry in journal] == [m.TaskSubmit] * 3  # nothing new to replay
+    again = world.send(client, batch(sent.tasks))  # the same ids: idempotent
+    assert again[0][1].accepted == 3
+    assert len(world.core.store.records) == 3
+
+
+def test_a_task_over_its_clients_quota_is_refused_alone() -> None:
+    world = World()
+    world.core.policy = dataclasses.replace(world.core.policy, max_pending_per_client=2)
+    client = world.join(node(NodeType.Client, "c"))
+    sent = batch(tasks(4))
+    ack = world.send(client, sent)[0][1]
+    assert ack.accepted == 2
+    assert [r.task_id for r in ack.refused] == [t.id for t in sent.tasks[2:]]
+    assert all(r.reason.startswith("quota: 2 unfinished tasks") for r in ack.refused)
+
+
+def test_a_batch_with_an_id_twice_or_too_many_tasks_is_refused_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    world = World()
+    client = world.join(node(NodeType.Client, "c"))
+    first = tasks(1)[0]
+    ack = world.send(client, batch((first, first)))[0][1]
+    assert ack.accepted == 0 and "one task id twice" in ack.refused[0].reason
+    monkeypatch.setattr(batches, "MAX_BATCH", 3)
+    ack = world.send(client, batch(tasks(4)))[0][1]
+    assert ack.accepted == 0 and len(ack.refused) == 4
+    assert "at most 3 tasks" in ack.refused[0].reason
+    assert not world.core.store.records
+
+
+def test_the_client_cuts_batches_by_count_and_by_bytes() -> None:
+    small = tasks(BATCH_TASKS * 2 + 1)
+    assert [len(part) for part in cut(small)] == [BATCH_TASKS, BATCH_TASKS, 1]
+    big = tasks(3, b"x" * (BATCH_BYTES // 2 + 1))
+    assert [len(part) for part in cut(big)] == [1, 1, 1]
+    huge = tasks(1, b"x" * (BATCH_BYTES + 1)) + tasks(2)
+    assert [len(part) for part in cut(huge)] == [1, 2]  # a large task goes alone
+    assert [t.id for part in cut(huge) for t in part] == [t.id for t in huge]
+
+
+def _frames(cluster: Cluster) -> list[str]:
+    seen: list[str] = []
+    cluster.coordinator.frame_tap = lambda way, _, msgs: seen.extend(
+        type(msg).__name__ for msg in msgs if way == "in"
+    )
+    return seen
+
+
+def test_map_sends_batches_to_a_v4_coordinator(cluster: Cluster) -> None:
+    cluster.add_worker(slots=4)
+    client = cluster.client()
+    seen = _frames(cluster)
+    items = [f"word {n}" for n in range(BATCH_TASKS + 200)]
+    futures = client.map("word_count", items)
+    assert client.gather(futures, 30) == ["2"] * len(items)
+    assert seen.count("TaskSubmitBatch") == 2 and "TaskSubmit" not in seen
+    single = client.submit("word_count", "a b c")  # one task: a plain TaskSubmit
+    assert single.result(10) == "3"
+    assert seen.count("TaskSubmit") == 1
+
+
+@pytest.mark.parametrize("cluster", [{"max_pending_per_client": 5}], indirect=True)
+def test_a_refused_task_of_a_map_fails_its_own_future_only(cluster: Cluster) -> None:
+    client = cluster.client()
+    futures = client.map("word_count", [f"w{n}" for n in range(8)])  # no worker yet
+    for future in futures[5:]:
+        with pytest.raises(TaskRejected, match="quota: 5 unfinished tasks"):
+            future.result(10)
+    assert not any(future.done() for future in futures[:5])
+    cluster.add_worker()
+    assert client.gather(futures[:5], 30) == ["1"] * 5
+
+
+def test_a_batch_is_journaled_and_replayed_task_by_task(tmp_path: Path) -> None:
+    first = Coordinator(("127.0.0.1", 0), data_dir=tmp_path)
+    first.start()
+    running = Cluster(first)
+    try:
+        client = running.client()
+        futures = client.map("word_count", ["a", "b c", "d e f"])  # no worker: they wait
+        client.cluster_status()  # answered after the batch was taken
+        ids = {future.task_id for future in futures}
+    finally:
+        running.stop()
+    again = Coordinator(("127.0.0.1", 0), data_dir=tmp_path)
+    again.start()
+    try:
+        assert again.core is not None
+        assert set(again.core.store.records) == ids
+        assert all(r.status == "Pending" for r in again.core.store.records.values())
+    finally:
+        again.stop()
