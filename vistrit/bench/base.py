@@ -116,3 +116,16 @@ def w1_seconds(
         futures = [client.submit("echo", b"0123456789abcdef") for _ in range(tasks)]
     client.gather(futures, 600)
     return time.perf_counter() - started
+
+
+def round_trips(client: VistritClient, count: int, warm: int = 50) -> list[float]:
+    """*count* sequential submit-and-wait round trips of a 16-byte echo (after *warm* to
+    warm up): each one's time, in seconds (W2, and the clients curve)."""
+    for _ in range(warm):
+        client.submit("echo", b"warm").result(30)
+    samples = []
+    for _ in range(count):
+        started = time.perf_counter()
+        client.submit("echo", b"0123456789abcdef").result(30)
+        samples.append(time.perf_counter() - started)
+    return samples

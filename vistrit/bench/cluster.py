@@ -48,6 +48,9 @@ from vistrit.bench.base import (
     tls_args,
     w1_seconds,
 )
+from vistrit.bench.base import (
+    round_trips as timed_round_trips,
+)
 from vistrit.bench.floor import cpu_seconds, resident_bytes
 from vistrit.bench.poller import Poller
 from vistrit.client import VistritClient
@@ -104,14 +107,7 @@ def memory(tasks: int = 20_000, workers: int = 2) -> Figures:
 def latency(round_trips: int = 1_000, tls: TLSConfig | None = None) -> Figures:
     """W2: sequential submit-and-wait round trips on one worker; p50, p99 and mean."""
     with local_cluster(1, tls=tls) as client:
-        for _ in range(50):
-            client.submit("echo", b"warm").result(30)
-        samples = []
-        for _ in range(round_trips):
-            started = time.perf_counter()
-            client.submit("echo", b"0123456789abcdef").result(30)
-            samples.append(time.perf_counter() - started)
-    samples.sort()
+        samples = sorted(timed_round_trips(client, round_trips))
     return Figures(
         "W2 latency",
         {

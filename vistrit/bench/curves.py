@@ -23,7 +23,16 @@ import threading
 import time
 from pathlib import Path
 
-from vistrit.bench.base import WORKER_OPTIONS, Figures, local_cluster, start_cluster, w1_seconds
+from vistrit.bench.base import (
+    WORKER_OPTIONS,
+    Figures,
+    local_cluster,
+    start_cluster,
+    w1_seconds,
+)
+from vistrit.bench.base import (
+    round_trips as timed_round_trips,
+)
 from vistrit.bench.floor import cpu_seconds, resident_bytes
 from vistrit.client import VistritClient
 from vistrit.demo import ProcessGroup, wait_for_workers
@@ -95,14 +104,7 @@ def clients_curve(
 def _round_trips(client: VistritClient, count: int, samples: list[float]) -> None:
     """*count* sequential round trips (after 10 to warm up), their times added to *samples*
     (``list.extend`` is atomic: the clients' threads share the list)."""
-    for _ in range(10):
-        client.submit("echo", b"warm").result(30)
-    mine = []
-    for _ in range(count):
-        started = time.perf_counter()
-        client.submit("echo", b"0123456789abcdef").result(30)
-        mine.append(time.perf_counter() - started)
-    samples.extend(mine)
+    samples.extend(timed_round_trips(client, count, warm=10))
 
 
 def backlog(tasks: int = BACKLOG, workers: int = 2) -> dict[str, float]:
