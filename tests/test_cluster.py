@@ -379,7 +379,7 @@ def test_a_silent_worker_loses_its_tasks_to_a_live_one(cluster: Cluster) -> None
     assert future.result(10) == "RESCUED"
     assert [w.name for w in client.workers()] == ["live"]
     record = cluster.coordinator.core.store.records[future.task_id]  # type: ignore[union-attr]
-    assert record.errors == ["lost its worker worker-a"] and record.lost_workers == 1
+    assert record.errors == ("lost its worker worker-a",) and record.lost_workers == 1
     deadline = time.monotonic() + 5
     while (message := silent.receive(deadline)) is not None:  # the coordinator closed it
         assert isinstance(message, (m.HeartbeatAck, m.TaskAssign, m.Error))
@@ -444,7 +444,7 @@ def test_a_drain_that_runs_out_hands_the_task_back_without_counting_a_loss(
     gate("slow-drain").set()
     assert future.result(10) == "slow-drain"
     record = cluster.coordinator.core.store.records[future.task_id]  # type: ignore[union-attr]
-    assert record.lost_workers == 0 and record.errors == []
+    assert record.lost_workers == 0 and record.errors == ()
 
 
 def test_a_worker_that_rejoins_keeps_its_running_task(tmp_path: object) -> None:

@@ -401,7 +401,7 @@ def test_an_attempt_past_its_timeout_is_stopped_and_retried() -> None:
     outbox, _ = world.core.tick(world.now)
     assert [(peer, msg.WIRE_NAME) for peer, msg in outbox] == [(worker.id, "TaskCancel")]
     record = world.core.store.records[task_id]
-    assert record.status == "Pending" and record.errors == ["timed out after 10 s"]
+    assert record.status == "Pending" and record.errors == ("timed out after 10 s",)
 
 
 def test_backoff_doubles_with_jitter_up_to_its_cap() -> None:

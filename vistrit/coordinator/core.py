@@ -131,7 +131,7 @@ class CoordinatorCore:
                 self.scheduler.requeue(record)
                 continue
             record.lost_workers += 1
-            record.errors.append(f"lost its worker {name}")
+            record.errors += (f"lost its worker {name}",)
             if self.liveness.is_poison(record.lost_workers):
                 error = f"lost {record.lost_workers} workers while running: {record.history()}"
                 outbox += self._fail(record, error, None, now)
@@ -191,7 +191,7 @@ class CoordinatorCore:
         """A worker refused an assignment (or never acknowledged it): back to the queue,
         and not offered to that worker again for a while. A refusal is not an attempt."""
         self.registry.release(worker_id, record.id)
-        record.excluded[worker_id] = now + REFUSAL_PAUSE
+        record.exclude(worker_id, now + REFUSAL_PAUSE)
         record.attempts -= 1
         record.requeued("refused", now)
         self.scheduler.requeue(record)
@@ -200,7 +200,7 @@ class CoordinatorCore:
         self, record: TaskRecord, error: str, result: TaskResult | None, now: float
     ) -> Outbox:
         """An attempt failed: retry after a backoff while retries are left, else fail."""
-        record.errors.append(error)
+        record.errors += (error,)
         record.deadline = None
         if record.attempts > record.task.max_retries:
             return self._fail(record, record.history(), result, now)

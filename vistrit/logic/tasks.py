@@ -98,8 +98,10 @@ class TaskRecord:
     state: TaskState = field(default_factory=lambda: TaskState.Pending())
     result: TaskResult | None = None
     attempts: int = 0
-    errors: list[str] = field(default_factory=list)
-    excluded: dict[uuid.UUID, float] = field(default_factory=dict)
+    #: (Tuples and None where most tasks have nothing: an empty list is 56 bytes, an empty
+    #: dict 64, and every remembered task would carry them.)
+    errors: tuple[str, ...] = ()
+    excluded: dict[uuid.UUID, float] | None = None
     #: When the current attempt must have finished (``timeout_seconds`` after it started).
     deadline: float | None = None
     #: Workers lost while running this task (see ``defaults.MAX_LOST_WORKERS``).
@@ -126,7 +128,15 @@ class TaskRecord:
 
     def excluded_at(self, now: float) -> frozenset[uuid.UUID]:
         """The workers not to offer this task to at *now*."""
+        if not self.excluded:
+            return frozenset()
         return frozenset(w for w, until in self.excluded.items() if until > now)
+
+    def exclude(self, worker_id: uuid.UUID, until: float) -> None:
+        """Do not offer this task to *worker_id* before *until* (it refused it)."""
+        if self.excluded is None:
+            self.excluded = {}
+        self.excluded[worker_id] = until
 
     @property
     def status(self) -> str:
