@@ -27,6 +27,7 @@ import datetime
 import enum
 import ipaddress
 import struct
+import sys
 import uuid
 from typing import Any, ClassVar, NamedTuple
 
@@ -273,6 +274,10 @@ def _read_length(buf: bytes, pos: int, what: str, unit: int = 1) -> int:
     return length
 
 
+#: Strings up to this many bytes are interned when decoded (see ``String.decode``).
+INTERN_CHARS = 64
+
+
 class String(WireType):
     """u64 LE byte length, then that many bytes of UTF-8."""
 
@@ -290,12 +295,16 @@ class String(WireType):
         length = _read_length(buf, pos, "String length")
         start = pos + 8
         try:
-            return str(buf[start : start + length], "utf-8"), start + length
+            text = str(buf[start : start + length], "utf-8")
         except UnicodeDecodeError as exc:
             raise InvalidUtf8(
                 f"String is not UTF-8: {exc.reason} at byte {exc.start} of {length}",
                 offset=start + exc.start,
             ) from None
+        # A short string (a function's or a task's name, a tag) is most often one seen
+        # before: shared, it costs nothing more per remembered task. (Interned strings
+        # are freed when nothing holds them any more.)
+        return (sys.intern(text) if length <= INTERN_CHARS else text), start + length
 
     def annotate(self, ann: Annotator, pos: int, path: str) -> int:
         """Describe the length and the text."""
