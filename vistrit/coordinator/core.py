@@ -39,6 +39,7 @@ from vistrit.logic.registry import Registry
 from vistrit.logic.scheduler import Chooser, Scheduler, inputs_of
 from vistrit.logic.tasks import (
     PENDING,
+    PENDING_STATE,
     RUNNING,
     SCHEDULED,
     IllegalTransition,
@@ -247,7 +248,7 @@ class CoordinatorCore:
         existing = self.store.get(submit.task.id)
         if existing is not None:
             return self._resubmitted(peer, submit, existing)
-        task = dataclasses.replace(submit.task, state=TaskState.Pending())
+        task = dataclasses.replace(submit.task, state=PENDING_STATE)
         record_message = m.TaskSubmit(task=task, request_id=submit.request_id)
         entry: m.Message | bytes = record_message
         reason = limits.refusal(peer.kind, peer.id, task, self.store, self.policy)
@@ -452,7 +453,7 @@ class CoordinatorCore:
         if isinstance(entry, m.TaskSubmit):
             if self.store.get(entry.task.id) is not None:
                 return
-            task = dataclasses.replace(entry.task, state=TaskState.Pending())
+            task = dataclasses.replace(entry.task, state=PENDING_STATE)
             record = self.store.add(task, now, task.submitted_by)  # its client may come back
             failure = self.scheduler.add(record, self.store.get)
             if failure is not None:

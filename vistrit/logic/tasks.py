@@ -36,7 +36,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections import Counter, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from vistrit.protocol.types import Task, TaskPayload, TaskResult, TaskState
 
@@ -45,6 +45,9 @@ PENDING, SCHEDULED, RUNNING = "Pending", "Scheduled", "Running"
 COMPLETED, FAILED, CANCELLED = "Completed", "Failed", "Cancelled"
 #: The final states: a task in one of them never changes again.
 FINAL = frozenset({COMPLETED, FAILED, CANCELLED})
+#: The one Pending state every waiting task shares (states are frozen: sharing it saves
+#: an object a task).
+PENDING_STATE = TaskState.Pending()
 #: Every state's name, in the order of the protocol's ``TaskState`` variants.
 STATES = (PENDING, SCHEDULED, RUNNING, COMPLETED, FAILED, CANCELLED)
 
@@ -95,7 +98,7 @@ class TaskRecord:
     sequence: int
     submitted_at: float
     client: uuid.UUID | None = None
-    state: TaskState = field(default_factory=lambda: TaskState.Pending())
+    state: TaskState = PENDING_STATE
     result: TaskResult | None = None
     attempts: int = 0
     #: (Tuples and None where most tasks have nothing: an empty list is 56 bytes, an empty
@@ -174,7 +177,7 @@ class TaskRecord:
         """Back to the queue, by one of :data:`REQUEUED_BY`."""
         if event not in REQUEUED_BY:
             raise ValueError(f"{event!r} does not requeue a task")
-        self._move(event, TaskState.Pending(), now)
+        self._move(event, PENDING_STATE, now)
 
     def completed(self, worker_id: uuid.UUID, duration_ms: int, now: float) -> None:
         """The worker reported success."""
