@@ -6,8 +6,8 @@ Every wire type here can do three things with a value, and nothing else:
 * ``decode(buf, pos)`` reads one value from the payload *buf* at *pos* and returns
   ``(value, next_pos)``;
 * ``annotate(ann, pos, path)`` walks the same bytes slowly, recording one
-  :class:`~vistrit.protocol.spans.Span`
-  per byte range (with its field path and decoded value) for the wire tracer and the docs.
+  :class:`~vistrit.protocol.spans.Span` per byte range (with its field path and decoded
+  value) for the wire tracer and the docs.
 
 The payload is little-endian throughout (the reference serializer's defaults: bincode 1.x);
 lengths and counts are u64; there are no varints. Types of constant size (integers, bool,
@@ -27,8 +27,6 @@ import datetime
 import enum
 import ipaddress
 import struct
-import sys
-import uuid
 from typing import Any, ClassVar, NamedTuple
 
 from vistrit.protocol.errors import (
@@ -41,6 +39,7 @@ from vistrit.protocol.errors import (
     InvalidUtf8,
     ProtocolError,
 )
+from vistrit.protocol.sharing import shared_text, shared_uuid
 from vistrit.protocol.spans import Annotator
 
 _U32 = struct.Struct("<I")
@@ -188,7 +187,7 @@ class Uuid(Fixed):
         """A UUID from its 16 bytes."""
         if raw[0] != 16:
             raise BadValue(f"{self.name} length prefix is {raw[0]}, expected 16")
-        return _uuid_from_bytes(raw[1])
+        return shared_uuid(raw[1])
 
     def annotate(self, ann: Annotator, pos: int, path: str) -> int:
         """Describe the UUID's 16 bytes."""
@@ -196,34 +195,6 @@ class Uuid(Fixed):
         ann.add(pos, 8, f"{path} (len)", "u64", "16")
         ann.add(pos + 8, 16, path, self.name, str(value))
         return end
-
-
-#: The UUIDs decoded lately, by their bytes (see :func:`_uuid_from_bytes`); emptied when
-#: it reaches this many, so it never holds more than a few hundred KiB.
-RECENT_UUIDS = 4096
-_recent: dict[bytes, uuid.UUID] = {}
-
-
-def _uuid_from_bytes(data: bytes) -> uuid.UUID:
-    """``uuid.UUID(bytes=data)`` for exactly 16 bytes, without its argument checks, and the
-    same object for the same id seen lately.
-
-    Decoding spends a fifth of its time on UUIDs; ``UUID.__init__`` validates five ways of
-    being called. This sets the two slots it would set (``int`` and ``is_safe``), as
-    ``UUID.__init__`` itself does. The result is an ordinary, equal and hashable UUID.
-    A coordinator remembers each task with the ids of its client and its worker, the same
-    few ids over and over: sharing one object for each saves about 100 bytes per id.
-    """
-    known = _recent.get(data)
-    if known is not None:
-        return known
-    value = object.__new__(uuid.UUID)
-    object.__setattr__(value, "int", int.from_bytes(data, "big"))
-    object.__setattr__(value, "is_safe", uuid.SafeUUID.unknown)
-    if len(_recent) >= RECENT_UUIDS:
-        _recent.clear()
-    _recent[data] = value
-    return value
 
 
 class UnitEnum(Fixed):
@@ -274,10 +245,6 @@ def _read_length(buf: bytes, pos: int, what: str, unit: int = 1) -> int:
     return length
 
 
-#: Strings up to this many bytes are interned when decoded (see ``String.decode``).
-INTERN_CHARS = 64
-
-
 class String(WireType):
     """u64 LE byte length, then that many bytes of UTF-8."""
 
@@ -301,10 +268,7 @@ class String(WireType):
                 f"String is not UTF-8: {exc.reason} at byte {exc.start} of {length}",
                 offset=start + exc.start,
             ) from None
-        # A short string (a function's or a task's name, a tag) is most often one seen
-        # before: shared, it costs nothing more per remembered task. (Interned strings
-        # are freed when nothing holds them any more.)
-        return (sys.intern(text) if length <= INTERN_CHARS else text), start + length
+        return shared_text(text), start + length
 
     def annotate(self, ann: Annotator, pos: int, path: str) -> int:
         """Describe the length and the text."""
