@@ -147,20 +147,6 @@ def running_news(core: Routing, record: TaskRecord, status: m.TaskStatus) -> Out
     return [(client.id, status)]
 
 
-def superseded(outbox: Outbox) -> Outbox:
-    """*outbox* without the ``TaskStatus`` es that a ``TaskOutcome`` of the same task, to
-    the same client, follows in it: decided together (a short task's start and end arrive
-    in one batch), the outcome says all, and the client need not decode a stale status."""
-    done = {(node, msg.task_id) for node, msg in outbox if isinstance(msg, m.TaskOutcome)}
-    if not done:
-        return outbox
-    return [
-        (node, msg)
-        for node, msg in outbox
-        if not (isinstance(msg, m.TaskStatus) and (node, msg.task_id) in done)
-    ]
-
-
 __all__ = [
     "MAX_OFFERED",
     "NOTE_INTERVAL",
@@ -168,6 +154,5 @@ __all__ = [
     "on_offer",
     "pending_status",
     "running_news",
-    "superseded",
     "waiting_note",
 ]
