@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import ANY_MESSAGE, messages_of, values_for
 
-from vistrit.protocol import FrameDecoder, annotate_frame, decode_frame, encode_frame, wire
+from vistrit.protocol import (
+    FrameDecoder,
+    ProtocolError,
+    annotate_frame,
+    decode_frame,
+    encode_frame,
+    wire,
+)
 from vistrit.protocol.catalogue import V3, first_version
 from vistrit.protocol.examples import all_examples, word_count_task
 from vistrit.protocol.messages import Heartbeat, Message, TaskSubmit
@@ -168,3 +176,47 @@ def test_uuid_fast_path_gives_ordinary_uuids() -> None:
     decoded, _ = wire.UUID.decode(bytes(out), 0)
     assert decoded == value and hash(decoded) == hash(value) and str(decoded) == str(value)
     assert decoded.version == 4 and decoded.bytes == value.bytes
+
+
+LARGE = TaskSubmit(task=word_count_task(bytes(range(256)) * 2048), request_id=uuid.UUID(int=6))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_a_large_frame_received_in_place_in_any_pieces(data: st.DataObject) -> None:
+    beat = Heartbeat(node_id=uuid.UUID(int=1), timestamp=2, running_tasks=0,
+                     state=NodeState.Ready, cpu_usage=None, memory_usage=None)  # fmt: skip
+    stream = encode_frame(beat) + encode_frame(LARGE) + encode_frame(beat)
+    cuts = data.draw(st.lists(st.integers(1, len(stream) - 1), max_size=30, unique=True))
+    bounds = [0, *sorted(cuts), len(stream)]
+    decoder, got = FrameDecoder(), []
+    for start, end in itertools.pairwise(bounds):
+        room = decoder.room()
+        if room is not None and data.draw(st.booleans()):  # as recv_into would
+            count = min(end - start, len(room))
+            room[:count] = stream[start : start + count]
+            room.release()  # (a view must be let go before the next call)
+            decoder.filled(count)
+            start += count
+        elif room is not None:
+            room.release()
+        decoder.feed(stream[start:end])  # as recv would: the rest goes where it belongs
+        assert decoder.buffered <= end
+        while (frame := decoder.next_frame()) is not None:
+            got.append(frame.message)
+    assert got == [beat, LARGE, beat]
+    assert decoder.buffered == 0 and decoder.room() is None
+
+
+def test_only_a_large_frame_is_received_in_place() -> None:
+    decoder = FrameDecoder()
+    decoder.feed(encode_frame(all_examples()["TaskSubmit"])[:12])
+    assert decoder.room() is None  # small: received as it comes
+    decoder = FrameDecoder(max_payload=1024 * 1024)
+    decoder.feed(encode_frame(LARGE)[:5])
+    assert decoder.room() is None  # no whole header yet
+    over = FrameDecoder(max_payload=300 * 1024)
+    over.feed(encode_frame(LARGE)[:20])
+    assert over.room() is None  # over this decoder's cap: next_frame refuses it
+    with pytest.raises(ProtocolError):
+        over.next_frame()

@@ -224,6 +224,9 @@ def decode_frame(data: bytes, max_payload: int = MAX_PAYLOAD) -> Frame:
 #: that the memory a large frame took is given back instead of held for the connection.
 SHRINK_AFTER = 1024 * 1024
 
+#: A payload this large is received in place (:meth:`FrameDecoder.room`).
+RECEIVE_INTO = 256 * 1024
+
 
 class FrameDecoder:
     """Turns a byte stream into frames, whatever the chunking of the stream.
@@ -231,21 +234,58 @@ class FrameDecoder:
     Use: ``feed(data)`` with each chunk received, then call ``next_frame()`` until it returns
     ``None`` (it needs more bytes). A :class:`ProtocolError` is final: the stream cannot be
     resynchronised, so every later call raises the same error; close the connection.
+
+    A large frame may instead be received in place: once its header is in, :meth:`room`
+    gives the part of a buffer of the frame's size still to fill (for ``recv_into``; let go
+    of the view before the next call), and :meth:`filled` says how much was. Its bytes are
+    then never copied from chunk to buffer.
     """
 
     def __init__(self, max_payload: int = MAX_PAYLOAD) -> None:
         self.max_payload = max_payload
         self._buffer = bytearray()
         self._error: ProtocolError | None = None
+        self._large: bytearray | None = None  # a large frame being received in place
+        self._large_filled = 0
 
     @property
     def buffered(self) -> int:
         """Bytes received but not yet returned as a frame."""
-        return len(self._buffer)
+        return len(self._buffer) + (self._large_filled if self._large is not None else 0)
 
     def feed(self, data: bytes) -> None:
         """Add bytes, as they came from the network, in any pieces."""
+        if self._large is not None:  # the rest of a large frame first
+            take = min(len(data), len(self._large) - self._large_filled)
+            self._large[self._large_filled : self._large_filled + take] = data[:take]
+            self.filled(take)
+            data = data[take:]
         self._buffer += data
+
+    def room(self) -> memoryview | None:
+        """Where the rest of a large frame (a payload of :data:`RECEIVE_INTO` bytes or more)
+        may be received straight into; ``None`` if no such frame is started."""
+        if self._large is None:
+            buffer = self._buffer
+            if self._error is not None or len(buffer) < HEADER_SIZE:
+                return None
+            magic, _, _, length = HEADER.unpack_from(buffer)
+            total = HEADER_SIZE + length + CHECKSUM_SIZE
+            if magic != MAGIC or not RECEIVE_INTO <= length <= self.max_payload:
+                return None  # a small frame, or a bad one (next_frame says why)
+            if len(buffer) >= total:
+                return None
+            self._large, self._large_filled = bytearray(total), len(buffer)
+            self._large[: len(buffer)] = buffer
+            self._buffer = bytearray()
+        return memoryview(self._large)[self._large_filled :]
+
+    def filled(self, count: int) -> None:
+        """*count* more bytes of the large frame were received into :meth:`room`."""
+        assert self._large is not None
+        self._large_filled += count
+        if self._large_filled == len(self._large):  # whole: the frame is the buffer now
+            self._buffer, self._large = self._large, None
 
     def next_frame(self) -> Frame | None:
         """The next complete frame, or ``None`` if more bytes are needed."""

@@ -340,7 +340,17 @@ class Connection:
             if limits and now >= min(limits):
                 what = "finish its frame" if self._decoder.buffered else "send a message"
                 raise PeerTimeout(f"{self.name}: peer did not {what} in time")
-            data = self._recv(None if not limits else min(limits) - now)
+            wait = None if not limits else min(limits) - now
+            room = self._decoder.room() if self._tls is None else None
+            if room is not None:  # a large frame: received in place, never copied on
+                with room:  # let go of the view before the decoder moves its buffer
+                    got = self._recv_into(room, wait)
+                if got == 0:
+                    raise ConnectionClosed(f"{self.name}: peer closed mid-frame")
+                if got is not None:
+                    self._decoder.filled(got)
+                continue
+            data = self._recv(wait)
             if data is None:
                 continue
             if not data:
@@ -400,6 +410,20 @@ class Connection:
             return self._tls.decrypt(raw) or None  # None: a record is not complete yet
         except ssl.SSLError as exc:
             raise ConnectionClosed(f"{self.name}: TLS: {exc.reason or exc}") from exc
+
+    def _recv_into(self, room: memoryview, wait: float | None) -> int | None:
+        """Receive into *room* (no TLS): how many bytes came; ``None`` if *wait* passed
+        first; 0 at end of stream."""
+        if self._closed.is_set():
+            return 0
+        try:
+            if not self._poller.poll(None if wait is None else max(0.0, wait) * 1000):
+                return None
+            return self._sock.recv_into(room)
+        except OSError as exc:
+            if self._closed.is_set():
+                return 0
+            raise ConnectionClosed(f"{self.name}: {exc.strerror or exc}") from exc  # a reset
 
     def receive_raw(self, wait: float | None = None) -> bytes | None:
         """Raw bytes as they arrive (for the wire tracer): ``b""`` at end of stream, ``None``
