@@ -152,7 +152,7 @@ class Scheduler:
         for priority in sorted(TaskPriority, reverse=True):
             queue = self.queues[priority]
             skipped: list[uuid.UUID] = []
-            unplaceable: set[tuple[frozenset[str], frozenset[uuid.UUID], Need]] = set()
+            unplaceable: set[Shape] = set()
             while queue and placer.any_free():
                 task_id = queue.popleft()
                 record = lookup(task_id)
