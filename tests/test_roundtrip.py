@@ -6,6 +6,7 @@ import itertools
 import uuid
 
 import pytest
+from conftest import reframe
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import ANY_MESSAGE, messages_of, values_for
@@ -19,7 +20,9 @@ from vistrit.protocol import (
     wire,
 )
 from vistrit.protocol.catalogue import V3, first_version
+from vistrit.protocol.errors import ChecksumMismatch, TrailingBytes
 from vistrit.protocol.examples import all_examples, word_count_task
+from vistrit.protocol.frame import HEADER_SIZE
 from vistrit.protocol.messages import Heartbeat, Message, TaskSubmit
 from vistrit.protocol.schema import wire_type_for
 from vistrit.protocol.types import (
@@ -220,3 +223,20 @@ def test_only_a_large_frame_is_received_in_place() -> None:
     assert over.room() is None  # over this decoder's cap: next_frame refuses it
     with pytest.raises(ProtocolError):
         over.next_frame()
+
+
+def test_a_bad_large_frame_is_refused_with_the_same_errors() -> None:
+    frame = encode_frame(LARGE)
+    payload = frame[HEADER_SIZE:-4]
+    with pytest.raises(TrailingBytes):
+        decode_frame(reframe(payload + b"\0", TaskSubmit.TYPE_BYTE))
+    broken = bytearray(frame)
+    broken[-1] ^= 0xFF
+    with pytest.raises(ChecksumMismatch):
+        decode_frame(bytes(broken))
+    decoder = FrameDecoder()
+    decoder.feed(reframe(payload + b"\0", TaskSubmit.TYPE_BYTE))
+    with pytest.raises(TrailingBytes):
+        decoder.next_frame()
+    with pytest.raises(TrailingBytes):  # and for good: the stream cannot be trusted
+        decoder.next_frame()
