@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from typing import NamedTuple, cast
+from typing import NamedTuple
 
 from vistrit.protocol.catalogue import CATALOGUES, Catalogue
 from vistrit.protocol.errors import (
@@ -150,9 +150,7 @@ def check_crc(header: bytes, payload: bytes, trailer: bytes) -> None:
         raise ChecksumMismatch(expected, actual, offset=HEADER_SIZE + len(payload))
 
 
-def decode_payload(
-    payload: bytes | memoryview, catalogue: Catalogue, type_byte: int, start: int = 0
-) -> Message:
+def decode_payload(payload: bytes, catalogue: Catalogue, type_byte: int, start: int = 0) -> Message:
     """Decode a checked payload: exactly one message, agreeing with the header's type byte.
 
     The payload is ``payload[start:]`` (the decoder passes the checksummed bytes whole, to
@@ -160,13 +158,12 @@ def decode_payload(
     error names the field it happened in.
     """
     message: Message
-    buf = cast(bytes, payload)  # a memoryview reads as bytes do here (slices, unpack_from)
     try:
-        message, end = _MESSAGE.decode(buf, start)
+        message, end = _MESSAGE.decode(payload, start)
     except (ProtocolError, struct.error):
         # The fast path keeps no field paths; the slow annotating walk meets the same
         # error and raises it with the field's name.
-        _MESSAGE.annotate(Annotator(bytes(buf[start:])), 0, "")
+        _MESSAGE.annotate(Annotator(payload[start:]), 0, "")
         raise  # not reached: the walk above raises
     cls = type(message)
     if catalogue.by_variant.get(cls.VARIANT) is not cls:
@@ -223,9 +220,11 @@ def decode_frame(data: bytes, max_payload: int = MAX_PAYLOAD) -> Frame:
     return frame
 
 
-#: A payload this large is received in place (:meth:`FrameDecoder.room`) and decoded where
-#: it lies; after it, what is left of the buffer is copied into a new one, so that the
-#: memory the frame took is given back instead of held for the connection.
+#: After a frame larger than this, the decoder copies what is left into a new buffer, so
+#: that the memory a large frame took is given back instead of held for the connection.
+SHRINK_AFTER = 1024 * 1024
+
+#: A payload this large is received in place (:meth:`FrameDecoder.room`).
 RECEIVE_INTO = 256 * 1024
 
 
@@ -321,42 +320,16 @@ class FrameDecoder:
         end = HEADER_SIZE + length
         if len(buffer) < end + CHECKSUM_SIZE:
             return None
-        (expected,) = CHECKSUM.unpack_from(buffer, end)
-        if length >= RECEIVE_INTO:
-            message = self._decode_in_place(end, expected, catalogue, type_byte)
-            return Frame(version, message, end + CHECKSUM_SIZE)
         # Version, type, length and payload: what the CRC covers, copied out once. (Slicing
-        # the bytearray and then calling bytes() would copy twice.)
+        # the bytearray and then calling bytes() would copy twice; a large frame notices.)
         with memoryview(buffer) as view:
             checked = bytes(view[CRC_START:end])
+        (expected,) = CHECKSUM.unpack_from(buffer, end)
         del buffer[: end + CHECKSUM_SIZE]  # cheap: bytearray drops a prefix without copying
+        if end > SHRINK_AFTER:  # ...but keeps its memory: give a large frame's back
+            self._buffer = bytearray(buffer)
         actual = zlib.crc32(checked)
         if actual != expected:
             raise ChecksumMismatch(expected, actual, offset=end)
         message = decode_payload(checked, catalogue, type_byte, start=6)
         return Frame(version, message, end + CHECKSUM_SIZE)
-
-    def _decode_in_place(
-        self, end: int, expected: int, catalogue: Catalogue, type_byte: int
-    ) -> Message:
-        """A large frame, checked and decoded where it lies in the buffer: its payload is
-        copied once, into the message's ``bytes``, and not first out of the buffer. On a
-        bad payload it is decoded again from a copy, for the error that names the field."""
-        buffer = self._buffer
-        message: Message | None = None
-        failed: bytes | None = None
-        with memoryview(buffer) as view, view[CRC_START:end] as checked:
-            actual = zlib.crc32(checked)
-            if actual == expected:
-                try:
-                    message = decode_payload(checked, catalogue, type_byte, start=6)
-                except Exception:
-                    failed = bytes(checked)
-        del buffer[: end + CHECKSUM_SIZE]
-        self._buffer = bytearray(buffer)  # give the large frame's memory back
-        if actual != expected:
-            raise ChecksumMismatch(expected, actual, offset=end)
-        if message is None:
-            decode_payload(failed or b"", catalogue, type_byte, start=6)  # raises
-            raise AssertionError("a payload that failed in place decoded from a copy")
-        return message

@@ -296,10 +296,10 @@ class Bytes(WireType):
         out += value
 
     def decode(self, buf: bytes, pos: int) -> tuple[Any, int]:
-        """Read the length, then that many bytes (``bytes``, even from a ``memoryview``)."""
+        """Read the length, then that many bytes."""
         length = _read_length(buf, pos, "Vec<u8> length")
         start = pos + 8
-        return bytes(buf[start : start + length]), start + length
+        return buf[start : start + length], start + length
 
     def annotate(self, ann: Annotator, pos: int, path: str) -> int:
         """Describe the length and the bytes."""
@@ -350,7 +350,7 @@ class SocketAddrType(WireType):
             raise BadEnumIndex(f"SocketAddr variant index {variant} is unknown (0 = V4, 1 = V6)")
         _, size, address_class = self._SHAPES[variant]
         start = pos + 4
-        octets = bytes(buf[start : start + size])
+        octets = buf[start : start + size]
         (port,) = _PORT.unpack_from(buf, start + size)  # also catches short octets
         return SocketAddr(str(address_class(octets)), port), start + size + 2
 
