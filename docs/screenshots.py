@@ -12,6 +12,7 @@ coordinator's. Everything started is stopped at the end.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -33,11 +34,13 @@ IMAGES = DOCS / "images"
 
 def browser() -> webdriver.Chrome:
     options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
+    options.binary_location = shutil.which("chromium") or "chromium"
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
                      "--window-size=1280,1000", "--hide-scrollbars"):  # fmt: skip
         options.add_argument(argument)
-    return webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
+    return webdriver.Chrome(
+        options=options, service=Service(shutil.which("chromedriver") or "chromedriver")
+    )
 
 
 def shoot(driver: webdriver.Chrome, url: str, name: str, ready: str) -> None:
