@@ -10,9 +10,12 @@ import argparse
 import concurrent.futures
 import contextlib
 import json
+import signal
 import sys
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any, TextIO
 
 from vistrit.cli.common import (
@@ -198,17 +201,39 @@ def run_submit(args: argparse.Namespace, out: TextIO) -> int:
 
 def _watch(future: TaskFuture, progress: bool) -> None:
     """Wait for the task; on standard error, say why it waits (after a second) and, with
-    *progress*, each new percentage its function reports."""
-    shown: tuple[str | None, int | None] = (None, None)
-    started = time.monotonic()
-    while not concurrent.futures.wait([future], timeout=WATCH_INTERVAL).done:
-        waiting = future.waiting if time.monotonic() - started >= 1.0 else None
-        percent = future.progress if progress else None
-        if waiting and waiting != shown[0]:
-            print(waiting, file=sys.stderr, flush=True)
-        if percent is not None and percent != shown[1]:
-            print(f"progress: {percent}%", file=sys.stderr, flush=True)
-        shown = (waiting or shown[0], percent if percent is not None else shown[1])
+    *progress*, each new percentage its function reports.
+
+    Ctrl-C raises ``KeyboardInterrupt`` here, between two looks, never from inside the
+    wait: there it could leave a future's lock taken, and closing the client would then
+    wait for that lock for ever."""
+    interrupted = threading.Event()
+    with _sigint_sets(interrupted):
+        shown: tuple[str | None, int | None] = (None, None)
+        started = time.monotonic()
+        while not concurrent.futures.wait([future], timeout=WATCH_INTERVAL).done:
+            if interrupted.is_set():
+                raise KeyboardInterrupt
+            waiting = future.waiting if time.monotonic() - started >= 1.0 else None
+            percent = future.progress if progress else None
+            if waiting and waiting != shown[0]:
+                print(waiting, file=sys.stderr, flush=True)
+            if percent is not None and percent != shown[1]:
+                print(f"progress: {percent}%", file=sys.stderr, flush=True)
+            shown = (waiting or shown[0], percent if percent is not None else shown[1])
+
+
+@contextlib.contextmanager
+def _sigint_sets(event: threading.Event) -> Iterator[None]:
+    """While inside, SIGINT sets *event* instead of raising (in the main thread; elsewhere,
+    as in tests that call the CLI from a thread, nothing changes)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, lambda *_: event.set())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _task_data(task: str | None) -> str | bytes:
