@@ -386,8 +386,10 @@ def test_a_follower_says_where_the_leader_is_and_the_elections_survive_a_restart
         history = Browserless(follower).json("/api/elections")
         assert history["cluster"] and history["leader"] == 2
         assert history["changes"][-1]["role"] == "Follower"
-        leader_moves = [c["event"] for c in _elections(high)]
-        assert leader_moves and leader_moves[-1] == "unanswered"  # it won
+        moves = _elections(high)
+        leader_moves = [c["event"] for c in moves]
+        assert "unanswered" in leader_moves and moves[-1]["role"] == "Leader"  # it won
+        assert moves[-1]["why"]  # said in words
         high.stop()
         again = Coordinator(
             ("127.0.0.1", ports[2]),
