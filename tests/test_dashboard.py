@@ -25,6 +25,7 @@ from vistrit.coordinator.peers import ClusterConfig
 from vistrit.credentials import Credentials
 from vistrit.dashboard import Dashboard, dashboard_token
 from vistrit.dashboard import server as dashboard_server
+from vistrit.dashboard import frames as frames_module
 from vistrit.dashboard.frames import PER_SECOND, FrameSampler
 from vistrit.protocol import decode_frame
 from vistrit.protocol import messages as m
@@ -233,7 +234,10 @@ def test_bad_requests_get_a_clear_400_and_unknown_ones_404(
     connection.close()
 
 
-def test_frames_are_sampled_with_their_byte_tables(cluster: Cluster, board: Browserless) -> None:
+def test_frames_are_sampled_with_their_byte_tables(
+    cluster: Cluster, board: Browserless, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(frames_module, "PER_SECOND", 10_000)  # heartbeats may not crowd out
     cluster.add_worker(name="alpha")
     client = cluster.client()
     client.submit("echo", b"hello").result(20)
