@@ -24,8 +24,8 @@ from vistrit.coordinator.elections import KEPT, Change, ElectionLog
 from vistrit.coordinator.peers import ClusterConfig
 from vistrit.credentials import Credentials
 from vistrit.dashboard import Dashboard, dashboard_token
-from vistrit.dashboard import server as dashboard_server
 from vistrit.dashboard import frames as frames_module
+from vistrit.dashboard import server as dashboard_server
 from vistrit.dashboard.frames import PER_SECOND, FrameSampler
 from vistrit.protocol import decode_frame
 from vistrit.protocol import messages as m
