@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -122,8 +121,3 @@ class FrameSampler:
         with self._lock:
             found = next((f for f in self._frames if f.number == number), None)
         return found.table() if found is not None else None
-
-
-def default_clock() -> float:
-    """Unix seconds (the sampler's clock unless a test gives another)."""
-    return time.time()

@@ -29,9 +29,8 @@ from vistrit.coordinator.elections import WHY
 from vistrit.logic.ids import match_prefix, prefix_of
 from vistrit.logic.registry import WorkerEntry, describe_need, need_of
 from vistrit.logic.tasks import FINAL, TaskRecord, payload_bytes, result_bytes
-from vistrit.protocol import ProtocolError
 from vistrit.protocol.types import TaskPayload
-from vistrit.protocol.values import decode_value
+from vistrit.results import remote_error
 
 #: How many seconds of throughput the cluster page draws.
 THROUGHPUT_SECONDS = 300
@@ -313,13 +312,9 @@ def _traceback(record: TaskRecord) -> str | None:
     result = record.result
     if result is None or result.success:
         return None
-    if isinstance(record.task.payload, TaskPayload.Call) and result.data:
-        try:
-            error = decode_value(result.data)
-        except ProtocolError:
-            error = None
-        if isinstance(error, dict) and isinstance(error.get("traceback"), str):
-            return str(error["traceback"])[:MAX_TEXT]
+    error = remote_error(result) if isinstance(record.task.payload, TaskPayload.Call) else None
+    if error is not None and isinstance(error.get("traceback"), str):
+        return str(error["traceback"])[:MAX_TEXT]
     return result.stderr[:MAX_TEXT] if result.stderr else None
 
 
