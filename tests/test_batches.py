@@ -15,7 +15,7 @@ from test_logic import World, node
 from vistrit.coordinator import Coordinator, batches
 from vistrit.protocol import messages as m
 from vistrit.protocol.examples import word_count_task
-from vistrit.protocol.types import NodeType, Task
+from vistrit.protocol.types import NodeType, SubmitRefusal, Task
 from vistrit.results import TaskRejected
 from vistrit.submission import BATCH_BYTES, BATCH_TASKS
 from vistrit.submission import batches as cut
@@ -141,3 +141,44 @@ def test_a_batch_is_journaled_and_replayed_task_by_task(tmp_path: Path) -> None:
         assert all(r.status == "Pending" for r in again.core.store.records.values())
     finally:
         again.stop()
+
+
+def test_a_future_is_accepted_once_acknowledged_and_again_after_a_reconnection() -> None:
+    """``future.accepted``: set by the acknowledgement of a TaskSubmit or of the batch that
+    carried the task (unless the task was refused); after a reconnection every unfinished
+    task goes again, its acknowledgement awaited as the first time's."""
+    import threading
+    from concurrent.futures import Future
+
+    from vistrit.results import TaskFuture
+    from vistrit.taskbook import TaskBook
+
+    book = TaskBook(threading.Lock())
+    answers: dict[uuid.UUID, Future[m.Message]] = {}
+
+    def expect(request_id: uuid.UUID) -> Future[m.Message]:
+        answers[request_id] = Future()
+        return answers[request_id]
+
+    items = tasks(3)
+    futures = [TaskFuture(None, t.id) for t in items]  # type: ignore[arg-type]
+    (sent,) = book.submissions(list(items), futures, True, expect)
+    assert isinstance(sent, m.TaskSubmitBatch) and not any(f.accepted.is_set() for f in futures)
+    refusal = SubmitRefusal(task_id=items[2].id, reason="quota")
+    reply = m.TaskSubmitBatchAck(request_id=sent.request_id, accepted=2, refused=(refusal,))
+    answers[sent.request_id].set_result(reply)
+    assert [f.accepted.is_set() for f in futures] == [True, True, False]
+    with pytest.raises(TaskRejected, match="quota"):
+        futures[2].result(0)
+
+    fresh = [TaskFuture(None, t.id) for t in items[:2]]  # type: ignore[arg-type]
+    book2 = TaskBook(threading.Lock())
+    (first,) = book2.submissions(list(items[:2]), fresh, True, expect)
+    answers[first.request_id].set_exception(ConnectionError("lost"))  # no answer: no news
+    assert not any(f.accepted.is_set() for f in fresh)
+    (again,) = book2.resubmissions(True, expect)  # reconnected: both go again, as a batch
+    assert isinstance(again, m.TaskSubmitBatch)
+    assert {t.id for t in again.tasks} == {t.id for t in items[:2]}
+    done = m.TaskSubmitBatchAck(request_id=again.request_id, accepted=2, refused=())
+    answers[again.request_id].set_result(done)
+    assert all(f.accepted.is_set() for f in fresh)

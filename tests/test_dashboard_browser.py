@@ -11,13 +11,13 @@ sets ``VISTRIT_REQUIRE_BROWSER=1``, which turns that skip into a failure.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from browser import headless_chromium
 from spawn import Processes, stop_all
 
 from vistrit.client import VistritClient
@@ -25,36 +25,12 @@ from vistrit.demo import wait_for_workers
 
 pytestmark = pytest.mark.timeout(120)
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
 WAIT = 20  # seconds: the most any page change may take
-
-
-def _browser() -> Any:
-    missing = []
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        missing.append("selenium (pip install selenium)")
-    if CHROMIUM is None or CHROMEDRIVER is None:
-        missing.append("chromium and chromium-driver (apt-get install chromium chromium-driver)")
-    if missing:
-        reason = "no browser to test the dashboard in: " + "; ".join(missing)
-        if os.environ.get("VISTRIT_REQUIRE_BROWSER") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                     "--disable-gpu", "--window-size=1400,1000"):  # fmt: skip
-        options.add_argument(argument)
-    return webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    driver = _browser()
+    driver = headless_chromium("the dashboard")
     try:
         yield driver
     finally:

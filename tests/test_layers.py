@@ -39,6 +39,7 @@ LAYERS = {
     "vistrit.executors": 4,  # concurrent.futures on a cluster (and on other backends)
     "vistrit.demo": 4,
     "vistrit.election_demo": 4,
+    "vistrit.chaos": 4,  # the lab: a real cluster broken on purpose, checked, drawn
     "vistrit.cli": 5,
     "vistrit.__main__": 5,
     "vistrit": 5,  # the package's own __init__

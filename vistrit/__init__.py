@@ -16,6 +16,7 @@ checks this):
   (:mod:`vistrit.results`: what the client hands back);
 * :mod:`vistrit.executors` - ``concurrent.futures`` on a cluster; :mod:`vistrit.bench`,
   :mod:`vistrit.demo`, :mod:`vistrit.election_demo` - measurements and the demos;
+  :mod:`vistrit.chaos` - the lab: a real cluster broken on purpose, checked and drawn;
 * :mod:`vistrit.cli` and ``__main__`` - argument parsing, logging set-up and printing.
 """
 

@@ -70,7 +70,7 @@ from vistrit.results import (
     kind_of,
 )
 from vistrit.session import NodeSession, node_auth
-from vistrit.submission import batches, check_options, new_task, payload_of, task_id_of, to_bytes
+from vistrit.submission import check_options, new_task, payload_of, task_id_of, to_bytes
 from vistrit.taskbook import TaskBook
 from vistrit.transport import Connection, ConnectionClosed, TLSConfig
 
@@ -445,13 +445,10 @@ class VistritClient:
         task acknowledges it again (and sends its outcome if it has one); one that lost
         it (it was never acknowledged) takes it as new.
         """
-        unfinished = self.book.unfinished()
         self._connected.set()
-        log.info("%s: reconnected; %d unfinished task(s) resubmitted", self.name, len(unfinished))
-        if conn.version >= 4 and len(unfinished) > 1:  # (their acknowledgements go unread)
-            return [m.TaskSubmitBatch(request_id=uuid.uuid4(), tasks=tuple(part))
-                    for part in batches(unfinished)]  # fmt: skip
-        return [m.TaskSubmit(task=task, request_id=uuid.uuid4()) for task in unfinished]
+        count = len(self.book.unfinished())
+        log.info("%s: reconnected; %d unfinished task(s) resubmitted", self.name, count)
+        return list(self.book.resubmissions(conn.version >= 4, self.replies.expect))
 
     def on_gave_up(self, reason: str) -> None:
         """No coordinator came back: every request and task future fails."""

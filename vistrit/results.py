@@ -11,6 +11,7 @@ from __future__ import annotations
 import builtins
 import concurrent.futures
 import contextlib
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -190,12 +191,15 @@ class TaskFuture(concurrent.futures.Future[Any]):
     ``Call``), the Python value; for one by name, ``str`` if the data was given as
     ``str``, else ``bytes``. While it runs, ``running()`` is true and ``progress`` holds
     the last percentage its function reported; while no connected worker can run it,
-    ``waiting`` says why (both pushed by a v4 coordinator)."""
+    ``waiting`` says why (both pushed by a v4 coordinator). ``accepted`` is set once a
+    coordinator has acknowledged the task: it is recorded, with the guarantees of the
+    durability page (``future.accepted.wait(timeout)``)."""
 
     def __init__(self, client: Canceller, task_id: uuid.UUID, kind: str = "bytes") -> None:
         super().__init__()
         self.client = client
         self.task_id = task_id
+        self.accepted = threading.Event()
         self.kind = kind  # "value", "text" or "bytes": how the result's bytes are read
         self.progress: int | None = None
         self.waiting: str | None = None

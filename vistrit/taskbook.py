@@ -74,6 +74,16 @@ class TaskBook:
                 messages.append(m.TaskSubmit(task=part[0], request_id=request_id))
         return messages
 
+    def resubmissions(
+        self, bulk: bool, expect: Callable[[uuid.UUID], Future[m.Message]]
+    ) -> list[m.Message]:
+        """Every unfinished task submitted again, under its id, its answer awaited as the
+        first time (after a reconnection; call with the client's lock held)."""
+        ids = [task_id for task_id in self._futures if task_id in self._submitted]
+        tasks = [self._submitted[task_id] for task_id in ids]
+        futures = [self._futures[task_id] for task_id in ids]
+        return self.submissions(tasks, futures, bulk and len(tasks) > 1, expect)
+
     def get(self, task_id: uuid.UUID) -> TaskFuture | None:
         """The future of a task this client submitted and is not finished, if any."""
         with self._lock:
@@ -99,6 +109,8 @@ class TaskBook:
         """The coordinator answered a submission: a refusal fails its future. (A lost
         connection is no answer: the task is submitted again when it comes back.)"""
         ack = None if done.exception() is not None else done.result()
+        if isinstance(ack, m.TaskSubmitAck) and ack.accepted:
+            future.accepted.set()
         refused = isinstance(ack, m.TaskSubmitAck) and not ack.accepted
         if refused and self._take(future.task_id) is not None and not future.done():
             assert isinstance(ack, m.TaskSubmitAck)
@@ -111,6 +123,10 @@ class TaskBook:
         if not isinstance(ack, m.TaskSubmitBatchAck):
             return  # lost (the tasks are submitted again once back), or not an answer
         by_id = {future.task_id: future for future in futures}
+        refused = {refusal.task_id for refusal in ack.refused}
+        for each in futures:
+            if each.task_id not in refused:
+                each.accepted.set()
         for refusal in ack.refused:
             future = by_id.get(refusal.task_id)
             if future is not None and self._take(future.task_id) is not None and not future.done():

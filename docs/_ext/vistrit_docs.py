@@ -8,6 +8,8 @@
 * ``.. vistrit-value:: EXPRESSION`` - a Python value (a literal), in the value encoding of
   a Call's arguments and result, as a byte table made by its annotator.
 * ``.. vistrit-value-tags::`` - the encoding's tags, from ``vistrit.protocol.values.Tag``.
+* ``.. vistrit-chaos-scene:: NAME`` - a chaos scene (``vistrit.chaos.scenes``), run on
+  real processes, drawn as a Lamport diagram in SVG.
 
 Nothing is pasted by hand, so the docs cannot drift from the code.
 """
@@ -188,6 +190,30 @@ class ElectionRunDirective(Directive):
         return [nodes.literal_block(text=election_demo.draw(election_demo.record()))]
 
 
+class ChaosSceneDirective(Directive):
+    """A chaos scene (:mod:`vistrit.chaos.scenes`), run while the docs are built, drawn as
+    a Lamport diagram in SVG."""
+
+    required_arguments = 1
+
+    def run(self) -> list[nodes.Node]:
+        import logging
+        import tempfile
+        from pathlib import Path
+
+        from vistrit.chaos import scenes
+
+        quiet = logging.getLogger("vistrit")
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)  # a scene's clients reconnect, as they should: no news
+        try:
+            with tempfile.TemporaryDirectory() as directory:
+                svg = scenes.diagram(self.arguments[0], Path(directory) / "run")
+        finally:
+            quiet.setLevel(level)
+        return [nodes.raw("", f'<div class="lamport">{svg}</div>', format="html")]
+
+
 class HandshakeRunDirective(Directive):
     """A real authenticated handshake, recorded through the wire tracer while the docs are
     built: each frame, its direction, and its byte table."""
@@ -254,4 +280,5 @@ def setup(app: Sphinx) -> dict[str, object]:
     directives.register_directive("vistrit-election-states", ElectionStatesDirective)
     directives.register_directive("vistrit-election-run", ElectionRunDirective)
     directives.register_directive("vistrit-handshake-run", HandshakeRunDirective)
+    directives.register_directive("vistrit-chaos-scene", ChaosSceneDirective)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

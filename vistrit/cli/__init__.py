@@ -11,7 +11,7 @@ a bad frame); 2 bad usage; 3 no such task; 4 no coordinator reachable; 130 inter
 Commands: ``coordinator``, ``worker`` (nodes); ``submit``, ``status``, ``result``,
 ``cancel``, ``cluster``, ``workers``, ``tasks`` (a client, built on
 :class:`~vistrit.client.VistritClient`); ``trace`` (the wire tracer); ``decode``,
-``bench``, ``demo``.
+``bench``, ``demo``; ``chaos`` and ``check`` (the lab, :mod:`~vistrit.cli.chaos`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from vistrit import __version__
-from vistrit.cli import nodes, tasks, tools
+from vistrit.cli import chaos, nodes, tasks, tools
 from vistrit.cli.common import (
     EXIT_FAILED,
     EXIT_NOT_FOUND,
@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     nodes.add_commands(commands)
     tasks.add_commands(commands)
     tools.add_commands(commands)
+    chaos.add_commands(commands)
     return parser
 
 

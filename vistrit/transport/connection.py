@@ -448,6 +448,16 @@ class Connection:
             pass
         self.close()
 
+    def shutdown(self) -> None:
+        """End both directions, keeping the descriptor: a reader in another thread wakes
+        (it reads the end of the stream), and no other socket can take its number until
+        :meth:`close`. (Closing while another thread may be about to wait on the socket
+        can leave it waiting on whatever socket is given the freed number next.)"""
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
     def close(self) -> None:
         """Close now; a reader blocked in ``receive`` returns ``None``. Idempotent, and safe
         with or without the send lock held: it never waits for the lock (it only tries it,
