@@ -181,15 +181,6 @@ class ElectionStatesDirective(Directive):
         return _state_machine(TRANSITIONS, set(), "role")
 
 
-class ElectionRunDirective(Directive):
-    """A real election, run while the docs are built, drawn as a sequence diagram."""
-
-    def run(self) -> list[nodes.Node]:
-        from vistrit import election_demo
-
-        return [nodes.literal_block(text=election_demo.draw(election_demo.record()))]
-
-
 class ChaosSceneDirective(Directive):
     """A chaos scene (:mod:`vistrit.chaos.scenes`), run while the docs are built, drawn as
     a Lamport diagram in SVG."""
@@ -278,7 +269,6 @@ def setup(app: Sphinx) -> dict[str, object]:
     directives.register_directive("vistrit-value-tags", ValueTagsDirective)
     directives.register_directive("vistrit-task-states", TaskStatesDirective)
     directives.register_directive("vistrit-election-states", ElectionStatesDirective)
-    directives.register_directive("vistrit-election-run", ElectionRunDirective)
     directives.register_directive("vistrit-handshake-run", HandshakeRunDirective)
     directives.register_directive("vistrit-chaos-scene", ChaosSceneDirective)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
