@@ -284,3 +284,31 @@ def test_bench_peers_runs_the_same_workloads_on_dask(tmp_path: Path) -> None:
         "w1_tasks_per_s", "w1_unbounded_tasks_per_s", "w2_p50_us", "w4_mb_per_s",
     }  # fmt: skip
     assert all(value > 0 for value in figures.values())
+
+
+SIGNAL_ON_ANOTHER_THREAD = """
+import signal, sys, threading, time
+from vistrit.cli.common import until_signalled, wait_for
+
+stop = until_signalled()
+ready = threading.Event()
+def bystander():
+    ready.set()
+    time.sleep(30)
+other = threading.Thread(target=bystander, daemon=True)
+other.start()
+ready.wait()
+signal.pthread_kill(other.ident, signal.SIGTERM)  # the kernel may pick any thread
+wait_for(stop)
+print("stopped")
+"""
+
+
+def test_a_node_stops_on_a_signal_another_thread_received(tmp_path: Path) -> None:
+    """The main thread must not sleep for good while it waits to be stopped: a SIGTERM
+    taken by another thread is handled only when the main thread runs Python code."""
+    import sys
+
+    run = subprocess.run([sys.executable, "-c", SIGNAL_ON_ANOTHER_THREAD], capture_output=True,
+                         text=True, timeout=20, cwd=tmp_path)  # fmt: skip
+    assert run.returncode == 0 and run.stdout.strip() == "stopped", run.stderr

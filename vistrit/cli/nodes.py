@@ -31,6 +31,7 @@ from vistrit.cli.common import (
     reason,
     tls_of,
     until_signalled,
+    wait_for,
 )
 from vistrit.coordinator.journal import JournalError
 from vistrit.logic.scheduler import STRATEGIES
@@ -324,7 +325,7 @@ def run_coordinator(args: argparse.Namespace, out: TextIO) -> int:
         coordinator.stop()
         return EXIT_FAILED
     coordinator.on_failure = stop.set  # a journal it cannot write ends the wait too
-    stop.wait()
+    wait_for(stop)
     if dashboard is not None:
         dashboard.stop()
     coordinator.stop()
@@ -423,7 +424,7 @@ def run_worker(args: argparse.Namespace, out: TextIO) -> int:
         stop.set()
 
     threading.Thread(target=stop_when_lost, name="worker watch", daemon=True).start()
-    stop.wait()
+    wait_for(stop)
     worker.stop(drain_timeout=0 if worker.error else args.drain_timeout)
     if worker.error:
         print(f"error: {worker.error}", file=sys.stderr)

@@ -27,6 +27,7 @@ from vistrit.cli.common import (
     positive_int,
     tls_of,
     until_signalled,
+    wait_for,
 )
 from vistrit.protocol import (
     FrameDecoder,
@@ -195,7 +196,7 @@ def run_trace(args: argparse.Namespace, out: TextIO) -> int:
         file=out,
         flush=True,
     )
-    stop.wait()
+    wait_for(stop)
     relay.stop()
     return EXIT_OK
 
@@ -401,7 +402,10 @@ def run_demo(args: argparse.Namespace, out: TextIO) -> int:
     from vistrit import demo
 
     print(f"Vistrit demo: a coordinator and {args.workers} workers on this machine", file=out)
-    keep = until_signalled().wait if args.keep else None
+    keep = None
+    if args.keep:  # (only then: without it, Ctrl-C interrupts the demo at once)
+        stop = until_signalled()
+        keep = lambda: wait_for(stop)  # noqa: E731
     ok = demo.run(args.workers, report=lambda line: print(line, file=out, flush=True), keep=keep)
     print("all answers correct" if ok else "SOME ANSWERS WERE WRONG", file=out)
     return EXIT_OK if ok else EXIT_FAILED
