@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
-from spawn import Processes
+from spawn import Processes, stop_all
 
 from vistrit.chaos.checker import check, check_history
 from vistrit.chaos.history import HistoryError, read_lines
@@ -249,6 +250,23 @@ def test_kills_pauses_and_slow_links_lose_nothing(tmp_path: Path) -> None:
                 "--out", str(out))  # fmt: skip
     assert_run_is_whole(out, run, {"kill", "pause", "slow"})
     assert run.returncode == 0 and json.loads((out / "verdict.json").read_text())["valid"]
+
+
+def test_an_interrupted_run_stops_everything_it_started(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    group = Processes(tmp_path, dict(os.environ))
+    try:
+        process = group.spawn("chaos", "--tasks", "5000", "--rate", "50", "--out", str(out))
+        assert process.stdout is not None
+        assert process.stdout.readline().startswith("cluster up: c1, c2, c3, w1, w2, w3")
+        assert left_running(str(out))  # the nodes run...
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+        assert process.returncode == 130 and "interrupted" in err
+        assert left_running(str(out)) == []  # ...and no longer
+        assert not (out / "verdict.json").exists()
+    finally:
+        stop_all(group)
 
 
 def test_chaos_refuses_bad_arguments_with_exit_2(tmp_path: Path) -> None:

@@ -43,6 +43,9 @@ def netns_unavailable() -> str | None:
         return "making network namespaces needs root"
     if shutil.which("ip") is None:
         return "the ip command (iproute2) is not installed"
+    addresses = subprocess.run(["ip", "-4", "addr", "show"], capture_output=True, text=True)
+    if f" {PREFIX}." in addresses.stdout:
+        return f"addresses {PREFIX}.0.0/16 are already in use on this machine"
     probe = f"vistrit-probe-{uuid.uuid4().hex[:8]}"
     made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
     if made.returncode != 0:

@@ -62,12 +62,18 @@ class Lab:
     """The processes and relays of a run (see the module docstring)."""
 
     def __init__(
-        self, config: LabConfig, links: Links, on_frame: FrameSink, clock: Callable[[], float]
+        self,
+        config: LabConfig,
+        links: Links,
+        on_frame: FrameSink,
+        clock: Callable[[], float],
+        stop: threading.Event | None = None,
     ) -> None:
         self.config = config
         self.links = links
         self.on_frame = on_frame
         self.clock = clock
+        self.stop_event = stop or threading.Event()  # set: give up starting
         self.coordinators = [f"c{i}" for i in range(1, config.coordinators + 1)]
         self.workers = [f"w{i}" for i in range(1, config.workers + 1)]
         self.clients = [f"client{i}" for i in range(1, config.clients + 1)]
@@ -172,14 +178,14 @@ class Lab:
         """Wait until *name* printed its ready line (its log has *words*)."""
         path = self.nodes_dir / f"{name}.log"
         deadline = time.monotonic() + START_TIMEOUT
-        waiter = threading.Event()
         while words not in path.read_text("utf-8", "replace"):
             process = self.processes[name]
             if process.poll() is not None:
                 raise RuntimeError(f"{name} exited with code {process.returncode}: see {path}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{name} did not start within {START_TIMEOUT:g} s: see {path}")
-            waiter.wait(0.05)
+            if self.stop_event.wait(0.05):
+                raise RuntimeError(f"interrupted while {name} was starting")
 
     # -- breaking (the nemesis) -----------------------------------------------------------
 

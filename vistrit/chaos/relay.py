@@ -211,6 +211,8 @@ class LinkRelay:
         try:
             if self._send(first, inside, outside, peer, self.node, number, self.clock()):
                 self._pump(inside, outside, peer, self.node, number, rest)
+        except ConnectionClosed:  # the coordinator went away before the first frame
+            pass
         finally:
             outside.shutdown()
             inside.shutdown()

@@ -50,7 +50,7 @@ SHOWN = ("task", "election", "joining")
 #: The most frames given a byte table in a report (every frame is drawn).
 MAX_TABLES = 4000
 
-#: Where the protocol page is, from the report (``python -m vistrit chaos --docs URL``).
+#: Where the protocol page is, from the report (``python -m vistrit chaos --docs-url URL``).
 PROTOCOL_PAGE = "protocol.html"
 
 SVG = '<svg xmlns="http://www.w3.org/2000/svg"'

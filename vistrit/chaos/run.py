@@ -1,5 +1,8 @@
 """One chaos run, from the first process started to the report: ``python -m vistrit chaos``.
 
+Interrupted (Ctrl-C, or SIGTERM from the CLI), a run still stops everything it started,
+namespaces included, on its way out; it then writes no verdict and no report.
+
 :func:`run` builds the lab (:mod:`~vistrit.chaos.lab`), starts the nemesis
 (:mod:`~vistrit.chaos.nemesis`) and the clients (:mod:`~vistrit.chaos.workload`), and
 when every task is submitted and every kind of fault has happened at least once, ends the
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -25,7 +29,7 @@ from vistrit.chaos.history import JsonLines
 from vistrit.chaos.lab import STOP_TIMEOUT, Lab, LabConfig
 from vistrit.chaos.nemesis import Fault, Nemesis, Schedule
 from vistrit.chaos.relay import Links
-from vistrit.chaos.report import write_report
+from vistrit.chaos.report import PROTOCOL_PAGE, write_report
 from vistrit.chaos.workload import Workload, WorkloadConfig
 from vistrit.coordinator.elections import FILE_NAME as ELECTIONS
 from vistrit.credentials import Credentials
@@ -44,6 +48,7 @@ class ChaosConfig:
     duration: float = 2.0  # the mean length of a fault
     settle: float = 60.0  # how long outcomes may take once the faults are over
     script: tuple[Fault, ...] | None = None  # faults to apply instead of drawn ones
+    docs: str = PROTOCOL_PAGE  # the protocol page, which the report links frames to
 
 
 class _Scripted(Schedule):
@@ -59,9 +64,20 @@ class _Scripted(Schedule):
         return Fault("pause", ((),), 3600.0, 0.0)  # nothing more (stopped before it)
 
 
-def run(config: ChaosConfig, report: Callable[[str], None] = lambda line: None) -> Verdict:
+class Interrupted(Exception):
+    """The run was asked to stop (its *stop* event): everything it started is stopped."""
+
+
+def run(
+    config: ChaosConfig,
+    report: Callable[[str], None] = lambda line: None,
+    stop: threading.Event | None = None,
+) -> Verdict:
     """Run, check and report (see the module docstring); returns the checker's verdict.
-    Raises ``ValueError`` if the directory already holds a run."""
+    Setting *stop* (the CLI's Ctrl-C and SIGTERM) ends the run early: everything is
+    stopped, then :class:`Interrupted` is raised. Raises ``ValueError`` if the directory
+    already holds a run."""
+    stop = stop or threading.Event()
     directory = config.lab.directory
     directory.mkdir(parents=True, exist_ok=True)
     if (directory / files.HISTORY).exists():
@@ -78,7 +94,7 @@ def run(config: ChaosConfig, report: Callable[[str], None] = lambda line: None) 
             frames.write(record)
 
     links = Links()
-    lab = Lab(config.lab, links, on_frame, frames.now)
+    lab = Lab(config.lab, links, on_frame, frames.now, stop)
     files.write_json(directory / files.RUN, _describe(config, lab, origin))
     workload: Workload | None = None
     nemesis: Nemesis | None = None
@@ -92,7 +108,7 @@ def run(config: ChaosConfig, report: Callable[[str], None] = lambda line: None) 
         report(f"cluster up: {', '.join(lab.coordinators + lab.workers)} ({config.lab.hosts})")
         credentials = Credentials.load(lab.token)
         workload = Workload(
-            config.workload, lab.clients, lab.coordinator_list(), credentials, history
+            config.workload, lab.clients, lab.coordinator_list(), credentials, history, stop
         )
         schedule = (
             _Scripted(config.script)
@@ -103,8 +119,10 @@ def run(config: ChaosConfig, report: Callable[[str], None] = lambda line: None) 
         nemesis.start()
         workload.run()
         report(f"{config.workload.tasks} tasks submitted")
-        kinds = len(schedule.kinds)
-        nemesis.wait_round(kinds * 1.5 * (config.interval + config.duration) + 30)
+        round_time = len(schedule.kinds) * 1.5 * (config.interval + config.duration)
+        deadline = time.monotonic() + round_time + 30  # every kind once, at most this long
+        while not nemesis.wait_round(0.25) and not stop.is_set() and time.monotonic() < deadline:
+            pass
         nemesis.stop()
         report(f"faults over ({len(nemesis.applied)} applied); waiting for the outcomes")
         missing = workload.settle(config.settle)
@@ -114,8 +132,7 @@ def run(config: ChaosConfig, report: Callable[[str], None] = lambda line: None) 
     finally:
         if nemesis is not None:
             nemesis.stop()
-        if workload is not None:
-            workload.stop()
+        if workload is not None:  # (its clients' threads are over: run() joined them)
             workload.close()
         for name in lab.stop():  # a node that would not stop is news: say so
             faults.write({"event": "killed at stop", "fault": "stop", "nodes": [[name]]})
@@ -123,9 +140,11 @@ def run(config: ChaosConfig, report: Callable[[str], None] = lambda line: None) 
         _collect_terms(lab, origin, directory)
         for file in (history, faults, frames):
             file.close()
+    if stop.is_set():
+        raise Interrupted(f"interrupted: the run in {directory} was stopped")
     verdict = check(directory)
     files.write_json(directory / files.VERDICT, verdict.to_json())
-    write_report(directory)
+    write_report(directory, config.docs)
     return verdict
 
 

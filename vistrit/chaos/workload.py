@@ -63,6 +63,7 @@ class Workload:
         coordinators: str,
         credentials: Credentials,
         history: JsonLines,
+        stopping: threading.Event | None = None,
     ) -> None:
         self.config = config
         self.names = clients
@@ -73,7 +74,7 @@ class Workload:
         self.submitted: dict[str, str] = {}  # task -> client
         self.clients: dict[str, VistritClient] = {}
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
+        self._stopping = stopping or threading.Event()  # set: stop submitting, waiting, asking
 
     def run(self) -> None:
         """Submit every task, the clients in parallel; returns when all are submitted."""
@@ -92,11 +93,8 @@ class Workload:
         for thread in threads:
             thread.start()
         for thread in threads:
-            thread.join()
-
-    def stop(self) -> None:
-        """Stop submitting (Ctrl-C)."""
-        self._stopping.set()
+            while thread.is_alive():  # in slices, so that Ctrl-C is taken at once
+                thread.join(0.25)
 
     def _client(self, number: int, name: str) -> None:
         client = self.clients[name]
@@ -157,10 +155,9 @@ class Workload:
         with self._lock:
             futures = [future for _, future in self.futures.values()]
         for future in futures:
-            try:
-                future.exception(max(0.0, deadline - time.monotonic()))
-            except TimeoutError:
-                pass
+            while not future.done() and time.monotonic() < deadline:
+                if self._stopping.wait(0.05):
+                    return sum(not future.done() for future in futures)
         return sum(not future.done() for future in futures)
 
     def read_back(self) -> None:
@@ -168,6 +165,8 @@ class Workload:
         with self._lock:
             tasks = dict(self.submitted)
         for key, name in tasks.items():
+            if self._stopping.is_set():
+                return
             record = {"process": name, "f": "read", "task": key}
             self.history.write({**record, "type": "invoke"})
             try:

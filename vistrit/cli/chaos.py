@@ -2,7 +2,8 @@
 and ``check`` (check a run's history again).
 
 Exit codes: 0 the checker found nothing wrong; 1 it found a violation (or the run could
-not be made); 2 bad arguments, or a directory that holds no run.
+not be made); 2 bad arguments, or a directory that holds no run; 130 interrupted (Ctrl-C
+or SIGTERM), after everything the run started is stopped.
 
 Read next: :mod:`vistrit.chaos`.
 """
@@ -10,6 +11,7 @@ Read next: :mod:`vistrit.chaos`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -22,7 +24,11 @@ from vistrit.cli.common import (
     non_negative_int,
     positive_float,
     positive_int,
+    until_signalled,
 )
+
+#: Ctrl-C or SIGTERM: the run was stopped (as the other commands).
+EXIT_INTERRUPTED = 130
 
 #: The most nodes of each kind a lab may have (each is a process, or a namespace).
 MAX_NODES = 16
@@ -103,6 +109,13 @@ def add_commands(commands: Any) -> None:
         help="how long outcomes may take once the faults are over (default 60)",
     )
     chaos.add_argument(
+        "--docs-url",
+        default="protocol.html",
+        metavar="URL",
+        help="the protocol page of these docs, which the report links each frame to "
+        "(default: protocol.html, beside the report)",
+    )
+    chaos.add_argument(
         "--scene",
         choices=["election", "worker-lost", "split-brain"],
         help="run a scene of the docs instead: one scripted fault on a small cluster (the "
@@ -135,7 +148,7 @@ def run_chaos(args: argparse.Namespace, out: TextIO) -> int:
     from vistrit.chaos.hosts import netns_unavailable
     from vistrit.chaos.lab import LabConfig
     from vistrit.chaos.nemesis import KINDS
-    from vistrit.chaos.run import ChaosConfig, run
+    from vistrit.chaos.run import ChaosConfig, Interrupted, run
     from vistrit.chaos.scenes import SCENES
     from vistrit.chaos.workload import WorkloadConfig
 
@@ -159,8 +172,13 @@ def run_chaos(args: argparse.Namespace, out: TextIO) -> int:
                         args.hosts, args.seed)  # fmt: skip
         workload = WorkloadConfig(args.tasks, args.rate, args.work_ms, args.seed)
         config = ChaosConfig(lab, workload, kinds, args.interval, args.fault_duration, args.settle)
+    config = dataclasses.replace(config, docs=args.docs_url)
+    stop = until_signalled()  # Ctrl-C and SIGTERM end the run, which stops what it started
     try:
-        verdict = run(config, report=lambda line: print(line, file=out, flush=True))
+        verdict = run(config, lambda line: print(line, file=out, flush=True), stop)
+    except Interrupted:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except (RuntimeError, OSError) as exc:
         print(f"error: the run failed: {exc}", file=sys.stderr)
         return EXIT_FAILED
