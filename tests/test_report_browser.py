@@ -41,12 +41,17 @@ def test_the_report_draws_the_run_and_decodes_a_clicked_frame(tmp_path: Path) ->
         shown = [line for line in drawn if line.is_displayed()]
         assert len(shown) == sum(family(f["type"]) in SHOWN for f in frames) > 0
         box = browser.execute_script(
-            "const b = document.querySelector('svg.lamport').getBBox(); return [b.width, b.height]"
+            "const b = document.querySelector('svg.lamport:not(.header)').getBBox();"
+            "return [b.width, b.height]"
         )
         assert box[0] > 200 and box[1] > 200  # drawn, not an empty element
         assert browser.find_elements(By.CSS_SELECTOR, "svg.lamport line.kill")  # the fault
         names = [t.text for t in browser.find_elements(By.CSS_SELECTOR, "svg.lamport text.node")]
-        assert names == ["client1", "c1", "c2", "w1", "w2"]
+        assert names == ["client1", "c1", "c2", "w1", "w2"] * 2  # in view, and over the lines
+        browser.execute_script("document.getElementById('lamport-box').scrollTop = 600")
+        header = browser.find_element(By.CSS_SELECTOR, "svg.header")
+        box = browser.find_element(By.ID, "lamport-box")
+        assert header.is_displayed() and abs(header.location["y"] - box.location["y"]) <= 2
 
         browser.find_element(By.CSS_SELECTOR, 'input[data-family="heartbeat"]').click()
         beats = sum(family(f["type"]) == "heartbeat" for f in frames)

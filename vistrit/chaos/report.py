@@ -174,6 +174,16 @@ def lamport_svg(
     return "\n".join(out)
 
 
+def header_svg(run: Run) -> str:
+    """The nodes' names over their lines: kept in view above the diagram as it scrolls."""
+    width = LEFT + COLUMN * len(run.nodes)
+    names = "".join(
+        f'<text class="node" x="{LEFT + COLUMN * index}" y="16">{html.escape(node)}</text>'
+        for index, node in enumerate(run.nodes)
+    )
+    return f'{SVG} class="lamport header" width="{width}" height="22">{names}</svg>'
+
+
 def sequence_svg(run: Run, start: float, end: float, messages: set[str]) -> str:
     """The frames of *messages* between *start* and *end* in the order they were sent,
     one row each, with the faults that began meanwhile: a Lamport diagram in logical
@@ -422,7 +432,7 @@ def render(run: Run, docs: str = PROTOCOL_PAGE) -> str:
         info=info,
         verdict=_verdict_html(run.verdict),
         switches=switches,
-        lamport=lamport_svg(run),
+        lamport=f'<div class="names">{header_svg(run)}</div>{lamport_svg(run)}',
         timeline=_timeline(run),
         latency=_latencies(run),
         data=data,

@@ -1,5 +1,5 @@
 const run = JSON.parse(document.getElementById('run-data').textContent);
-const svg = document.querySelector('svg.lamport');
+const svg = document.querySelector('svg.lamport:not(.header)');
 const detail = document.getElementById('detail');
 function cell(row, text) { const td = document.createElement('td'); td.textContent = text; row.appendChild(td); }
 function show(index) {
