@@ -12,9 +12,9 @@ runs the same scene, with its report.
 * ``split-brain`` - the leader ``c3``, a client and a worker are cut off from the rest for
   three seconds: ``c2`` is elected on the other side, while ``c3`` still leads its own
   and accepts ``client1``'s work. When the partition heals, ``c3`` sees the newer term
-  and follows ``c2``, taking ``c2``'s copy of the tasks: what ``c3`` accepted and finished alone is gone,
-  though its client saw the results. The checker names the split brain and every task
-  it changed: the bully algorithm's known flaw (see the election page).
+  and follows ``c2``, taking ``c2``'s copy of the tasks: what ``c3`` accepted and
+  finished alone is gone, though its client saw the results. The checker names the split
+  brain and every task it changed: the bully algorithm's known flaw (see the limits page).
 
 Read next: :mod:`vistrit.chaos.report`.
 """
