@@ -284,6 +284,23 @@ def test_a_coordinator_without_a_current_copy_keeps_quiet_and_stands_late() -> N
     assert two.is_leader  # nobody else: someone must lead
 
 
+def test_a_coordinator_restarted_from_a_saved_term_is_not_current() -> None:
+    """Killed and restarted, a coordinator holds the copy it had: it must not win an
+    election with it (the chaos lab lost 49 tasks to one that did, the leader's link to it
+    being slow: it stood at once, the leader saw its newer term and stepped down)."""
+    fresh = Election(2, address(2), {3: address(3)}, TIMING, now=0, random=lambda: 0)
+    assert fresh.current  # a cluster's first start: nothing to be stale about
+    again = Election(2, address(2), {3: address(3)}, TIMING, now=0, random=lambda: 0, term=7)
+    assert not again.current
+    assert again.deadline == TIMING.leader_timeout * STALE_WAIT  # listens longer first
+    assert again.tick(TIMING.leader_timeout * 2) == []  # no leader yet: still listening
+    start = m.ElectionStart(term=7, candidate_id=coordinator_id(1), priority=1)
+    assert again.on_start(start, 1.0) == []  # keeps quiet: not current
+    assert again.heard_from(7, 3, 1.2) and again.leader == 3
+    again.synced()  # the leader's copy arrived whole
+    assert again.current
+
+
 def test_a_paused_leader_steps_down_and_listens() -> None:
     net = Net(3)
     net.run(1.0)

@@ -43,7 +43,8 @@ One rule is added to the bully's, because a coordinator here carries state: only
 coordinator whose copy of the tasks is **current** answers challenges. Its copy is
 current once it has led, or has received the whole copy of the leader it follows; it
 stops being current when it starts following a new leader, and when it finds it was
-paused past the leader timeout (it cannot know what it missed). A coordinator that is
+paused past the leader timeout (it cannot know what it missed); and one that restarts
+from a saved term (it was killed, or stopped) is not current until then. A coordinator that is
 not current keeps quiet, so the others elect one that is; it stands only if nobody has
 led for ``STALE_WAIT`` leader timeouts (someone must lead, even from an old copy).
 
@@ -161,7 +162,10 @@ class Election:
         self.leader: int | None = None  # the rank of the leader, if known
         self.leader_term = 0  # the term it leads in
         self.leader_address: SocketAddr | None = None
-        self.current = True  # our copy of the tasks is complete (see the module docstring)
+        # Our copy of the tasks is complete (see the module docstring): at a cluster's
+        # first start, yes; a coordinator that restarts from a saved term holds what it had
+        # when it stopped, which the others may have moved past.
+        self.current = term == 0
         self.deadline = self._listen(now)  # listen for a leader first
         self.history: list[tuple[str, str, int]] = []  # (event, new role, term): for the log
 
