@@ -299,3 +299,18 @@ def test_a_run_with_every_node_in_a_namespace_of_its_own(tmp_path: Path) -> None
     assert len(made) == 4
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert not [name for name in made if name in listed]  # every one deleted
+
+
+def test_the_report_keeps_hostile_frame_text_inert() -> None:
+    """A frame's summary comes from the network: the report must carry it as data."""
+    from vistrit.chaos.report import Run, render
+
+    evil = "</script><script>alert(1)</script><!--<script>"
+    frame = {"time": 1.0, "sent": 0.9, "from": "c1", "to": "w1", "type": "TaskAssign",
+             "size": 3, "summary": evil, "bytes": "zz"}  # fmt: skip
+    info = {"coordinators": ["c1"], "workers": ["w1"], "clients": []}
+    page = render(Run(info, [], [], [frame], {}))
+    assert evil not in page and "<script>alert" not in page
+    data = page.split('<script type="application/json" id="run-data">')[1].split("</script>")[0]
+    decoded = json.loads(data)["frames"][0]
+    assert decoded["summary"] == evil and decoded["table"] is None  # bad hex: no table

@@ -419,7 +419,9 @@ def _verdict_html(verdict: dict[str, Any]) -> str:
 
 def render(run: Run, docs: str = PROTOCOL_PAGE) -> str:
     """The whole report, as HTML text."""
-    data = json.dumps({"frames": _frames_json(run), "docs": docs}).replace("</", "<\\/")
+    # Every "<" escaped: no text from the network can end the script element, or open a
+    # comment in it (JSON reads "\u003c" back as "<").
+    data = json.dumps({"frames": _frames_json(run), "docs": docs}).replace("<", "\\u003c")
     info = html.escape(
         json.dumps({k: run.info.get(k) for k in ("seed", "hosts", "nemesis", "workload")})
     )
