@@ -276,6 +276,8 @@ def test_chaos_refuses_bad_arguments_with_exit_2(tmp_path: Path) -> None:
     assert run.returncode == 2 and "must be positive" in run.stderr
     run = chaos(tmp_path, "--workers", "99", "--out", str(tmp_path / "x"))
     assert run.returncode == 2 and "at most 16" in run.stderr
+    run = chaos(tmp_path, "--seed", str(2**64), "--out", str(tmp_path / "x"))
+    assert run.returncode == 2 and "--seed: at most 4,294,967,295" in run.stderr
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "history.jsonl").write_text("")
     run = chaos(tmp_path, "--out", str(tmp_path / "x"))

@@ -33,6 +33,9 @@ EXIT_INTERRUPTED = 130
 #: The most nodes of each kind a lab may have (each is a process, or a namespace).
 MAX_NODES = 16
 
+#: The most tasks a run may submit (each is a few lines of history).
+MAX_TASKS = 1_000_000
+
 
 def add_commands(commands: Any) -> None:
     """Add ``chaos`` and ``check``."""
@@ -161,6 +164,9 @@ def run_chaos(args: argparse.Namespace, out: TextIO) -> int:
     for option in ("coordinators", "workers", "clients"):
         if getattr(args, option) > MAX_NODES:
             raise UsageError(f"--{option}: at most {MAX_NODES}")
+    for option, most in (("tasks", MAX_TASKS), ("seed", 2**32 - 1), ("slots", 64)):
+        if getattr(args, option) > most:
+            raise UsageError(f"--{option}: at most {most:,}")
     if args.hosts == "netns" and (reason := netns_unavailable()) is not None:
         raise UsageError(f"--hosts netns: {reason}")
     if (args.out / "history.jsonl").exists():
