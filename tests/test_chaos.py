@@ -74,6 +74,9 @@ def test_each_planted_violation_is_named_with_its_task() -> None:
         "changed",
         "wrong",
     ]
+    again = {"state": "Running", "result": None}
+    assert kinds([*submitted(), outcome(), outcome(f="read", value=again, time=2)]) == ["changed"]
+    assert kinds([*submitted(), outcome(f="read", value=again, time=2)]) == ["lost"]
     named = check_history([*submitted("t7"), outcome("t7", value="x")]).violations
     assert [(v.kind, v.task) for v in named] == [("wrong", "t7")]
 

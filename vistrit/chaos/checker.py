@@ -10,7 +10,7 @@ It reads ``history.jsonl`` (and, when the run left them, ``frames.jsonl`` and
   failure is the cluster's);
 * ``phantom`` - an outcome for a task no client ever submitted;
 * ``changed`` - two outcomes of one task differ: a result the client saw, then a read
-  that finds another value, or nothing at all;
+  that finds another value, the task unfinished again, or nothing at all;
 * ``two leaders in one term`` - two coordinators accepted work in the same term (terms
   exist to make that impossible).
 
@@ -190,6 +190,9 @@ def _check_task(key: str, task: _Task) -> list[Violation]:
             seen.append((time, "read", ("completed", result)))
         elif state in ("Failed", "Cancelled"):
             seen.append((time, "read", ("failed", None)))
+        elif task.outcomes:  # finished for the client, unfinished for the cluster
+            detail = f"read at {time:.3f} s: the task is {str(state)[:20]} again"
+            found.append(Violation("changed", key, detail))
     finals = {value[0] if value[0] == "failed" else value for _, _, value in seen}
     if len(finals) > 1:
         first = min(seen, key=lambda entry: entry[0])
