@@ -102,6 +102,9 @@ def test_two_coordinators_accepting_work_in_one_term_is_a_violation() -> None:
     assert [(v.kind, v.detail) for v in found] == [("two leaders in one term", "term 2: c1, c2")]
     refused = check_history([], frames=[ack("c1", 1.0), ack("c2", 1.5, False)], terms=terms)
     assert refused.valid
+    none = {**ack("c2", 1.5), "type": "TaskSubmitBatchAck", "summary": '{"TaskSubmitBatchAck":'
+            '{"request_id":"x","accepted":0,"refused":[]}}'}  # fmt: skip
+    assert check_history([], frames=[ack("c1", 1.0), none], terms=terms).valid  # took nothing
 
 
 def test_two_coordinators_leading_at_once_while_accepting_work_is_named_split_brain() -> None:

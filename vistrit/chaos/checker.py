@@ -27,6 +27,7 @@ Read next: :mod:`vistrit.chaos.report`.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -47,8 +48,10 @@ from vistrit.logic.election import LEADER
 #: What each function of a workload returns, by its input (the model).
 MODEL = {DIGEST: expected}
 
-#: The messages by which a coordinator accepts work.
+#: The messages by which a coordinator accepts work, and how their summary says it did
+#: (``TaskSubmitAck``: accepted true; ``TaskSubmitBatchAck``: a count of one or more).
 ACKS = ("TaskSubmitAck", "TaskSubmitBatchAck")
+ACCEPTED = re.compile(r'"accepted":(?:true|[1-9])')
 
 
 @dataclass(frozen=True)
@@ -247,7 +250,7 @@ def _check_terms(
         listed.sort(key=lambda change: change[0])
     accepted: list[tuple[float, str, int]] = []
     for frame in frames:
-        if frame.get("type") in ACKS and '"accepted":false' not in str(frame.get("summary")):
+        if frame.get("type") in ACKS and ACCEPTED.search(str(frame.get("summary"))):
             node, when = str(frame.get("from")), frame.get("sent")
             if isinstance(when, (int, float)):
                 term = term_of(changes.get(node, []), float(when))

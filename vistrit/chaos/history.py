@@ -64,7 +64,8 @@ class JsonLines:
 
     def write(self, record: dict[str, Any]) -> None:
         """Append *record* (with ``time`` first)."""
-        line = json.dumps({"time": record.pop("time", None) or self.now(), **record})
+        when = record.pop("time") if "time" in record else self.now()  # (0.0 is a time)
+        line = json.dumps({"time": when, **record})
         with self._lock:
             if not self._file.closed:
                 self._file.write(line + "\n")

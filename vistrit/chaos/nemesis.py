@@ -98,8 +98,8 @@ class Schedule:
             raise ValueError(f"nemesis must be some of {', '.join(KINDS)}")
         self._random = random.Random(self.seed)
 
-    def next(self, nodes: Nodes) -> Fault:
-        """The next fault, on *nodes*."""
+    def next(self, nodes: Nodes) -> Fault | None:
+        """The next fault, on *nodes* (None: there are no more)."""
         if not self._round:
             self._round = list(self.kinds)
             self._random.shuffle(self._round)
@@ -165,7 +165,7 @@ class Nemesis:
     def _run(self) -> None:
         while not self._stopping.is_set():
             fault = self.schedule.next(self.nodes)
-            if self._stopping.wait(fault.gap):
+            if fault is None or self._stopping.wait(fault.gap):
                 return
             self._apply(fault)
             self._stopping.wait(fault.duration)

@@ -7,9 +7,9 @@ marked on the nodes' lines, partitions as bands); the fault timeline; and the la
 every task over the run. Clicking an arrow shows the frame decoded: its summary and its
 byte table, made by the same annotator as the tracer's and the protocol page's.
 
-:func:`lamport_svg` draws the diagram alone, for a window of the run and a choice of
-messages: the docs' election and fault-tolerance pages embed it, recorded from a real run
-while the docs are built.
+:func:`sequence_svg` draws a window of a run in logical time instead, a row per frame:
+the docs' election and fault-tolerance pages embed it, recorded from a real run while the
+docs are built (:mod:`vistrit.chaos.scenes`).
 
 Read next: :mod:`vistrit.cli`.
 """
@@ -110,18 +110,11 @@ def _number(value: Any) -> float:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
 
 
-def lamport_svg(
-    run: Run,
-    start: float = 0.0,
-    end: float | None = None,
-    messages: set[str] | None = None,
-    per_second: float | None = None,
-) -> str:
-    """The Lamport diagram of *run* between *start* and *end* (seconds), drawing only the
-    frames of *messages* (all if None), *per_second* pixels to a second."""
-    end = run.end if end is None else end
-    span = max(end - start, 0.001)
-    scale = per_second or min(200.0, max(30.0, 9000.0 / span))
+def lamport_svg(run: Run) -> str:
+    """The Lamport diagram of the whole of *run*, in real time (the report's)."""
+    start, end = 0.0, run.end
+    span = max(end, 0.001)
+    scale = min(200.0, max(30.0, 9000.0 / span))  # pixels to a second
     nodes = run.nodes
     x = {node: float(LEFT + COLUMN * index) for index, node in enumerate(nodes)}
     width, height = LEFT + COLUMN * len(nodes), TOP + span * scale + 20
@@ -131,26 +124,17 @@ def lamport_svg(
 
     hidden = " ".join(f"hide-{name}" for name in ["task", *FAMILIES] if name not in SHOWN)
     out = [
-        f'{SVG} class="lamport {hidden if messages is None else ""}" width="{width}" '
+        f'{SVG} class="lamport {hidden}" width="{width}" '
         f'height="{height:.0f}" viewBox="0 0 {width} {height:.0f}">',
         '<defs><marker id="head" viewBox="0 0 8 8" refX="8" refY="4" markerWidth="7" '
         'markerHeight="7" orient="auto"><path d="M0,0 L8,4 L0,8 z"/></marker></defs>',
     ]
-    second = int(start)
-    while second <= end:
-        if second >= start:
-            out.append(f'<text class="tick" x="4" y="{y(second) + 4}">{second} s</text>')
-            out.append(
-                f'<line class="tick" x1="{LEFT - 20}" x2="{width}" '
-                f'y1="{y(second)}" y2="{y(second)}"/>'
-            )
-        second += 1 if span < 60 else 5
+    for second in range(0, int(end) + 1, 1 if span < 60 else 5):
+        out.append(f'<text class="tick" x="4" y="{y(second) + 4}">{second} s</text>')
+        out.append(
+            f'<line class="tick" x1="{LEFT - 20}" x2="{width}" y1="{y(second)}" y2="{y(second)}"/>'
+        )
     out += _fault_marks(run, x, y, start, end, width)
-    for when in range(int(start) + 10, int(end) + 1, 10):  # the names again, every 10 s
-        out += [
-            f'<text class="again" x="{x[node]}" y="{y(when) - 3}">{html.escape(node)}</text>'
-            for node in nodes
-        ]
     for node in nodes:
         out.append(f'<text class="node" x="{x[node]}" y="{TOP - 14}">{html.escape(node)}</text>')
         out.append(
@@ -160,9 +144,7 @@ def lamport_svg(
         kind = str(frame.get("type"))
         sent, got = _number(frame.get("sent")), _number(frame.get("time"))
         source, target = frame.get("from"), frame.get("to")
-        if source not in x or target not in x or not start <= sent <= end:
-            continue
-        if messages is not None and kind not in messages:
+        if source not in x or target not in x:
             continue
         out.append(
             f'<line class="frame {family(kind)}" data-i="{index}" x1="{x[source]}" y1="{y(sent)}" '

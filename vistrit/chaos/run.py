@@ -58,10 +58,8 @@ class _Scripted(Schedule):
         super().__init__(tuple(sorted({f.kind for f in faults})), 0)
         self._faults = list(faults)
 
-    def next(self, nodes: object) -> Fault:
-        if self._faults:
-            return self._faults.pop(0)
-        return Fault("pause", ((),), 3600.0, 0.0)  # nothing more (stopped before it)
+    def next(self, nodes: object) -> Fault | None:
+        return self._faults.pop(0) if self._faults else None
 
 
 class Interrupted(Exception):

@@ -70,7 +70,7 @@ class Workload:
         self.coordinators = coordinators
         self.credentials = credentials
         self.history = history
-        self.futures: dict[str, tuple[str, Future[Any]]] = {}  # task -> (client, future)
+        self.futures: dict[str, Future[Any]] = {}  # task -> its future
         self.submitted: dict[str, str] = {}  # task -> client
         self.clients: dict[str, VistritClient] = {}
         self._lock = threading.Lock()
@@ -132,7 +132,7 @@ class Workload:
         result = {"process": name, "f": "result", "task": key}
         self.history.write({**result, "type": "invoke"})
         with self._lock:
-            self.futures[key] = (name, future)
+            self.futures[key] = future
         future.add_done_callback(lambda done: self._outcome(result, done))
 
     def _outcome(self, record: dict[str, Any], future: Future[Any]) -> None:
@@ -153,7 +153,7 @@ class Workload:
         """Wait (at most *timeout* s) for every task's outcome; returns how many have none."""
         deadline = time.monotonic() + timeout
         with self._lock:
-            futures = [future for _, future in self.futures.values()]
+            futures = list(self.futures.values())
         for future in futures:
             while not future.done() and time.monotonic() < deadline:
                 if self._stopping.wait(0.05):
