@@ -394,8 +394,7 @@ def run(
             runs.append(memory(max(tasks, 1_000) * 2, workers))
         elif workload == "peers":
             sizes = dict(tasks=tasks, round_trips=round_trips, payload_tasks=payload_tasks)
-            figures = peers.dask(**sizes, payload_bytes=payload_bytes)
-            runs.append(Figures("Dask, same workloads", figures, {**sizes, "workers": 2}))
+            runs.append(peers.run(sizes, payload_bytes))
         else:
             raise ValueError(f"unknown workload {workload!r}")
     medians = {key: statistics.median(r.figures[key] for r in runs) for key in runs[0].figures}

@@ -1,12 +1,14 @@
-"""The same workloads on Dask, side by side with Vistrit's, on this machine, in this run.
+"""The same workloads on Dask, Celery and RQ, side by side with Vistrit's, in this run.
 
 ``python -m vistrit bench peers`` runs W1 (small tasks at once), W2 (sequential round
-trips) and W4 (8 MiB payloads) on a Dask cluster of two worker processes of one thread
-each, on 127.0.0.1, as the cluster workloads run them on Vistrit: the same counts, the
-same data, a function that returns its argument. W1 is run twice: with Dask's default
+trips) and W4 (8 MiB payloads) on every peer that can be had here (:func:`run`): Celery
+and RQ as :mod:`vistrit.bench.queues` sets them up, and Dask on a cluster of two worker
+processes of one thread each, on 127.0.0.1, as the cluster workloads run them on
+Vistrit: the same counts, the same data, a function that returns its argument. W1 is run twice: with Dask's default
 ``worker-saturation`` and with it unbounded (Dask then sends every task to the workers at
-once, as Vistrit's prefetch does). Dask is optional: this workload needs it installed
-(``pip install 'dask[distributed]'``), the rest of ``bench`` does not.
+once, as Vistrit's prefetch does). The peers are optional: this workload needs one of
+them installed (``pip install 'dask[distributed]'``, or ``pip install celery rq`` with
+Debian's ``redis-server``), the rest of ``bench`` none.
 
 Nothing prints; figures are returned. Read next: :mod:`vistrit.cli`.
 """
@@ -18,16 +20,38 @@ import statistics
 import time
 from typing import Any
 
+from vistrit.bench import queues
+from vistrit.bench.base import Figures
 from vistrit.bench.tasks import echo
 
+HOW_TO_INSTALL = "pip install 'dask[distributed]', or pip install celery rq and redis-server"
 
-def available() -> bool:
-    """Whether Dask's distributed scheduler is installed here."""
+
+def missing() -> dict[str, str]:
+    """Each peer that cannot run here, and why."""
+    why = {name: queues.missing(name) for name in ("celery", "rq")}
     try:
         importlib.import_module("distributed")
     except ImportError:
-        return False
-    return True
+        why["dask"] = "the 'distributed' package is not installed (pip install 'dask[distributed]')"
+    return {name: reason for name, reason in why.items() if reason is not None}
+
+
+def available() -> bool:
+    """Whether at least one peer can run here."""
+    return len(missing()) < 3
+
+
+def run(sizes: dict[str, int], payload_bytes: int) -> Figures:
+    """Every peer that can run here, on the same sizes; its figures named ``PEER_FIGURE``."""
+    skipped = missing()
+    figures: dict[str, float] = {}
+    for name, workloads in (("dask", dask), ("celery", queues.celery), ("rq", queues.rq)):
+        if name not in skipped:
+            ran = workloads(**sizes, payload_bytes=payload_bytes)
+            figures.update({f"{name}_{key}": value for key, value in ran.items()})
+    settings: dict[str, object] = {**sizes, "workers": 2, "skipped": skipped}
+    return Figures("peers, same workloads", figures, settings)
 
 
 def dask(
@@ -91,4 +115,4 @@ class _cluster:
         self.cluster.close()
 
 
-__all__ = ["available", "dask"]
+__all__ = ["available", "dask", "missing", "run"]

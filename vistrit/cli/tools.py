@@ -258,7 +258,9 @@ def run_bench(args: argparse.Namespace, out: TextIO) -> int:
     if "all" in chosen:
         chosen = ["codec", *(w for w in known if w != "peers" or bench_peers.available())]
     if "peers" in chosen and not bench_peers.available():
-        raise UsageError("peers runs the workloads on Dask: pip install 'dask[distributed]'")
+        raise UsageError(
+            f"peers runs the workloads on Dask, Celery or RQ: {bench_peers.HOW_TO_INSTALL}"
+        )
     unknown = [w for w in chosen if w != "codec" and w not in known]
     if unknown:
         raise UsageError(
