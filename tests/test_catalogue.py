@@ -94,11 +94,13 @@ def test_v4_appends_authentication_offers_paging_and_batches_each_in_its_family_
         ("TaskListQuery", 34, 0x1D),
         ("TaskSubmitBatch", 35, 0x1E),
         ("TaskSubmitBatchAck", 36, 0x1F),
+        ("TaskOutcomeAck", 37, 0x24),
     ]
     assert V4.messages[:30] == V3.messages
     assert all(0x50 <= m.TYPE_BYTE <= 0x5F for m in added[:3])
     assert 0x06 <= added[3].TYPE_BYTE <= 0x0F
-    assert all(0x19 <= m.TYPE_BYTE <= 0x1F for m in added[4:])  # the task family's range
+    assert all(0x19 <= m.TYPE_BYTE <= 0x1F for m in added[4:7])  # the task family's range
+    assert 0x24 <= added[7].TYPE_BYTE <= 0x2F  # which is full: the cluster family's
     assert first_version(added[0]) == 4 and first_version(added[-1]) == 4
     with pytest.raises(UnknownMessageType):
         V3.message_for_type(0x50)

@@ -202,6 +202,33 @@ def test_a_joining_follower_gets_a_snapshot_in_parts_and_journals_it(
     }
 
 
+def test_a_follower_lets_go_of_a_large_payload_when_the_leader_does(nodes: Nodes) -> None:
+    from vistrit.defaults import RELEASE_BYTES
+    from vistrit.logic.tasks import RELEASED
+
+    ports = {1: free_port(), 2: free_port()}
+    peers = {1: address(ports[1]), 2: address(ports[2])}
+    two = nodes.coordinator(2, ports[2], {1: peers[1]})
+    one = nodes.coordinator(1, ports[1], {2: peers[2]})
+    wait_until(lambda: leader(nodes) == 2 and waits_for(two, 1), what="2 to lead, 1 to follow")
+    nodes.add(Worker(peers[2], heartbeat_interval=0.2))
+    for node in nodes.others:
+        if isinstance(node, Worker):
+            node.start()
+    client = nodes.add(VistritClient(f"127.0.0.1:{ports[2]}"))
+    assert isinstance(client, VistritClient)
+    data = b"q" * RELEASE_BYTES
+    future = client.submit("echo", data)
+    assert future.result(20) == data
+
+    def let_go(coordinator: Coordinator) -> bool:
+        record = coordinator.core.store.get(future.task_id) if coordinator.core else None
+        return record is not None and record.result is not None and record.result.error == RELEASED
+
+    wait_until(lambda: let_go(two) and let_go(one), what="leader and follower to let it go")
+    assert one.core is not None and one.core.store.retained_total == 0
+
+
 def test_followers_redirect_v3_peers_and_refuse_older_ones_with_unavailable(nodes: Nodes) -> None:
     ports = {1: free_port(), 2: free_port()}
     older = {"allow_unauthenticated": True}  # so that v3 and v1 peers are answered at all

@@ -460,6 +460,11 @@ class VistritClient:
         self.replies.answer_about(message.task_id, "query", message)
         self.book.on_query_response(message)
 
+    def _on_outcome(self, message: m.TaskOutcome) -> None:
+        conn = self.session.conn
+        if self.book.on_outcome(message) and conn is not None and conn.version >= 4:
+            self._send(m.TaskOutcomeAck(task_ids=(message.task_id,)))  # large: let it go
+
     def _on_cancel_ack(self, message: m.TaskCancelAck) -> None:
         self.replies.answer_about(message.task_id, "cancel", message)
 
@@ -476,7 +481,7 @@ class VistritClient:
 #: Outcomes and news of tasks go to the client's book (:mod:`vistrit.taskbook`).
 ON_MESSAGE: dict[type[m.Message], Callable[[VistritClient, Any], None]] = {
     m.TaskQueryResponse: VistritClient._on_query_response,
-    m.TaskOutcome: lambda client, message: client.book.on_outcome(message),
+    m.TaskOutcome: VistritClient._on_outcome,
     m.TaskStatus: lambda client, message: client.book.on_status(message),
     m.TaskCancelAck: VistritClient._on_cancel_ack,
     m.Error: VistritClient._on_error,
@@ -484,14 +489,6 @@ ON_MESSAGE: dict[type[m.Message], Callable[[VistritClient, Any], None]] = {
 
 
 __all__ = [
-    "ClusterStatus",
-    "CoordinatorUnavailable",
-    "TaskError",
-    "TaskFuture",
-    "TaskInfo",
-    "TaskNotFound",
-    "TaskRejected",
-    "TaskTooLarge",
-    "VistritClient",
-    "VistritError",
-]
+    "ClusterStatus", "CoordinatorUnavailable", "TaskError", "TaskFuture", "TaskInfo",
+    "TaskNotFound", "TaskRejected", "TaskTooLarge", "VistritClient", "VistritError",
+]  # fmt: skip

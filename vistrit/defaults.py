@@ -92,6 +92,10 @@ RESULT_RETENTION = 3600.0
 #: of 8 MiB results would otherwise hold gigabytes).
 RETAIN_BYTES = 1024**3
 
+#: From how many bytes of input and result together a task's payload is let go once its
+#: client has the outcome (``TaskOutcomeAck``, v4: :mod:`vistrit.coordinator.release`).
+RELEASE_BYTES = 64 * 1024
+
 #: How often the coordinator logs how many finished tasks it forgot, and looks whether its
 #: journal needs compacting. (It forgets on every tick: that costs what it forgets.)
 PURGE_INTERVAL = 10.0

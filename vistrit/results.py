@@ -153,8 +153,8 @@ class TaskInfo:
             priority=task.priority.name,
             worker=getattr(state, "worker_id", None),
             progress=getattr(state, "progress", None),
-            error=getattr(state, "error", None)
-            or (result.error if result and not result.success else None),
+            error=getattr(state, "error", None)  # a failure's, or why the data is gone
+            or (result.error if result and (not result.success or result.data is None) else None),
             output=result.data if result is not None else None,
             task=task,
             result=result,
@@ -254,6 +254,9 @@ class TaskFuture(concurrent.futures.Future[Any]):
         if self.done():
             return
         if isinstance(state, TaskState.Completed):
+            if result is not None and result.data is None and result.error:  # let go (v4)
+                self.set_exception(TaskError(self.task_id, f"its result is gone: {result.error}"))
+                return
             data = result.data if result is not None and result.data is not None else b""
             try:
                 value = read_output(data, self.kind)

@@ -3,7 +3,8 @@
 :class:`~vistrit.client.VistritClient` writes each task it submits here, with its
 future. What the coordinator pushes about a task settles or updates its future here:
 
-* ``TaskOutcome`` (and a ``TaskQueryResponse`` in a final state) settles it;
+* ``TaskOutcome`` (and a ``TaskQueryResponse`` in a final state) settles it; a large one
+  is answered with a ``TaskOutcomeAck`` (v4), so the coordinator lets its bytes go;
 * ``TaskStatus`` (v4) notes that it runs, its progress, or why it waits;
 * a refused submission fails it (``TaskRejected``); a lost cluster fails them all.
 
@@ -23,7 +24,8 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from functools import partial
 
-from vistrit.logic.tasks import FINAL
+from vistrit.defaults import RELEASE_BYTES
+from vistrit.logic.tasks import FINAL, payload_bytes
 from vistrit.protocol import messages as m
 from vistrit.protocol.types import Task, TaskState
 from vistrit.results import TaskFuture, TaskNotFound, TaskRejected
@@ -132,11 +134,18 @@ class TaskBook:
             if future is not None and self._take(future.task_id) is not None and not future.done():
                 future.set_exception(TaskRejected(refusal.reason))
 
-    def on_outcome(self, message: m.TaskOutcome) -> None:
-        """A task's final state: settle its future."""
+    def on_outcome(self, message: m.TaskOutcome) -> bool:
+        """A task's final state: settle its future. True when it was this client's and
+        its input and result are large (``RELEASE_BYTES``): the coordinator may let them
+        go once told (``TaskOutcomeAck``, :mod:`vistrit.coordinator.release`)."""
+        with self._lock:
+            task = self._submitted.get(message.task_id)
         future = self._take(message.task_id)
-        if future is not None:
-            future._settle(message.state, message.result)
+        if future is None or task is None:
+            return False
+        future._settle(message.state, message.result)
+        result = message.result.data if message.result is not None else None
+        return payload_bytes(task.payload) + len(result or b"") >= RELEASE_BYTES
 
     def on_query_response(self, message: m.TaskQueryResponse) -> None:
         """An answer about a task: a final state settles its future, as an outcome does."""

@@ -87,20 +87,32 @@ def throughput(tasks: int = 10_000, workers: int = 2, tls: TLSConfig | None = No
     )
 
 
-def memory(tasks: int = 20_000, workers: int = 2) -> Figures:
+def memory(tasks: int = 20_000, workers: int = 2, large: int = 10) -> Figures:
     """What the coordinator holds per remembered task: its resident memory before and after
-    *tasks* 16-byte echo tasks, all finished and kept (within the retention)."""
+    *tasks* 16-byte echo tasks, all finished and kept (within the retention); then what it
+    still holds after *large* echo calls of 8 MiB, one after another, each collected (its
+    client confirms it has the result, so the coordinator lets the payload go)."""
     pids: list[int] = []
+    data = bytes(range(256)) * (8 * 1024 * 1024 // 256)
     with local_cluster(workers, pids=pids) as client:
         w1_seconds(client, 1_000)  # warm: buffers, caches and the first allocations
         before = resident_bytes(pids[0])
         w1_seconds(client, tasks, warm=False)
         after = resident_bytes(pids[0])
         remembered = client.cluster_status().completed_tasks
+        for _ in range(large):
+            if client.submit("echo", data).result(120) != data:
+                raise RuntimeError("an 8 MiB echo came back changed")
+        client.cluster_status()  # a round trip: the last release has been taken
+        held = resident_bytes(pids[0])
     return Figures(
         "memory",
-        {"bytes_per_task": (after - before) / tasks, "resident_mb": after / 1e6},
-        {"tasks": tasks, "remembered": remembered, "data_bytes": 16},
+        {
+            "bytes_per_task": (after - before) / tasks,
+            "resident_mb": after / 1e6,
+            "held_after_8mib_calls_mb": (held - after) / 1e6,
+        },
+        {"tasks": tasks, "remembered": remembered, "data_bytes": 16, "large_calls": large},
     )
 
 

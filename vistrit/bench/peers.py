@@ -4,11 +4,11 @@
 trips) and W4 (8 MiB payloads) on every peer that can be had here (:func:`run`): Celery
 and RQ as :mod:`vistrit.bench.queues` sets them up, and Dask on a cluster of two worker
 processes of one thread each, on 127.0.0.1, as the cluster workloads run them on
-Vistrit: the same counts, the same data, a function that returns its argument. W1 is run twice: with Dask's default
-``worker-saturation`` and with it unbounded (Dask then sends every task to the workers at
-once, as Vistrit's prefetch does). The peers are optional: this workload needs one of
-them installed (``pip install 'dask[distributed]'``, or ``pip install celery rq`` with
-Debian's ``redis-server``), the rest of ``bench`` none.
+Vistrit: the same counts, the same data, a function that returns its argument. W1 is run
+twice: with Dask's default ``worker-saturation`` and with it unbounded (Dask then sends
+every task to the workers at once, as Vistrit's prefetch does). The peers are optional:
+this workload needs one of them installed (``pip install 'dask[distributed]'``, or ``pip
+install celery rq`` with Debian's ``redis-server``), the rest of ``bench`` none.
 
 Nothing prints; figures are returned. Read next: :mod:`vistrit.cli`.
 """

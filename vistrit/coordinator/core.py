@@ -31,7 +31,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from vistrit.coordinator import answers, batches, limits, offers
+from vistrit.coordinator import answers, batches, limits, offers, release
 from vistrit.coordinator.membership import Peer, admit, forbidden, may_send
 from vistrit.defaults import DEFAULT_POLICY, Policy
 from vistrit.logic.liveness import Liveness
@@ -72,8 +72,8 @@ class CoordinatorCore:
     ) -> None:
         self.info = info
         self.policy = policy
-        #: Frames for the journal (TaskSubmit, TaskOutcome), taken by the server before it
-        #: sends the outbox that depends on them.
+        #: Frames for the journal (TaskSubmit, TaskOutcome, TaskOutcomeAck), taken by the
+        #: server before it sends the outbox that depends on them.
         self.journal: list[m.Message | bytes] = []  # bytes: a record already encoded
         self._handed_back: set[uuid.UUID] = set()  # workers that said a graceful goodbye
         self.started_at = started_at
@@ -433,8 +433,6 @@ class CoordinatorCore:
             return None
         return record
 
-    # -- the journal ------------------------------------------------------------------------
-
     def take_journal(self) -> list[m.Message | bytes]:
         """The records decided since the last call, to journal (and replicate)."""
         entries, self.journal = self.journal, []
@@ -467,6 +465,8 @@ class CoordinatorCore:
             known.settle(entry.state, entry.result, now)
             self.store.count_final(known)
             self._settle_dependents(known, now)
+        elif isinstance(entry, m.TaskOutcomeAck):
+            release.replay(self.store, entry)
 
     def live_journal(self) -> list[m.Message]:
         """The journal's content for what is remembered now (to compact it)."""
@@ -482,6 +482,7 @@ HANDLERS: dict[type[m.Message], Handler] = {
     m.Heartbeat: CoordinatorCore.on_heartbeat,
     m.TaskSubmit: CoordinatorCore.on_submit,
     m.TaskSubmitBatch: batches.on_submit_batch,
+    m.TaskOutcomeAck: release.on_outcome_ack,
     m.TaskAssignAck: CoordinatorCore.on_assign_ack,
     m.TaskStatus: CoordinatorCore.on_status,
     m.TaskResultMessage: CoordinatorCore.on_result,

@@ -4,7 +4,9 @@ With ``--data-dir DIR`` the coordinator appends to ``DIR/journal.vst`` one frame
 in the protocol's own frame format (so ``python -m vistrit decode`` can read it):
 
 * a ``TaskSubmit`` when it accepts a task, **before** its ``TaskSubmitAck`` is sent;
-* a ``TaskOutcome`` when a task reaches its final state (Completed, Failed, Cancelled).
+* a ``TaskOutcome`` when a task reaches its final state (Completed, Failed, Cancelled);
+* a ``TaskOutcomeAck`` when it lets go of large payloads whose client has them
+  (:mod:`vistrit.coordinator.release`).
 
 Nothing else is needed: on restart a task with a submit and no outcome is simply pending
 again (it may run a second time: at-least-once), and one with an outcome keeps it.

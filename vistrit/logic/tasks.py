@@ -246,6 +246,9 @@ class TaskStore:
         #: Finished tasks in the order they finished: the purge reads from the oldest
         #: and stops at the first one to keep, never scanning every record.
         self._finished: deque[uuid.UUID] = deque()
+        #: For each task that unfinished tasks depend on: how many (a Reduce is fed its
+        #: dependencies' results when it runs, so those are never let go before).
+        self.depended_on: Counter[uuid.UUID] = Counter()
 
     def add(self, task: Task, now: float, client: uuid.UUID | None) -> TaskRecord:
         """Remember a new task (Pending), next in submission order."""
@@ -254,6 +257,7 @@ class TaskStore:
         self.records[task.id] = record
         self._count_for(record, 1)
         self.retained_total += payload_bytes(task.payload)
+        self.depended_on.update(task.dependencies)
         return record
 
     def adopt(self, record: TaskRecord, client: uuid.UUID) -> None:
@@ -294,6 +298,12 @@ class TaskStore:
             self.bytes_by_client[record.client] += result_bytes(record)
         self.retained_total += result_bytes(record)
         self._finished.append(record.id)
+        for dependency in record.task.dependencies:
+            left = self.depended_on[dependency] - 1
+            if left > 0:
+                self.depended_on[dependency] = left
+            else:
+                self.depended_on.pop(dependency, None)
         if record.status == COMPLETED:
             self.completed_total += 1
         elif record.status in (FAILED, CANCELLED):
@@ -329,6 +339,22 @@ class TaskStore:
                     break
         return found
 
+    def release(self, record: TaskRecord) -> int:
+        """Stop holding a finished task's input and output (its client has them); returns
+        the bytes let go (0: nothing to let go, or an unfinished task depends on it). The
+        record stays, with its state and times; its result keeps ``success`` and says why
+        its data is gone (:data:`RELEASED`)."""
+        freed = retained_bytes(record)
+        if not record.finished or freed == 0 or self.depended_on[record.id] > 0:
+            return 0
+        self._count_for(record, -1)
+        record.task = dataclasses.replace(record.task, payload=emptied(record.task.payload))
+        if record.result is not None and record.result.data:
+            record.result = dataclasses.replace(record.result, data=None, error=RELEASED)
+        self._count_for(record, 1)
+        self.retained_total -= freed
+        return freed
+
     def purge(self, now: float, retention: float, max_bytes: int | None = None) -> list[uuid.UUID]:
         """Forget finished tasks whose retention has ended, and, while more than *max_bytes*
         of inputs and results are remembered, the oldest finished ones; returns their ids.
@@ -360,6 +386,23 @@ def payload_bytes(payload: TaskPayload) -> int:
     if isinstance(payload, TaskPayload.Call):
         return len(payload.arguments)
     return 0
+
+
+#: The error text of a successful result whose data was released (:meth:`TaskStore.release`).
+RELEASED = "released: its client has the result"
+
+
+def emptied(payload: TaskPayload) -> TaskPayload:
+    """*payload* with its bytes of input dropped, the rest (the function's name) kept."""
+    if isinstance(payload, TaskPayload.Data):
+        return dataclasses.replace(payload, data=b"")
+    if isinstance(payload, TaskPayload.Map):
+        return dataclasses.replace(payload, input_chunks=())
+    if isinstance(payload, TaskPayload.Reduce):
+        return dataclasses.replace(payload, intermediate_results=())
+    if isinstance(payload, TaskPayload.Call):
+        return dataclasses.replace(payload, arguments=b"")
+    return payload
 
 
 def result_bytes(record: TaskRecord) -> int:

@@ -21,8 +21,8 @@ replication family: ``Replicate`` (27, 0x40), ``ReplicateAck`` (28, 0x41) and
 ``ReplicaSnapshot`` (29, 0x42). Version 4 (``V4``) appends authentication,
 ``AuthChallenge`` (30, 0x50), ``AuthResponse`` (31, 0x51) and ``AuthConfirm`` (32, 0x52),
 then ``WorkerOffer`` (33, 0x07), ``TaskListQuery`` (34, 0x1D), ``TaskSubmitBatch`` (35,
-0x1E), ``TaskSubmitBatchAck`` (36, 0x1F) and the payload kind
-``TaskPayload.Call``.
+0x1E), ``TaskSubmitBatchAck`` (36, 0x1F), ``TaskOutcomeAck`` (37, 0x24: the task family's
+range is full) and the payload kind ``TaskPayload.Call``.
 
 How two peers agree on a version (the handshake):
 
@@ -137,7 +137,8 @@ V3 = V2.extended(
 #: Version 4: v3 plus authentication (a mutual challenge-response in the handshake, the
 #: security range of type bytes, 0x50-0x5F), what a worker offers to run (``WorkerOffer``),
 #: Python calls with typed values (the ``TaskPayload.Call`` variant), a paged task list,
-#: and many tasks submitted in one frame (``TaskSubmitBatch``).
+#: many tasks submitted in one frame (``TaskSubmitBatch``), and outcomes a client confirms
+#: it has, whose payloads the coordinator then lets go (``TaskOutcomeAck``).
 V4 = V3.extended(
     4,
     [
@@ -148,6 +149,7 @@ V4 = V3.extended(
         messages.TaskListQuery,
         messages.TaskSubmitBatch,
         messages.TaskSubmitBatchAck,
+        messages.TaskOutcomeAck,
     ],
 )
 

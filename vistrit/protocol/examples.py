@@ -236,5 +236,6 @@ def v4_examples() -> dict[str, m.Message]:
                 ),
             ),
         ),
+        m.TaskOutcomeAck(task_ids=(uuid.UUID("00000000-0000-4000-8000-000000000035"),)),
     ]
     return {type(message).WIRE_NAME: message for message in examples}

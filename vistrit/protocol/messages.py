@@ -11,7 +11,7 @@ them after what they carry:
 * *Answer* ("I am alive and above you; stand down") is :class:`ElectionVote`;
 * *Coordinator* ("I won; I lead from now on") is :class:`LeaderAnnounce`.
 
-Messages 22 to 25 belong to version 2, 26 to 29 to version 3, 30 to 34 to version 4; each
+Messages 22 to 25 belong to version 2, 26 to 29 to version 3, 30 to 37 to version 4; each
 only appends to the one before (see :mod:`vistrit.protocol.catalogue`).
 
 One name clash: the message that carries a :class:`~vistrit.protocol.types.TaskResult` is
@@ -462,3 +462,16 @@ class TaskSubmitBatchAck(Message):
     request_id: Uuid
     accepted: u32
     refused: tuple[SubmitRefusal, ...]
+
+
+# -- version 4: payloads let go once delivered --------------------------------------------
+
+
+@wire_message(37, 0x24)
+class TaskOutcomeAck(Message):
+    """v4. A client has the outcomes of these tasks, its own: the coordinator may stop
+    holding their large inputs and results (it journals and replicates the release). No
+    answer. At most 10,000 ids; the task family's type bytes are all taken, so it has the
+    cluster family's first free one."""
+
+    task_ids: tuple[TaskId, ...]

@@ -276,8 +276,10 @@ class Connection:
                 log.exception("%s: writer failed", self.name)
                 self.close()
                 return
+            del batch, messages  # sent or not, not held while the queue is waited on
             if not self._drain(pending):
                 return
+            del pending  # an 8 MiB frame is not kept alive until the next one
             with self._send_lock:
                 self._queued -= taken  # only now may post() send directly again
                 self._send_lock.notify_all()

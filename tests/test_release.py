@@ -1,0 +1,151 @@
+"""Large payloads let go once their client has them (TaskOutcomeAck, v4): the client
+confirms a large outcome, the coordinator drops its input and result, journals and
+replicates that, and a later reader is told the result is gone, never given an empty one."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from pathlib import Path
+
+import pytest
+from nodes import Cluster, wait_until
+from test_logic import World, node
+
+from vistrit import defaults
+from vistrit.client import TaskError, TaskFuture
+from vistrit.coordinator import Coordinator, release
+from vistrit.logic.tasks import RELEASED, TaskRecord
+from vistrit.protocol import messages as m
+from vistrit.protocol.examples import word_count_task
+from vistrit.protocol.types import NodeType, TaskPayload
+
+pytestmark = pytest.mark.timeout(60)
+
+LARGE = defaults.RELEASE_BYTES
+
+
+def _record(cluster: Cluster, task_id: uuid.UUID) -> TaskRecord:
+    core = cluster.coordinator.core
+    assert core is not None
+    record = core.store.get(task_id)
+    assert record is not None
+    return record
+
+
+def _released(record: TaskRecord) -> bool:
+    return record.result is not None and record.result.error == RELEASED
+
+
+def test_a_large_result_is_let_go_once_its_client_has_it(cluster: Cluster) -> None:
+    cluster.add_worker()
+    client = cluster.client()
+    data = bytes(range(256)) * (LARGE // 256 + 1)
+    future = client.submit("echo", data)
+    assert future.result(20) == data  # the client has it, whole
+    record = _record(cluster, future.task_id)
+    wait_until(lambda: _released(record), what="the coordinator to let the payload go")
+    assert record.status == "Completed" and record.result is not None
+    assert record.result.data is None and record.result.success
+    assert isinstance(record.task.payload, TaskPayload.Data) and record.task.payload.data == b""
+    core = cluster.coordinator.core
+    assert core is not None and core.store.retained_total == 0
+    # Anyone asking later learns that the result is gone, never that it was empty.
+    info = cluster.client().wait(future.task_id, timeout=10)
+    assert info.state == "Completed" and info.output is None and info.error == RELEASED
+    # A future settled by such an answer (its client reconnected and asked) fails.
+    late = TaskFuture(None, future.task_id)  # type: ignore[arg-type]
+    late._settle(info.task.state, info.result)
+    with pytest.raises(TaskError, match="its result is gone: released"):
+        late.result(0)
+
+
+def test_a_small_result_is_kept_for_its_retention(cluster: Cluster) -> None:
+    cluster.add_worker()
+    client = cluster.client()
+    small = client.submit("echo", b"tiny")
+    large = client.submit("echo", b"x" * LARGE)
+    assert small.result(20) == b"tiny" and large.result(20) == b"x" * LARGE
+    wait_until(lambda: _released(_record(cluster, large.task_id)), what="the large release")
+    kept = _record(cluster, small.task_id)  # its ack, had there been one, came before
+    assert kept.result is not None and kept.result.data == b"tiny"
+    assert cluster.client().wait(small.task_id, timeout=10).output == b"tiny"
+
+
+def _finished_large(world: World) -> tuple[object, uuid.UUID]:
+    client = world.join(node(NodeType.Client, "c"))
+    worker = world.worker("w")
+    task_id, _ = world.submit(client, payload=TaskPayload.Data(function="echo", data=b"x" * LARGE))
+    world.result(worker, task_id, data=b"y" * LARGE)
+    assert world.state(task_id) == "Completed"
+    return client, task_id
+
+
+def test_only_the_tasks_own_client_may_let_it_go_and_only_once_finished() -> None:
+    world = World()
+    owner, task_id = _finished_large(world)
+    stranger = world.join(node(NodeType.Client, "someone else"))
+    assert world.send(stranger, m.TaskOutcomeAck(task_ids=(task_id, uuid.uuid4()))) == []
+    record = world.core.store.get(task_id)
+    assert record is not None and record.result is not None and record.result.data
+    unfinished, _ = world.submit(owner)  # type: ignore[arg-type]
+    world.core.take_journal()
+    world.send(owner, m.TaskOutcomeAck(task_ids=(unfinished, task_id)))  # type: ignore[arg-type]
+    assert _released(record)
+    assert world.core.take_journal() == [m.TaskOutcomeAck(task_ids=(task_id,))]
+    assert world.core.store.retained_total == len(word_count_task().payload.data)  # type: ignore[attr-defined]
+
+
+def test_an_ack_naming_too_many_tasks_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    world = World()
+    owner, task_id = _finished_large(world)
+    monkeypatch.setattr(release, "MAX_IDS", 2)
+    (answer,) = world.send(owner, m.TaskOutcomeAck(task_ids=(task_id,) * 3))  # type: ignore[arg-type]
+    assert isinstance(answer[1], m.Error) and "at most 2 tasks" in answer[1].message
+    record = world.core.store.get(task_id)
+    assert record is not None and not _released(record)
+
+
+def test_a_task_that_an_unfinished_reduce_depends_on_is_kept() -> None:
+    world = World()
+    owner, task_id = _finished_large(world)
+    reduce = TaskPayload.Reduce(function="sum", intermediate_results=())
+    waiting, _ = world.submit(owner, payload=reduce, dependencies=(task_id,))  # type: ignore[arg-type]
+    world.send(owner, m.TaskOutcomeAck(task_ids=(task_id,)))  # type: ignore[arg-type]
+    record = world.core.store.get(task_id)
+    assert record is not None and not _released(record)  # the reduce is fed its result
+    assert world.state(waiting) != "Completed"
+
+
+def test_a_release_is_replayed_from_the_journal_after_a_restart(tmp_path: Path) -> None:
+    first = Coordinator(("127.0.0.1", 0), data_dir=tmp_path)
+    first.start()
+    running = Cluster(first)
+    try:
+        running.add_worker()
+        client = running.client()
+        future = client.submit("echo", b"z" * LARGE)
+        assert future.result(20) == b"z" * LARGE
+        wait_until(lambda: _released(_record(running, future.task_id)), what="the release")
+        client.cluster_status()  # a round trip: the release is on disk by now
+    finally:
+        running.stop()
+    again = Coordinator(("127.0.0.1", 0), data_dir=tmp_path)
+    again.start()
+    try:
+        assert again.core is not None
+        record = again.core.store.get(future.task_id)
+        assert record is not None and record.status == "Completed" and _released(record)
+        assert again.core.store.retained_total == 0
+    finally:
+        again.stop()
+
+
+def test_a_replayed_release_of_an_unknown_or_unfinished_task_changes_nothing() -> None:
+    world = World()
+    owner = world.join(node(NodeType.Client, "c"))
+    big = dataclasses.replace(word_count_task(b"w " * LARGE), id=uuid.uuid4())
+    world.send(owner, m.TaskSubmit(task=big, request_id=uuid.uuid4()))
+    before = world.core.store.retained_total
+    world.core.replay(m.TaskOutcomeAck(task_ids=(big.id, uuid.uuid4())), world.now)
+    assert world.core.store.retained_total == before == 2 * LARGE
