@@ -174,6 +174,27 @@ def test_running_is_true_only_while_it_runs_and_then_cancel_is_refused(cluster: 
             queued.result(1)
 
 
+def test_map_sends_its_calls_in_batches_and_shutdown_still_waits_for_them(
+    cluster: Cluster,
+) -> None:
+    cluster.add_worker(slots=4, modules=["callables"])
+    seen: list[str] = []
+    cluster.coordinator.frame_tap = lambda way, _, msgs: seen.extend(
+        type(msg).__name__ for msg in msgs if way == "in"
+    )
+    with VistritExecutor(cluster.address) as pool:
+        assert list(pool.map(callables.area, range(1200), range(1200), timeout=60)) == [
+            n * n for n in range(1200)
+        ]
+        assert seen.count("TaskSubmitBatch") == 2 and "TaskSubmit" not in seen  # 1,000 + 200
+        chunks = pool.map(callables.identity, range(10), chunksize=3, timeout=60)
+        assert list(chunks) == list(range(10)) and seen.count("TaskSubmitBatch") == 3
+        with pytest.raises(ValueError, match="'module:name'"):
+            pool.submit("word_count", "a b")  # type: ignore[arg-type]
+        pending = list(pool.map(callables.identity, range(3)))
+    assert pending == [0, 1, 2] and not pool._futures
+
+
 def test_a_task_error_carries_the_remote_traceback(cluster: Cluster) -> None:
     cluster.add_worker(modules=["callables"])
     client = cluster.client()

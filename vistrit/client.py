@@ -233,12 +233,13 @@ class VistritClient:
 
     def _submit(self, payload: TaskPayload, kind: str, name: str, options: dict[str, Any],
                 future_class: type[TaskFuture] = TaskFuture) -> TaskFuture:  # fmt: skip
-        """Submit one task: see :meth:`_submit_all`."""
-        return self._submit_all([(payload, kind, name)], options, future_class)[0]
+        """Submit one task: see :meth:`submit_all`."""
+        return self.submit_all([(payload, kind, name)], options, future_class)[0]
 
-    def _submit_all(self, entries: list[tuple[TaskPayload, str, str]], options: dict[str, Any],
+    def submit_all(self, entries: list[tuple[TaskPayload, str, str]], options: dict[str, Any],
                     future_class: type[TaskFuture] = TaskFuture) -> list[TaskFuture]:  # fmt: skip
-        """Submit a task for each ``(payload, kind, name)``: *kind* says how its result is
+        """Submit a task for each ``(payload, kind, name)`` (as
+        :func:`~vistrit.submission.payload_of` makes them): *kind* says how its result is
         read (:func:`~vistrit.results.kind_of`), *options* are
         :func:`~vistrit.submission.new_task` 's. To a v4 coordinator, several go in
         batches (one frame, and one acknowledgement, for up to 1,000 tasks)."""
@@ -260,7 +261,7 @@ class VistritClient:
         in batches: one frame, and one acknowledgement, for up to 1,000 tasks."""
         name = options.pop("name", None)
         entries = [payload_of(function, (item,), {}) for item in items]
-        return self._submit_all([(p, kind, name or n) for p, kind, n in entries], options)
+        return self.submit_all([(p, kind, name or n) for p, kind, n in entries], options)
 
     #: The results of futures, in order (raises the first failure): :func:`~vistrit.results.gather`.
     gather = staticmethod(gather)
