@@ -120,8 +120,9 @@ class VistritExecutor(concurrent.futures.Executor):
         chunksize: int = 1,
     ) -> Iterator[Any]:
         """``fn`` over the items of *iterables*, in order, as ``Executor.map``: every task
-        is submitted now, in batches to a v4 coordinator; *timeout* counts from now. With *chunksize* above 1, each task
-        calls ``fn`` on that many items (fewer round trips for small calls)."""
+        is submitted now, in batches to a v4 coordinator; *timeout* counts from now. With
+        *chunksize* above 1, each task calls ``fn`` on that many items (fewer round trips
+        for small calls)."""
         if chunksize < 1:
             raise ValueError("chunksize must be >= 1.")
         end = None if timeout is None else time.monotonic() + timeout
