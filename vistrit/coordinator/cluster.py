@@ -245,16 +245,14 @@ class Cluster:
         if self.replicator is not None:
             released, dropped = self.replicator.tick(now, paused)
             for rank in dropped:
-                log.warning(
-                    "%s: coordinator %d did not acknowledge within %g s; not waiting for it",
-                    self.name,
-                    rank,
-                    self.config.replication_timeout,
-                )
+                why = f"did not acknowledge within {self.config.replication_timeout:g} s"
+                log.warning("%s: coordinator %d %s; not waiting for it", self.name, rank, why)
             self._post_all(released)
+            if not self.replicator.in_flight():  # a follower it waited for was dropped
+                self._send_records(self.replicator.flush())
             if now - self._last_beat >= self.config.leader_heartbeat:
                 self._last_beat = now
-                self._replicate([], now)
+                self._send_records(self.replicator.flush(), beat=True)
                 self.replicator.probe(now)
 
     def on_message(self, rank: int, message: m.Message, now: float) -> None:
@@ -336,6 +334,7 @@ class Cluster:
     def _join(self, rank: int, now: float) -> None:
         """Bring a follower in: tell it who leads, then send it everything (a snapshot)."""
         assert self.replicator is not None and self.election is not None
+        self._send_records(self.replicator.flush())  # the others first: a snapshot has all
         index = self.replicator.join(rank, now)
         frames = self.host.live_records()
         parts = snapshot_parts(frames, SNAPSHOT_PART_BYTES)
@@ -358,39 +357,37 @@ class Cluster:
         now (this one only once the followers that are alive hold the frames)."""
         if self.replicator is None:
             return [outbox]  # a follower: its own core decides nothing that must last
-        index = self._replicate(frames, now) if frames else None
-        return self.replicator.hold(outbox, index)
+        if not frames:
+            return self.replicator.hold(outbox, None)
+        self._send_records(self.replicator.outgoing(frames, now))  # now, or with the next
+        return self.replicator.hold(outbox, self.replicator.index)
 
-    def _replicate(self, frames: list[bytes], now: float) -> int:
-        """Send records to every follower; returns the index of the last one."""
+    def _send_records(self, batch: tuple[int, list[bytes]] | None, beat: bool = False) -> None:
+        """Send numbered records to every follower (with none and *beat*: an empty
+        ``Replicate``, the leader's heartbeat)."""
         assert self.replicator is not None and self.election is not None
-        first = self.replicator.record(len(frames), now) if frames else self.replicator.index + 1
-        message = m.Replicate(
-            term=self.election.term,
-            leader_id=coordinator_id(self.config.rank),
-            index=first,
-            records=tuple(frames),
-        )
+        if batch is None and not beat:
+            return
+        first, frames = batch or (self.replicator.sent + 1, [])
+        me, term = coordinator_id(self.config.rank), self.election.term
+        message = m.Replicate(term=term, leader_id=me, index=first, records=tuple(frames))
         for rank in self.replicator.followers:
             self.links[rank].post([message])
-        return self.replicator.index
 
     def _on_ack(self, rank: int, ack: m.ReplicateAck, now: float) -> None:
         election = self.election
         assert election is not None
         if election.newer_term(ack.term, now):
-            log.warning(
-                "%s: coordinator %d knows term %d, newer than ours: we were deposed",
-                self.name,
-                rank,
-                ack.term,
-            )
+            why = f"coordinator {rank} knows term {ack.term}, newer than ours: we were deposed"
+            log.warning("%s: %s", self.name, why)
             self._after([], now)
             return
         if self.replicator is None or not election.is_current(ack.term):
             return
         if ack.accepted:
             self._post_all(self.replicator.acked(rank, ack.index))
+            if not self.replicator.in_flight():  # what waited for it goes, all at once
+                self._send_records(self.replicator.flush())
             self._maybe_hand_over(rank, now)
         elif self.replicator.snapshot_stale(rank, now):
             log.info("%s: coordinator %d is missing records; sending a snapshot", self.name, rank)

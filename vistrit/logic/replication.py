@@ -19,6 +19,13 @@ cluster; once it holds everything again, it is required again. A leader that was
 (its tick came late) does not count the pause against its followers: it gives them a
 fresh ``timeout`` instead, so that it cannot mistake its own sleep for their deaths.
 
+**One send in flight.** Records are sent as soon as they are numbered, unless a send is
+still unacknowledged by a required follower: then they wait, and go together, in one
+``Replicate``, when it is answered (:meth:`Replicator.outgoing`, :meth:`Replicator.flush`).
+Under load, many batches share one message, one write to each follower's journal (and one
+``fsync``) and one acknowledgement: the databases' *group commit*. Nothing waits longer
+than it would have: the answers it holds wait for those followers anyway.
+
 **A snapshot** is sent in parts (:func:`snapshot_parts`), each well inside a frame, and
 the leader waits for its acknowledgement before it counts a follower's refusals again:
 a follower refuses what was sent before the snapshot reached it, and that refusal is
@@ -63,6 +70,8 @@ class Replicator(Generic[T]):
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
         self.index = 0  # the last index numbered
+        self.sent = 0  # the last index sent to the followers; the rest wait in ``unsent``
+        self.unsent: list[bytes] = []
         self.followers: dict[int, FollowerProgress] = {}
         self._held: deque[tuple[int, T]] = deque()
         self._snapshots: dict[int, float] = {}  # followers sent a snapshot (when), not acked
@@ -75,7 +84,8 @@ class Replicator(Generic[T]):
     def join(self, rank: int, now: float) -> int:
         """A follower connected (or missed records): it is sent a snapshot as of the
         returned index, and is waited for once it holds it (and whatever was numbered
-        after it)."""
+        after it). Send what :meth:`flush` returns to the others first: the snapshot
+        holds every record numbered."""
         self.followers[rank] = FollowerProgress(rank, self.index, 0, now, False)
         self._snapshots[rank] = now
         return self.index
@@ -111,6 +121,25 @@ class Replicator(Generic[T]):
             if follower.waiting_since is None:
                 follower.waiting_since = now
         return first
+
+    def outgoing(self, frames: list[bytes], now: float) -> tuple[int, list[bytes]] | None:
+        """Number *frames* as new records; returns those to send now, and the index of the
+        first, or None: a send is still unacknowledged, and they go with the next one."""
+        self.record(len(frames), now)
+        self.unsent += frames
+        return None if self.in_flight() else self.flush()
+
+    def in_flight(self) -> bool:
+        """Is a send unacknowledged by a follower that answers are waiting for?"""
+        return any(f.required and f.acked < self.sent for f in self.followers.values())
+
+    def flush(self) -> tuple[int, list[bytes]] | None:
+        """Every record numbered and not yet sent, and the index of the first (None: none)."""
+        if not self.unsent:
+            return None
+        first, frames, self.unsent = self.sent + 1, self.unsent, []
+        self.sent = self.index
+        return first, frames
 
     def probe(self, now: float) -> None:
         """A heartbeat goes out: every follower is expected to answer it."""
@@ -167,6 +196,7 @@ class Replicator(Generic[T]):
         """Deposed: what is held will never be sent. Returns how many were dropped."""
         count = len(self._held)
         self._held.clear()
+        self.unsent.clear()
         self._snapshots.clear()
         return count
 
