@@ -379,8 +379,6 @@ class CoordinatorCore:
             self._handed_back.add(peer.id)  # its unfinished tasks are handed back, not lost
         return []  # the server ends the session, and leave() does the rest
 
-    # -- scheduling and outcomes ------------------------------------------------------------
-
     def schedule(self, now: float) -> Outbox:
         """Give ready tasks to workers with free slots."""
         outbox: Outbox = []
@@ -396,7 +394,9 @@ class CoordinatorCore:
             record.acknowledged = False
             self.registry.hold(self.registry.workers[worker_id], task_id)
             self.liveness.assignment_sent(record.id, record.sequence, worker_id, now)
-            task = dataclasses.replace(record.task, payload=inputs)
+            task = record.task  # a copy only for a Reduce fed its dependencies' results
+            if inputs is not task.payload:
+                task = dataclasses.replace(task, payload=inputs)
             outbox.append((worker_id, m.TaskAssign(task=task)))
         return outbox
 

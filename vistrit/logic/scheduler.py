@@ -202,7 +202,7 @@ def _fits(shape: Shape, task_id: uuid.UUID, worker: WorkerEntry) -> bool:
     what it needs) that it does not hold already."""
     tags, excluded, need = shape
     return (
-        tags <= worker.tags
+        (not tags or tags <= worker.tags)  # most tasks ask for no tag: no set made
         and worker.id not in excluded
         and worker.offers(need)
         and task_id not in worker.running
