@@ -211,6 +211,34 @@ def test_a_large_frame_received_in_place_in_any_pieces(data: st.DataObject) -> N
     assert decoder.buffered == 0 and decoder.room() is None
 
 
+def test_a_large_frame_decoded_where_it_lies_is_checked_as_any_other() -> None:
+    import zlib
+
+    from vistrit.protocol.errors import ChecksumMismatch, InvalidUtf8
+
+    frame = bytearray(encode_frame(LARGE))
+    decoder = FrameDecoder()
+    decoder.feed(bytes(frame))
+    decoded = decoder.next_frame()
+    assert decoded is not None and decoded.message == LARGE
+    assert type(decoded.message.task.payload.data) is bytes  # a copy, not a view of the buffer
+    flipped = bytearray(frame)
+    flipped[len(flipped) // 2] ^= 0xFF
+    decoder = FrameDecoder()
+    decoder.feed(bytes(flipped))
+    with pytest.raises(ChecksumMismatch):
+        decoder.next_frame()
+    # A name that is not UTF-8, under a checksum that is right: the error names the field.
+    name_at = bytes(frame).index(b"count words")
+    bad = bytearray(frame)
+    bad[name_at] = 0xFF
+    bad[-4:] = zlib.crc32(memoryview(bad)[4:-4]).to_bytes(4, "big")
+    decoder = FrameDecoder()
+    decoder.feed(bytes(bad))
+    with pytest.raises(InvalidUtf8, match="not UTF-8"):
+        decoder.next_frame()
+
+
 def test_only_a_large_frame_is_received_in_place() -> None:
     decoder = FrameDecoder()
     decoder.feed(encode_frame(all_examples()["TaskSubmit"])[:12])

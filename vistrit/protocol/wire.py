@@ -299,7 +299,8 @@ class Bytes(WireType):
         """Read the length, then that many bytes."""
         length = _read_length(buf, pos, "Vec<u8> length")
         start = pos + 8
-        return buf[start : start + length], start + length
+        data = buf[start : start + length]
+        return (data if type(data) is bytes else bytes(data)), start + length  # a view: copy
 
     def annotate(self, ann: Annotator, pos: int, path: str) -> int:
         """Describe the length and the bytes."""
@@ -350,7 +351,7 @@ class SocketAddrType(WireType):
             raise BadEnumIndex(f"SocketAddr variant index {variant} is unknown (0 = V4, 1 = V6)")
         _, size, address_class = self._SHAPES[variant]
         start = pos + 4
-        octets = buf[start : start + size]
+        octets = bytes(buf[start : start + size])
         (port,) = _PORT.unpack_from(buf, start + size)  # also catches short octets
         return SocketAddr(str(address_class(octets)), port), start + size + 2
 

@@ -80,8 +80,19 @@ def connect(
     return Connection(sock, name=name or f"{address[0]}:{address[1]}", tls=layer)
 
 
-class _OnTheWire(bytes):
-    """Bytes ready for the socket (already encrypted): sent as they are."""
+class _OnTheWire:
+    """Bytes ready for the socket (already encrypted), sent as they are: the rest of a
+    partial send, kept as a view of what was encoded (copying 8 MiB costs more than
+    sending it)."""
+
+    __slots__ = ("view",)
+
+    def __init__(self, view: memoryview) -> None:
+        self.view = view
+
+
+#: What a connection's writer queue holds: messages, encoded frames, or the rest of a send.
+Outgoing = Message | bytes | _OnTheWire
 
 
 class Connection:
@@ -113,7 +124,7 @@ class Connection:
         self._tls = tls
         # A Condition is a lock that can also be waited on: flush() waits for the writer.
         self._send_lock = threading.Condition()
-        self._outgoing: queue.SimpleQueue[Sequence[Message | bytes] | None] | None = None
+        self._outgoing: queue.SimpleQueue[Sequence[Outgoing] | None] | None = None
         self._writer: threading.Thread | None = None
         self._queued = 0  # batches queued for the writer and not yet sent
         self._poller = select.poll()
@@ -166,7 +177,7 @@ class Connection:
                 raise ConnectionClosed(f"{self.name}: connection closed")
             self._send_all(data)
 
-    def _send_all(self, data: bytes | bytearray) -> None:
+    def _send_all(self, data: bytes | bytearray | memoryview) -> None:
         """Send all of *data* within ``send_timeout``, or close. Call with the send lock."""
         pending = memoryview(data)
         deadline = time.monotonic() + self.send_timeout
@@ -211,14 +222,15 @@ class Connection:
                 log.warning("%s: peer reads too slowly; closing", self.name)
                 self.close()
                 return
+            batch: Sequence[Outgoing] = messages
             if self._queued == 0:  # nothing ahead of these messages: try to send them now
                 data = self._encode(messages)
                 sent = self._send_some(data)
                 if sent is None or sent == len(data):
                     return
-                messages = [_OnTheWire(data[sent:])]  # the rest goes before anything later
+                batch = [_OnTheWire(memoryview(data)[sent:])]  # what is left goes first
             self._queued += 1
-            self._outgoing.put(messages)
+            self._outgoing.put(batch)
 
     def _send_some(self, data: bytes | bytearray | memoryview) -> int | None:
         """Send what the socket takes now, without waiting; ``None`` if the connection failed.
@@ -232,22 +244,24 @@ class Connection:
             self.close()
             return None
 
-    def _encode(self, messages: Iterable[Message | bytes]) -> bytes | bytearray:
+    def _encode(self, messages: Iterable[Outgoing]) -> bytes | bytearray | memoryview:
         """The bytes for the socket: frames encoded into one buffer (and, with TLS,
         encrypted); what is already on its way (the rest of a partial send) is kept as it
-        is, in order."""
-        out: list[bytes | bytearray] = []
+        is, in order, and not copied when it goes alone."""
+        out: list[bytes | bytearray | memoryview] = []
         frames = bytearray()
         for m in messages:
             if isinstance(m, _OnTheWire):
-                out.append(self._seal(frames))
-                frames = bytearray()
-                out.append(m)
+                if frames:
+                    out.append(self._seal(frames))
+                    frames = bytearray()
+                out.append(m.view)
             elif isinstance(m, bytes):
                 frames += m
             else:
                 encode_frame_into(frames, m, frame_version(m, self.version))
-        out.append(self._seal(frames))
+        if frames or not out:
+            out.append(self._seal(frames))
         return out[0] if len(out) == 1 else b"".join(out)
 
     def _seal(self, frames: bytearray) -> bytes | bytearray:
@@ -261,7 +275,7 @@ class Connection:
             batch = self._outgoing.get()
             if batch is None:
                 return
-            messages: list[Message | bytes] = list(batch)
+            messages: list[Outgoing] = list(batch)
             taken = 1
             while not self._outgoing.empty():  # coalesce whatever else is waiting
                 more = self._outgoing.get_nowait()
