@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from nodes import Cluster
+from nodes import Cluster, wait_until
 from test_logic import World, node
 
 from vistrit.coordinator import Coordinator, batches
@@ -182,3 +182,45 @@ def test_a_future_is_accepted_once_acknowledged_and_again_after_a_reconnection()
     done = m.TaskSubmitBatchAck(request_id=again.request_id, accepted=2, refused=())
     answers[again.request_id].set_result(done)
     assert all(f.accepted.is_set() for f in fresh)
+
+
+def test_a_task_that_starts_at_once_is_acknowledged_by_its_running_status(
+    cluster: Cluster,
+) -> None:
+    """A v4 worker sends no TaskAssignAck for a task it starts at once (its TaskStatus
+    says so), and one for a task it queues (prefetch)."""
+    import threading
+
+    import callables
+
+    cluster.add_worker(slots=1, modules=["callables"])
+    seen = _frames(cluster)
+    client = cluster.client()
+    gate = callables.GATES.setdefault("ack", threading.Event())
+    first = client.submit(callables.wait_for_gate, "ack")  # holds the only slot
+    wait_until(first.running, what="the first task to run")
+    second = client.submit(callables.identity, 2)  # prefetched: queued behind it
+    wait_until(lambda: "TaskAssignAck" in seen, what="the queued task's acknowledgement")
+    gate.set()
+    assert first.result(30) == "ack" and second.result(30) == 2
+    assert seen.count("TaskAssignAck") == 1  # the queued one only
+    assert seen.count("TaskStatus") >= 2  # each ran: its Running status acknowledged it
+
+
+def test_news_of_a_task_that_finished_in_the_same_outbox_is_not_sent() -> None:
+    from vistrit.coordinator.offers import without_stale_news
+    from vistrit.protocol.types import TaskState
+
+    client, other, task = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    worker = uuid.uuid4()
+    running = TaskState.Running(worker_id=worker, started_at=1, progress=None)
+    news = m.TaskStatus(task_id=task, worker_id=worker, state=running, progress=None, message=None)
+    done = m.TaskOutcome(task_id=task, state=TaskState.Cancelled(cancelled_at=2), result=None)
+    assign = m.TaskCancel(task_id=task, requested_by=client, reason=None)
+    assert without_stale_news([(client, news), (worker, assign), (client, done)]) == [
+        (worker, assign),
+        (client, done),
+    ]
+    kept = [(client, news), (other, done)]  # another client's outcome: the news stays
+    assert without_stale_news(kept) == kept
+    assert without_stale_news([(client, news)]) == [(client, news)]

@@ -147,6 +147,21 @@ def running_news(core: Routing, record: TaskRecord, status: m.TaskStatus) -> Out
     return [(client.id, status)]
 
 
+def without_stale_news(outbox: Outbox) -> Outbox:
+    """*outbox* less the news of a task (``TaskStatus``) to a client that the same outbox
+    also sends the task's outcome: a fast task's client hears once, that it finished.
+    (Under load a worker's Running and its result are read together; this saves the
+    coordinator a message per task.)"""
+    done = {(node, msg.task_id) for node, msg in outbox if type(msg) is m.TaskOutcome}
+    if not done:
+        return outbox
+    return [
+        (node, msg)
+        for node, msg in outbox
+        if type(msg) is not m.TaskStatus or (node, msg.task_id) not in done
+    ]
+
+
 __all__ = [
     "MAX_OFFERED",
     "NOTE_INTERVAL",
@@ -155,4 +170,5 @@ __all__ = [
     "pending_status",
     "running_news",
     "waiting_note",
+    "without_stale_news",
 ]

@@ -35,6 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from vistrit import defaults
+from vistrit.coordinator import offers
 from vistrit.coordinator.cluster import Cluster
 from vistrit.coordinator.core import CoordinatorCore, IllegalTransition, Outbox
 from vistrit.coordinator.gate import Gate
@@ -430,7 +431,7 @@ class Coordinator:
                     outbox += self.core.handle(peer, message, now)
                 except IllegalTransition as exc:
                     log.debug("%s: ignored: %s", self.name, exc)
-            self._commit(outbox)
+            self._commit(offers.without_stale_news(outbox))
 
     def _commit(self, outbox: Outbox) -> None:
         """Journal what the core decided, then send what depends on it. Under the lock.

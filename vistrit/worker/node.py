@@ -326,8 +326,13 @@ class Worker:
                 ctx = TaskContext(str(task.id))
                 ctx._report = lambda percent: self._progress(task.id, percent)
                 self._running[task.id] = ctx
+            # To a v4 coordinator, a task that starts at once is acknowledged by its
+            # TaskStatus (Running): one message less per task. A refused or queued
+            # (prefetched) one is acknowledged as before.
+            at_once = accepted and conn.version >= 4 and len(self._running) <= self.slots
         reason = None if accepted else ("draining" if self._draining else "no free slot")
-        self._post(self._ack(task.id, accepted, reason))
+        if not at_once:
+            self._post(self._ack(task.id, accepted, reason))
         if accepted:
             future = self._pool.submit(self._execute, task, ctx)
             with self._lock:
