@@ -10,8 +10,10 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from vistrit.client import VistritClient
 from vistrit.coordinator import Coordinator
@@ -63,6 +65,18 @@ def _flaky(data: bytes) -> str:
     if attempt <= int(times):
         raise TaskFailed(f"planned failure {attempt}")
     return f"succeeded on attempt {attempt}"
+
+
+@contextmanager
+def restarted(data_dir: Path) -> Iterator[Coordinator]:
+    """A coordinator started anew on *data_dir* (its journal replayed); stopped after."""
+    again = Coordinator(("127.0.0.1", 0), data_dir=data_dir)
+    again.start()
+    try:
+        assert again.core is not None
+        yield again
+    finally:
+        again.stop()
 
 
 def wait_until(condition: Callable[[], object], timeout: float = 10.0, what: str = "") -> None:

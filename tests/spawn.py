@@ -85,6 +85,6 @@ def dask_cluster(threads: int = 4) -> Iterator[tuple[Any, str]]:
         protocol="tcp",
         host="127.0.0.1",
         scheduler_port=0,
-        dashboard_address=None,
+        dashboard_address=":0",  # any free port: None still takes 8787
     ) as cluster:
         yield cluster, "dask://" + cluster.scheduler_address.removeprefix("tcp://")

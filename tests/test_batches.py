@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from nodes import Cluster, wait_until
+from nodes import Cluster, restarted, wait_until
 from test_logic import World, node
 
 from vistrit.coordinator import Coordinator, batches
@@ -133,14 +133,10 @@ def test_a_batch_is_journaled_and_replayed_task_by_task(tmp_path: Path) -> None:
         ids = {future.task_id for future in futures}
     finally:
         running.stop()
-    again = Coordinator(("127.0.0.1", 0), data_dir=tmp_path)
-    again.start()
-    try:
+    with restarted(tmp_path) as again:
         assert again.core is not None
         assert set(again.core.store.records) == ids
         assert all(r.status == "Pending" for r in again.core.store.records.values())
-    finally:
-        again.stop()
 
 
 def test_a_future_is_accepted_once_acknowledged_and_again_after_a_reconnection() -> None:

@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from nodes import Cluster, wait_until
+from nodes import Cluster, restarted, wait_until
 from test_logic import World, node
 
 from vistrit import defaults
@@ -130,15 +130,11 @@ def test_a_release_is_replayed_from_the_journal_after_a_restart(tmp_path: Path) 
         client.cluster_status()  # a round trip: the release is on disk by now
     finally:
         running.stop()
-    again = Coordinator(("127.0.0.1", 0), data_dir=tmp_path)
-    again.start()
-    try:
+    with restarted(tmp_path) as again:
         assert again.core is not None
         record = again.core.store.get(future.task_id)
         assert record is not None and record.status == "Completed" and _released(record)
         assert again.core.store.retained_total == 0
-    finally:
-        again.stop()
 
 
 def test_a_replayed_release_of_an_unknown_or_unfinished_task_changes_nothing() -> None:

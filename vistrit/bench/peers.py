@@ -105,7 +105,7 @@ class _cluster:
             processes=True,
             host="127.0.0.1",
             scheduler_port=0,
-            dashboard_address=None,
+            dashboard_address=":0",  # any free port: None still takes 8787
         )
         self.client = self.distributed.Client(self.cluster)
         return self.client
