@@ -277,3 +277,29 @@ def test_a_call_is_checked_before_and_after_the_function_runs() -> None:
     assert not ok and error == "ValueError: no" and trace is not None
     assert decode_value(data) == {"type": "ValueError", "message": "no", "traceback": trace}
     assert callables.__name__ in allowed
+
+
+def test_slots_run_in_order_take_back_what_waits_and_survive_a_failure() -> None:
+    from vistrit.worker.slots import Slots
+
+    slots = Slots(1, "test")
+    ran: list[object] = []
+    done = threading.Event()
+
+    def boom() -> None:
+        raise RuntimeError("a slot's task failed outside the task's own handling")
+
+    slots.submit(uuid.uuid4(), boom)  # logged; the slot goes on
+    for n in range(3):
+        slots.submit(uuid.uuid4(), lambda n=n: ran.append(n))
+    slots.submit(uuid.uuid4(), done.set)
+    assert done.wait(10) and ran == [0, 1, 2]  # one slot: in order
+    started, held = threading.Event(), threading.Event()
+    running, queued = uuid.uuid4(), uuid.uuid4()
+    slots.submit(running, lambda: (started.set(), held.wait(10), ran.append("late")))
+    slots.submit(queued, lambda: ran.append("never"))
+    assert started.wait(10)
+    assert slots.take_back() == [queued]  # it waits for the slot: taken back
+    held.set()
+    assert slots.shutdown() == []  # waits for the running one
+    assert ran[-1] == "late" and "never" not in ran

@@ -82,25 +82,26 @@ def add_commands(commands: Any) -> None:
     bench = commands.add_parser(
         "bench",
         help="measure Vistrit's speed",
-        description="Run standard workloads and print their figures, each the median of "
-        "--repeats runs. The cluster workloads start a coordinator and worker processes on "
-        "127.0.0.1: throughput (W1: many 16-byte echo tasks from one client), latency (W2: "
-        "sequential submit-and-wait round trips, 1 worker), scaling (W3: 32 tasks of ~50 ms "
-        "of CPU on 1 and on 2 workers), payload (W4: echo tasks of 8 MiB). codec measures the "
-        "protocol's encoder and decoder alone; detection the time to requeue the task of a "
-        "killed or frozen worker; journal the throughput cost of --data-dir in each --fsync "
-        "mode; failover the time from killing the leader of three coordinators to the first "
-        "task the new leader accepts, and to the end of the interrupted run; replication W1 "
-        "with one coordinator and with three; handshake what joining costs (an "
-        "authenticated v4 join against an unauthenticated v1 one); memory the coordinator's "
-        "resident memory per remembered task, and what ten 8 MiB calls leave held; "
-        "dashboard W1 without the dashboard and with it "
-        "open; curves how the figures scale with tasks (1k-100k), workers (1-16), clients "
-        "(1-16) and a 100k backlog; peers W1, W2 and W4 on Dask, Celery and RQ (each "
-        "with a Redis of its own), where they are installed, side by side. Default: the four cluster workloads, after this "
-        "machine's floor (a bare loopback round trip between two processes, bare frames), "
-        "which W1, W2 and W4 are printed beside and as ratios to. With the TLS options, W1, "
-        "W2 and handshake run over mutual TLS.",
+        description="Run standard workloads and print their figures, each the median of --repeats "
+        "runs. The cluster workloads start a coordinator and worker processes on "
+        "127.0.0.1: throughput (W1: many 16-byte echo tasks from one client), latency "
+        "(W2: sequential submit-and-wait round trips, 1 worker), scaling (W3: 32 tasks "
+        "of ~50 ms of CPU on 1 and on 2 workers), payload (W4: echo tasks of 8 MiB). "
+        "codec measures the protocol's encoder and decoder alone; detection the time to "
+        "requeue the task of a killed or frozen worker; journal the throughput cost of "
+        "--data-dir in each --fsync mode; failover the time from killing the leader of "
+        "three coordinators to the first task the new leader accepts, and to the end of "
+        "the interrupted run; replication W1 with one coordinator and with three; "
+        "handshake what joining costs (an authenticated v4 join against an "
+        "unauthenticated v1 one); memory the coordinator's resident memory per "
+        "remembered task, and what ten 8 MiB calls leave held; dashboard W1 without the "
+        "dashboard and with it open; curves how the figures scale with tasks (1k-100k), "
+        "workers (1-16), clients (1-16) and a 100k backlog; peers W1, W2 and W4 on "
+        "Dask, Celery and RQ (each with a Redis of its own), where they are installed, "
+        "side by side. Default: the four cluster workloads, after this machine's floor "
+        "(a bare loopback round trip between two processes, bare frames), which W1, W2 "
+        "and W4 are printed beside and as ratios to. With the TLS options, W1, W2 and "
+        "handshake run over mutual TLS.",
     )
     bench.add_argument(
         "workloads",

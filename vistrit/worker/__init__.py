@@ -3,7 +3,8 @@
 * :mod:`vistrit.worker.functions` - task functions by name, the built-ins, ``@task``;
 * :mod:`vistrit.worker.arithmetic` - the safe evaluator behind ``Compute`` tasks;
 * :mod:`vistrit.worker.execution` - what each payload kind means;
-* :mod:`vistrit.worker.node` - the node: connection, heartbeats, thread pool.
+* :mod:`vistrit.worker.node` - the node: connection, heartbeats, its slots;
+* :mod:`vistrit.worker.slots` - the threads that run its tasks, fed by one queue.
 
 Read next: :mod:`vistrit.worker.functions`.
 """

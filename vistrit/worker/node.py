@@ -1,15 +1,17 @@
-"""A worker node: joins the coordinator, heartbeats, and runs tasks in a thread pool.
+"""A worker node: joins the coordinator, heartbeats, and runs tasks in its slots.
 
 Threads, each with an owner and a stop path:
 
 * the **session** (:class:`~vistrit.session.NodeSession`) joins the coordinator that
   leads, heartbeats on a :class:`~vistrit.timers.RepeatingTimer` (the running-task count
   and Ready/Busy/Draining state), reads, and reconnects after a loss; its reader hands
-  each message to :data:`ON_MESSAGE`: ``TaskAssign`` is acknowledged at once (accepted if
-  a slot is free, refused otherwise) and handed to the pool, ``TaskCancel`` tells a
-  running task to stop;
-* the **pool** (``--slots`` threads) runs task functions; each sends ``TaskStatus``
-  (Running, then progress if the function reports it) and finally ``TaskResult``.
+  each message to :data:`ON_MESSAGE`: ``TaskAssign`` is accepted if a slot (or the
+  prefetch queue) has room, refused otherwise, and handed to the slots; it is
+  acknowledged at once, unless, to a v4 coordinator, it starts at once (its Running
+  status says so); ``TaskCancel`` tells a running task to stop;
+* the **slots** (:class:`~vistrit.worker.slots.Slots`, ``--slots`` threads) run task
+  functions; each sends ``TaskStatus`` (Running, then progress if the function reports
+  it) and finally ``TaskResult``.
 
 Handshake: the worker offers the newest protocol version it speaks; if a coordinator
 refuses that (the reference coordinator accepts only 1), it connects again offering 1.
@@ -29,7 +31,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Collection, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 from vistrit import defaults
@@ -54,6 +56,7 @@ from vistrit.transport import Connection, ConnectionClosed, TLSConfig
 from vistrit.worker.calls import remote_traceback
 from vistrit.worker.execution import Outcome, run_task
 from vistrit.worker.functions import DEFAULT, FunctionRegistry, TaskContext
+from vistrit.worker.slots import Slots
 
 log = logging.getLogger(__name__)
 
@@ -119,13 +122,12 @@ class Worker:
         )
         self._running: dict[uuid.UUID, TaskContext] = {}
         self._stopped = threading.Event()
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: Slots | None = None
         self.error: str | None = None  # why the worker stopped, if not asked to
         self._unsent: list[bytes] = []  # results finished while away from the coordinator
         self._draining = False
         self._started: set[uuid.UUID] = set()  # tasks running now (not just queued)
         self._idle = threading.Condition(self._lock)  # notified when a started task ends
-        self._futures: dict[uuid.UUID, Future[None]] = {}  # in the pool, to hand back
 
     @property
     def coordinator(self) -> Address:
@@ -139,7 +141,7 @@ class Worker:
         While the coordinators are still electing a leader, keep trying for a few seconds;
         while none is up yet, for up to ``reconnect_timeout`` (a worker may be started
         before its coordinator)."""
-        self._pool = ThreadPoolExecutor(self.slots, thread_name_prefix=f"{self.name} slot")
+        self._pool = Slots(self.slots, self.name)
         try:
             wait = self.session.reconnect_timeout
             self.session.start(patience=defaults.CONNECT_TIMEOUT, wait_for_coordinators=wait)
@@ -178,8 +180,10 @@ class Worker:
         with self._lock:
             for ctx in self._running.values():
                 ctx._cancel.set()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+        taken = self._pool.shutdown() if self._pool is not None else []  # never started
+        with self._lock:
+            for task_id in taken:
+                self._running.pop(task_id, None)
         bye = m.Disconnect(node_id=self.id, reason="worker stopping", graceful=True)
         self.session.close(bye)  # after every result already posted
         self._stopped.set()
@@ -190,13 +194,11 @@ class Worker:
         self._draining = True
         log.info("%s: draining (at most %g s)", self.name, timeout)
         self.session.beat()
-        handed_back = []
-        with self._lock:  # tasks queued here and not started: handed back at once
-            for task_id, future in list(self._futures.items()):
-                if future.cancel():
-                    handed_back.append(task_id)
-                    del self._futures[task_id]
-                    self._running.pop(task_id, None)
+        assert self._pool is not None
+        handed_back = self._pool.take_back()  # tasks queued here: handed back at once
+        with self._lock:
+            for task_id in handed_back:
+                self._running.pop(task_id, None)
         for task_id in handed_back:  # a refusal after the fact puts it back in the queue
             self._post(self._ack(task_id, False, "handed back: draining"))
         with self._idle:
@@ -334,10 +336,7 @@ class Worker:
         if not at_once:
             self._post(self._ack(task.id, accepted, reason))
         if accepted:
-            future = self._pool.submit(self._execute, task, ctx)
-            with self._lock:
-                if task.id in self._running:
-                    self._futures[task.id] = future
+            self._pool.submit(task.id, partial(self._execute, task, ctx))
 
     def _on_cancel(self, cancel: m.TaskCancel) -> None:
         with self._lock:
@@ -420,7 +419,6 @@ class Worker:
             with self._lock:
                 self._running.pop(task.id, None)
                 self._started.discard(task.id)
-                self._futures.pop(task.id, None)
                 self._idle.notify_all()
 
     def _report(self, task: Task, outcome: Outcome, started: float) -> m.TaskResultMessage:
