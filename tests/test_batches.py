@@ -144,17 +144,14 @@ def test_a_future_is_accepted_once_acknowledged_and_again_after_a_reconnection()
     carried the task (unless the task was refused); after a reconnection every unfinished
     task goes again, its acknowledgement awaited as the first time's."""
     import threading
-    from concurrent.futures import Future
 
+    from vistrit.replies import Replies
     from vistrit.results import TaskFuture
     from vistrit.taskbook import TaskBook
 
     book = TaskBook(threading.Lock())
-    answers: dict[uuid.UUID, Future[m.Message]] = {}
-
-    def expect(request_id: uuid.UUID) -> Future[m.Message]:
-        answers[request_id] = Future()
-        return answers[request_id]
+    replies = Replies()
+    expect = replies.on_answer
 
     items = tasks(3)
     futures = [TaskFuture(None, t.id) for t in items]  # type: ignore[arg-type]
@@ -162,7 +159,7 @@ def test_a_future_is_accepted_once_acknowledged_and_again_after_a_reconnection()
     assert isinstance(sent, m.TaskSubmitBatch) and not any(f.accepted.is_set() for f in futures)
     refusal = SubmitRefusal(task_id=items[2].id, reason="quota")
     reply = m.TaskSubmitBatchAck(request_id=sent.request_id, accepted=2, refused=(refusal,))
-    answers[sent.request_id].set_result(reply)
+    assert replies.answer(sent.request_id, reply)
     assert [f.accepted.is_set() for f in futures] == [True, True, False]
     with pytest.raises(TaskRejected, match="quota"):
         futures[2].result(0)
@@ -170,13 +167,15 @@ def test_a_future_is_accepted_once_acknowledged_and_again_after_a_reconnection()
     fresh = [TaskFuture(None, t.id) for t in items[:2]]  # type: ignore[arg-type]
     book2 = TaskBook(threading.Lock())
     (first,) = book2.submissions(list(items[:2]), fresh, True, expect)
-    answers[first.request_id].set_exception(ConnectionError("lost"))  # no answer: no news
+    replies.fail(ConnectionError("lost"))  # no answer: no news
+    assert not replies.answer(first.request_id, first)  # its waiter was told: gone
     assert not any(f.accepted.is_set() for f in fresh)
     (again,) = book2.resubmissions(True, expect)  # reconnected: both go again, as a batch
     assert isinstance(again, m.TaskSubmitBatch)
     assert {t.id for t in again.tasks} == {t.id for t in items[:2]}
     done = m.TaskSubmitBatchAck(request_id=again.request_id, accepted=2, refused=())
-    answers[again.request_id].set_result(done)
+    assert replies.answer(again.request_id, done)
+    assert not replies.answer(again.request_id, done)  # answered once
     assert all(f.accepted.is_set() for f in fresh)
 
 

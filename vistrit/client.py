@@ -250,7 +250,7 @@ class VistritClient:
         bulk = len(tasks) > 1 and conn is not None and conn.version >= 4
         with self._lock:
             self._check_open()
-            sends = self.book.submissions(tasks, futures, bulk, self.replies.expect)
+            sends = self.book.submissions(tasks, futures, bulk, self.replies.on_answer)
         self._send(*sends)
         return futures
 
@@ -449,7 +449,7 @@ class VistritClient:
         self._connected.set()
         count = len(self.book.unfinished())
         log.info("%s: reconnected; %d unfinished task(s) resubmitted", self.name, count)
-        return list(self.book.resubmissions(conn.version >= 4, self.replies.expect))
+        return list(self.book.resubmissions(conn.version >= 4, self.replies.on_answer))
 
     def on_gave_up(self, reason: str) -> None:
         """No coordinator came back: every request and task future fails."""

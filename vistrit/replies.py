@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Literal
 
@@ -26,6 +27,9 @@ from vistrit.protocol import messages as m
 #: The kinds of request answered by task id.
 About = Literal["query", "cancel"]
 
+#: What :meth:`Replies.on_answer` calls: with the answer, or with None if none can come.
+Answered = Callable[[m.Message | None], None]
+
 
 class Replies:
     """The requests waiting for an answer (see the module docstring). Thread-safe."""
@@ -33,6 +37,7 @@ class Replies:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_request: dict[uuid.UUID, Future[m.Message]] = {}
+        self._calls: dict[uuid.UUID, Answered] = {}
         self._by_task: dict[About, dict[uuid.UUID, list[Future[m.Message]]]] = {
             "query": {},
             "cancel": {},
@@ -45,6 +50,13 @@ class Replies:
             self._by_request[request_id] = future
         return future
 
+    def on_answer(self, request_id: uuid.UUID, call: Answered) -> None:
+        """Have *call* take the answer to request *request_id* (None if the connection is
+        lost first). Lighter than :meth:`expect`: no future, for a request nobody waits
+        on (a submission: a ``concurrent.futures.Future`` costs a condition variable)."""
+        with self._lock:
+            self._calls[request_id] = call
+
     def expect_about(self, task_id: uuid.UUID, kind: About) -> Future[m.Message]:
         """The future that the next answer of *kind* about *task_id* will resolve."""
         future: Future[m.Message] = Future()
@@ -56,10 +68,12 @@ class Replies:
         """Resolve the request *request_id* with *message*; False if none waits for it."""
         with self._lock:
             future = self._by_request.pop(request_id, None)
-        if future is None:
-            return False
-        future.set_result(message)
-        return True
+            call = self._calls.pop(request_id, None) if future is None else None
+        if future is not None:
+            future.set_result(message)
+        elif call is not None:
+            call(message)
+        return future is not None or call is not None
 
     def answer_about(self, task_id: uuid.UUID, kind: About, message: m.Message) -> None:
         """Resolve every request of *kind* about *task_id* with *message*."""
@@ -77,9 +91,12 @@ class Replies:
                     waiting += group
                 groups.clear()
             self._by_request.clear()
+            calls, self._calls = list(self._calls.values()), {}
         for future in waiting:
             if not future.done():
                 future.set_exception(error)
+        for call in calls:
+            call(None)
 
 
-__all__ = ["About", "Replies"]
+__all__ = ["About", "Answered", "Replies"]

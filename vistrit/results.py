@@ -199,11 +199,31 @@ class TaskFuture(concurrent.futures.Future[Any]):
         super().__init__()
         self.client = client
         self.task_id = task_id
-        self.accepted = threading.Event()
+        self._accepted: threading.Event | bool = False  # an Event once someone asks
         self.kind = kind  # "value", "text" or "bytes": how the result's bytes are read
         self.progress: int | None = None
         self.waiting: str | None = None
         self._started = False
+
+    @property
+    def accepted(self) -> threading.Event:
+        """Set once a coordinator has acknowledged the task. (Made when first asked for:
+        an Event is a lock and a condition, and most futures are never asked.)"""
+        with self._condition:
+            if not isinstance(self._accepted, threading.Event):
+                event = threading.Event()
+                if self._accepted:
+                    event.set()
+                self._accepted = event
+            return self._accepted
+
+    def _accept(self) -> None:
+        """The coordinator acknowledged the task."""
+        with self._condition:
+            if isinstance(self._accepted, threading.Event):
+                self._accepted.set()
+            else:
+                self._accepted = True
 
     @property
     def text(self) -> bool:

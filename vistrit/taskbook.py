@@ -21,13 +21,13 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future
 from functools import partial
 
 from vistrit.defaults import RELEASE_BYTES
 from vistrit.logic.tasks import FINAL, payload_bytes
 from vistrit.protocol import messages as m
 from vistrit.protocol.types import Task, TaskState
+from vistrit.replies import Answered
 from vistrit.results import TaskFuture, TaskNotFound, TaskRejected
 from vistrit.submission import batches
 
@@ -55,11 +55,11 @@ class TaskBook:
         tasks: list[Task],
         futures: list[TaskFuture],
         bulk: bool,
-        expect: Callable[[uuid.UUID], Future[m.Message]],
+        on_answer: Callable[[uuid.UUID, Answered], None],
     ) -> list[m.Message]:
         """Write *tasks* down with their *futures*, and return what submits them: a
         ``TaskSubmit`` each, or, with *bulk* (a v4 coordinator), ``TaskSubmitBatch`` es
-        (:func:`~vistrit.submission.batches`). *expect* registers each request's answer,
+        (:func:`~vistrit.submission.batches`). *on_answer* registers each request's answer,
         which fails the futures of the tasks it refuses. (Call with the client's lock.)"""
         messages: list[m.Message] = []
         by_id = dict(zip((task.id for task in tasks), futures))
@@ -67,24 +67,23 @@ class TaskBook:
             self.add(future, task)
         for part in batches(tasks) if bulk else [[task] for task in tasks]:
             request_id = uuid.uuid4()
-            ack = expect(request_id)
             if bulk:
-                ack.add_done_callback(partial(self.batch_acknowledged, [by_id[t.id] for t in part]))
+                on_answer(request_id, partial(self.batch_acknowledged, [by_id[t.id] for t in part]))
                 messages.append(m.TaskSubmitBatch(request_id=request_id, tasks=tuple(part)))
             else:
-                ack.add_done_callback(partial(self.acknowledged, by_id[part[0].id]))
+                on_answer(request_id, partial(self.acknowledged, by_id[part[0].id]))
                 messages.append(m.TaskSubmit(task=part[0], request_id=request_id))
         return messages
 
     def resubmissions(
-        self, bulk: bool, expect: Callable[[uuid.UUID], Future[m.Message]]
+        self, bulk: bool, on_answer: Callable[[uuid.UUID, Answered], None]
     ) -> list[m.Message]:
         """Every unfinished task submitted again, under its id, its answer awaited as the
         first time (after a reconnection; call with the client's lock held)."""
         ids = [task_id for task_id in self._futures if task_id in self._submitted]
         tasks = [self._submitted[task_id] for task_id in ids]
         futures = [self._futures[task_id] for task_id in ids]
-        return self.submissions(tasks, futures, bulk and len(tasks) > 1, expect)
+        return self.submissions(tasks, futures, bulk and len(tasks) > 1, on_answer)
 
     def get(self, task_id: uuid.UUID) -> TaskFuture | None:
         """The future of a task this client submitted and is not finished, if any."""
@@ -107,28 +106,26 @@ class TaskBook:
             self._submitted.pop(task_id, None)
             return self._futures.pop(task_id, None)
 
-    def acknowledged(self, future: TaskFuture, done: Future[m.Message]) -> None:
+    def acknowledged(self, future: TaskFuture, ack: m.Message | None) -> None:
         """The coordinator answered a submission: a refusal fails its future. (A lost
-        connection is no answer: the task is submitted again when it comes back.)"""
-        ack = None if done.exception() is not None else done.result()
+        connection is no answer, None: the task is submitted again when it comes back.)"""
         if isinstance(ack, m.TaskSubmitAck) and ack.accepted:
-            future.accepted.set()
+            future._accept()
         refused = isinstance(ack, m.TaskSubmitAck) and not ack.accepted
         if refused and self._take(future.task_id) is not None and not future.done():
             assert isinstance(ack, m.TaskSubmitAck)
             future.set_exception(TaskRejected(ack.reason or "the coordinator refused the task"))
 
-    def batch_acknowledged(self, futures: list[TaskFuture], done: Future[m.Message]) -> None:
+    def batch_acknowledged(self, futures: list[TaskFuture], ack: m.Message | None) -> None:
         """The coordinator answered a ``TaskSubmitBatch``: each task it refused fails its
         future (with the reason); the others wait for their outcomes."""
-        ack = None if done.exception() is not None else done.result()
         if not isinstance(ack, m.TaskSubmitBatchAck):
             return  # lost (the tasks are submitted again once back), or not an answer
         by_id = {future.task_id: future for future in futures}
         refused = {refusal.task_id for refusal in ack.refused}
         for each in futures:
             if each.task_id not in refused:
-                each.accepted.set()
+                each._accept()
         for refusal in ack.refused:
             future = by_id.get(refusal.task_id)
             if future is not None and self._take(future.task_id) is not None and not future.done():

@@ -28,6 +28,9 @@ def shared_text(text: str) -> str:
 #: The UUIDs decoded lately, by their bytes (see :func:`shared_uuid`); emptied when
 #: it reaches this many, so it never holds more than a few hundred KiB.
 RECENT_UUIDS = 4096
+#: (An enum member looked up once: through its class it costs ten times as much.)
+_UNKNOWN = uuid.SafeUUID.unknown
+
 _recent: dict[bytes, uuid.UUID] = {}
 
 
@@ -46,7 +49,7 @@ def shared_uuid(data: bytes) -> uuid.UUID:
         return known
     value = object.__new__(uuid.UUID)
     object.__setattr__(value, "int", int.from_bytes(data, "big"))
-    object.__setattr__(value, "is_safe", uuid.SafeUUID.unknown)
+    object.__setattr__(value, "is_safe", _UNKNOWN)
     if len(_recent) >= RECENT_UUIDS:
         _recent.clear()
     _recent[data] = value

@@ -216,7 +216,7 @@ class UnitEnum(Fixed):
         """The member's variant index."""
         if not isinstance(value, self.enum_class):
             raise EncodeError(f"{self.name} expected, got {value!r}")
-        return (value.value,)
+        return (int(value),)  # (an IntEnum: int() is half the cost of .value)
 
     def from_raw(self, *raw: Any) -> Any:
         """The member of a variant index; a ProtocolError if there is none."""
