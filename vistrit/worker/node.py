@@ -11,7 +11,8 @@ Threads, each with an owner and a stop path:
   status says so); ``TaskCancel`` tells a running task to stop;
 * the **slots** (:class:`~vistrit.worker.slots.Slots`, ``--slots`` threads) run task
   functions; each sends ``TaskStatus`` (Running, then progress if the function reports
-  it) and finally ``TaskResult``.
+  it) and finally ``TaskResult``. A quick function's Running status is held back
+  (:mod:`vistrit.worker.news`): if the task ends first, its result acknowledges it.
 
 Handshake: the worker offers the newest protocol version it speaks; if a coordinator
 refuses that (the reference coordinator accepts only 1), it connects again offering 1.
@@ -56,6 +57,7 @@ from vistrit.transport import Connection, ConnectionClosed, TLSConfig
 from vistrit.worker.calls import remote_traceback
 from vistrit.worker.execution import Outcome, run_task
 from vistrit.worker.functions import DEFAULT, FunctionRegistry, TaskContext
+from vistrit.worker.news import HeldNews
 from vistrit.worker.slots import Slots
 
 log = logging.getLogger(__name__)
@@ -127,6 +129,7 @@ class Worker:
         self._unsent: list[bytes] = []  # results finished while away from the coordinator
         self._draining = False
         self._started: set[uuid.UUID] = set()  # tasks running now (not just queued)
+        self._news = HeldNews()
         self._idle = threading.Condition(self._lock)  # notified when a started task ends
 
     @property
@@ -246,7 +249,10 @@ class Worker:
         return m.Handshake(node_info=node, protocol_version=version)
 
     def heartbeat(self) -> m.Heartbeat:
-        """The Heartbeat: how many tasks run, and Ready, Busy or Draining."""
+        """The Heartbeat: how many tasks run, and Ready, Busy or Draining. The Running
+        statuses held back (:mod:`vistrit.worker.news`) are sent just before it."""
+        for status in self._news.take():
+            self._post(status)
         running = len(self._running)
         state = NodeState.Busy if running >= self.slots else NodeState.Ready
         if self._draining:
@@ -374,7 +380,9 @@ class Worker:
             status = m.TaskStatus(
                 task_id=task.id, worker_id=self.id, state=running, progress=None, message=None
             )
-            conn.post([status])
+            # To a v4 coordinator, maybe held back: a quick task's result acknowledges it.
+            if conn.version < 4 or self._news.started(task, status) is not None:
+                conn.post([status])
             try:
                 if ctx.cancelled:  # cancelled while it waited for a slot
                     outcome = Outcome(False, error="cancelled")
@@ -394,6 +402,7 @@ class Worker:
                     "%s: task %s raised %s\n%s", self.name, short(task.id), outcome.error,
                     outcome.stderr.rstrip(),
                 )  # fmt: skip
+            self._news.finished(task, time.monotonic() - started)
             # Free the slot before reporting: the coordinator may assign the next task as
             # soon as it reads the result, and must find the slot free.
             with self._lock:
@@ -446,6 +455,7 @@ class Worker:
         status = m.TaskStatus(
             task_id=task_id, worker_id=self.id, state=running, progress=percent, message=None
         )
+        self._news.reported(task_id)
         self._post(status)
 
 
