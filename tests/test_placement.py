@@ -142,3 +142,29 @@ def _act(world: World, worker: Any, kind: str, flag: bool) -> list[Any]:
 
 def _assignments(outbox: list[Any]) -> list[tuple[uuid.UUID, uuid.UUID]]:
     return [(node_id, msg.task.id) for node_id, msg in outbox if isinstance(msg, m.TaskAssign)]
+
+
+def test_a_reason_to_wait_is_worked_out_again_after_every_change_of_the_workers() -> None:
+    registry = Registry()
+    need = ("function", "shout")
+    assert registry.waiting_reason(need, frozenset()) == "no worker is connected"
+    hello = node(NodeType.Worker, "w", 1)
+    entry = registry.add(hello.node_info, 0.0, needs_offer=True)
+    assert registry.waiting_reason(need, frozenset()) == "no worker is connected"  # no beat
+    registry.heartbeat(entry.id, NodeState.Ready, 0.0)
+    assert registry.waiting_reason(need, frozenset()) == "no worker is connected"  # no offer
+    registry.offered(entry, {"function": frozenset({"echo"})})
+    assert (
+        registry.waiting_reason(need, frozenset()) == "no connected worker offers function 'shout'"
+    )
+    registry.offered(entry, {"function": frozenset({"shout"})})
+    assert registry.waiting_reason(need, frozenset()) is None
+    assert registry.waiting_reason(need, frozenset({"gpu"})) == (
+        "no connected worker has the tag(s) gpu"
+    )
+    registry.heartbeat(entry.id, NodeState.Draining, 1.0)
+    assert registry.waiting_reason(need, frozenset()) == "no worker is connected"
+    registry.heartbeat(entry.id, NodeState.Ready, 2.0)
+    assert registry.waiting_reason(need, frozenset()) is None
+    registry.remove(entry.id, 3.0)
+    assert registry.waiting_reason(need, frozenset()) == "no worker is connected"

@@ -81,7 +81,10 @@ def on_offer(core: Routing, peer: Peer, offer: m.WorkerOffer, now: float) -> Out
 
 
 def waiting_note(core: Routing, record: TaskRecord) -> Outbox:
-    """Look again at why *record* waits (a new task); if it cannot run, tell its client."""
+    """Look again at why *record* waits (a new task); if it cannot run, tell its client.
+    (A task already placed does not wait: no worker is looked at.)"""
+    if record.status != PENDING:
+        return []
     return _note(core, record, core.registry.waiting_reason(*_shape(record)))
 
 

@@ -13,6 +13,7 @@ import dataclasses
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from vistrit.defaults import MAX_SLOTS
 from vistrit.logic.ids import short
@@ -25,6 +26,8 @@ Need = tuple[str, str] | None
 
 #: How many departed workers the registry remembers (the dashboard marks them gone).
 DEPARTED_KEPT = 32
+#: The most task shapes whose reason to wait is remembered (see ``Registry._reasons``).
+MAX_REASONS = 1024
 
 
 def need_of(payload: TaskPayload) -> Need:
@@ -94,7 +97,7 @@ class WorkerEntry:
         """How many tasks the worker may hold: its slots, plus what it prefetches."""
         return self.slots + self.prefetch
 
-    @property
+    @cached_property  # its NodeInfo never changes: made once, not at every placement
     def tags(self) -> frozenset[str]:
         """The worker's tags: a task's tags must all be among them."""
         return frozenset(self.info.capabilities.tags)
@@ -141,6 +144,10 @@ class Registry:
         #: The workers with a free slot, by load: told of every change to a worker's load
         #: or availability, here (least-loaded placement in O(log W)).
         self.free: FreeWorkers[WorkerEntry] = FreeWorkers()
+        #: Why a task of each shape would wait, as last worked out: asked of every task
+        #: queued, it changes only when a worker comes, goes, heartbeats or offers, and
+        #: is forgotten then (at most MAX_REASONS shapes are kept).
+        self._reasons: dict[tuple[Need, frozenset[str]], str | None] = {}
 
     def add(
         self, info: NodeInfo, now: float, prefetch: int = 0, needs_offer: bool = False
@@ -159,6 +166,7 @@ class Registry:
             needs_offer=needs_offer,
         )
         self.workers[info.id] = entry
+        self._reasons.clear()
         return entry
 
     def remove(self, worker_id: uuid.UUID, now: float = 0.0) -> WorkerEntry | None:
@@ -166,6 +174,7 @@ class Registry:
         with the tasks it held."""
         entry = self.workers.pop(worker_id, None)
         self.free.forget(worker_id)
+        self._reasons.clear()
         if entry is not None and entry.eligible:  # one that never heartbeat is no worker
             self.departed.append((entry, now))
         return entry
@@ -186,6 +195,7 @@ class Registry:
         """The worker said what it runs (``WorkerOffer``)."""
         entry.offer = offer
         self.free.update(entry)
+        self._reasons.clear()
 
     def leaving_note(self, worker_id: uuid.UUID) -> str:
         """For the log, when a worker leaves: the tasks it leaves behind."""
@@ -206,6 +216,7 @@ class Registry:
                 state if state in (NodeState.Draining, NodeState.Offline) else NodeState.Ready
             )
             self.free.update(entry)
+            self._reasons.clear()
         return entry
 
     def eligible(self) -> list[WorkerEntry]:
@@ -215,6 +226,15 @@ class Registry:
     def waiting_reason(self, need: Need, tags: frozenset[str]) -> str | None:
         """Why no connected worker can run a task that needs *need* and *tags* (None: one
         can, once it has a free slot)."""
+        shape = (need, tags)
+        if shape in self._reasons:
+            return self._reasons[shape]
+        if len(self._reasons) >= MAX_REASONS:
+            self._reasons.clear()
+        reason = self._reasons[shape] = self._look_at_workers(need, tags)
+        return reason
+
+    def _look_at_workers(self, need: Need, tags: frozenset[str]) -> str | None:
         workers = [w for w in self.workers.values() if w.accepting]
         if not workers:
             return "no worker is connected"

@@ -35,6 +35,10 @@ from vistrit.protocol.types import TaskPayload, TaskPriority
 
 STRATEGIES = ("least-loaded", "round-robin", "random")
 
+#: The priorities, highest first: the order the ready queues are served in. (Iterating
+#: an Enum class runs a generator over its members: once here, not on every placement.)
+HIGH_FIRST = tuple(sorted(TaskPriority, reverse=True))
+
 
 class Chooser(Protocol):
     """Randomness, passed in (``random.Random`` fits), so tests can fix the seed."""
@@ -149,7 +153,7 @@ class Scheduler:
         else:
             placer = _Scan(self, registry.eligible())
         placed: list[tuple[uuid.UUID, uuid.UUID]] = []
-        for priority in sorted(TaskPriority, reverse=True):
+        for priority in HIGH_FIRST:
             queue = self.queues[priority]
             skipped: list[uuid.UUID] = []
             unplaceable: set[Shape] = set()
