@@ -117,6 +117,37 @@ def test_a_task_that_an_unfinished_reduce_depends_on_is_kept() -> None:
     assert world.state(waiting) != "Completed"
 
 
+def _holder(world: World, task_id: uuid.UUID) -> object:
+    record = world.core.store.get(task_id)
+    assert record is not None and record.worker is not None
+    return world.core.peers[record.worker]
+
+
+def test_a_reduce_whose_input_is_gone_fails_saying_so_and_is_never_fed_the_rest() -> None:
+    world = World()
+    owner, released = _finished_large(world)
+    world.send(owner, m.TaskOutcomeAck(task_ids=(released,)))  # type: ignore[arg-type]
+    kept, _ = world.submit(owner)  # type: ignore[arg-type]
+    worker = _holder(world, kept)
+    world.result(worker, kept)
+    reduce = TaskPayload.Reduce(function="sum", intermediate_results=())
+    late, outbox = world.submit(owner, payload=reduce, dependencies=(kept, released))  # type: ignore[arg-type]
+    assert not any(isinstance(msg, m.TaskAssign) for _, msg in outbox)  # never sent to run
+    record = world.core.store.get(late)
+    assert record is not None and record.status == "Failed"
+    assert "result was let go: its client had collected it" in record.state.error  # type: ignore[attr-defined]
+    forgotten, _ = world.submit(owner)  # type: ignore[arg-type]
+    world.result(_holder(world, forgotten), forgotten)
+    busy, _ = world.submit(owner)  # type: ignore[arg-type]  # holds the one slot
+    waiting, _ = world.submit(owner, payload=reduce, dependencies=(forgotten,))  # type: ignore[arg-type]
+    assert world.state(waiting) == "Pending"
+    assert forgotten in world.core.store.purge(world.now + 7200, world.core.policy.retention)
+    world.result(_holder(world, busy), busy)  # the slot is free: the reduce's turn
+    record = world.core.store.get(waiting)
+    assert record is not None and record.status == "Failed"
+    assert "is no longer remembered" in record.state.error  # type: ignore[attr-defined]
+
+
 def test_a_release_is_replayed_from_the_journal_after_a_restart(tmp_path: Path) -> None:
     first = Coordinator(("127.0.0.1", 0), data_dir=tmp_path)
     first.start()

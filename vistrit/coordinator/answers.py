@@ -143,6 +143,14 @@ def on_worker_list(core: Known, peer: Peer, request: m.WorkerListRequest, now: f
     return [(peer.id, m.WorkerListResponse(request_id=request.request_id, workers=workers))]
 
 
+def cancel_ack(version: int, store: TaskStore, task_id: uuid.UUID, how: str) -> m.Message:
+    """A cancel that was done: a ``TaskCancelAck`` saying *how* (v2 and up), or the task's
+    state, as the reference coordinator answers (v1)."""
+    if version >= 2:
+        return m.TaskCancelAck(task_id=task_id, accepted=True, reason=how)
+    return query_response(store, task_id)
+
+
 def cancel_refusal(version: int, task_id: uuid.UUID, why: str) -> m.Message:
     """A cancel that cannot be done: a ``TaskCancelAck`` refusing it (v2 and up), or the
     ``Error`` the reference coordinator answers (v1)."""
@@ -183,6 +191,7 @@ def summary(record: TaskRecord) -> Task:
 __all__ = [
     "QUERY_BYTES",
     "Known",
+    "cancel_ack",
     "cancel_refusal",
     "live_records",
     "on_cluster_status",

@@ -350,10 +350,7 @@ class CoordinatorCore:
                 stop = m.TaskCancel(task_id=record.id, requested_by=peer.id, reason=cancel.reason)
                 outbox.append((worker, stop))
         record.cancelled(now)
-        if peer.version >= 2:
-            outbox.append((peer.id, m.TaskCancelAck(task_id=record.id, accepted=True, reason=how)))
-        else:
-            outbox.append((peer.id, answers.query_response(self.store, record.id)))
+        outbox.append((peer.id, answers.cancel_ack(peer.version, self.store, record.id, how)))
         return outbox + self._finished(record, now)
 
     def _late_result(self, peer: Peer, result: TaskResult, now: float) -> Outbox:
@@ -386,9 +383,11 @@ class CoordinatorCore:
         for task_id, worker_id in placed:
             record = self.store.records[task_id]
             inputs = inputs_of(record, self.store.get)
-            if (why := limits.too_large_to_assign(inputs)) is not None:
+            if (why := limits.cannot_assign(inputs)) is not None:
                 outbox += self._fail(record, why, None, now)  # it could never reach a worker
+                self.registry.release(worker_id, task_id)  # its slot was counted as taken
                 continue
+            assert not isinstance(inputs, str)
             record.assigned(worker_id, now)
             record.attempts += 1
             record.acknowledged = False

@@ -57,12 +57,15 @@ def refusal(
     return store.over_quota(sender, task, *quotas)
 
 
-def too_large_to_assign(inputs: TaskPayload) -> str | None:
-    """Why a task with these inputs can never be sent to a worker, or None."""
+def cannot_assign(inputs: TaskPayload | str) -> str | None:
+    """Why a task with these inputs can never be sent to a worker, or None. (A string is
+    already why: a Reduce that cannot be fed, from :func:`~vistrit.logic.scheduler.inputs_of`.)"""
+    if isinstance(inputs, str):
+        return inputs
     size = payload_bytes(inputs)
     if size <= ASSIGN_BYTES:
         return None
     return f"its inputs are {size} bytes; one frame carries at most {ASSIGN_BYTES}"
 
 
-__all__ = ["ASSIGN_BYTES", "over_limits", "refusal", "too_large_to_assign"]
+__all__ = ["ASSIGN_BYTES", "cannot_assign", "over_limits", "refusal"]

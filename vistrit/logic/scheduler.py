@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 from vistrit.logic.placement import FreeWorkers
 from vistrit.logic.registry import Need, Registry, WorkerEntry, need_of
-from vistrit.logic.tasks import COMPLETED, TaskRecord
+from vistrit.logic.tasks import COMPLETED, RELEASED, TaskRecord
 from vistrit.protocol.types import TaskPayload, TaskPriority
 
 STRATEGIES = ("least-loaded", "round-robin", "random")
@@ -280,15 +280,24 @@ def _anyone(worker: WorkerEntry) -> bool:
     return True
 
 
-def inputs_of(record: TaskRecord, lookup: Callable[[uuid.UUID], TaskRecord | None]) -> TaskPayload:
+def inputs_of(
+    record: TaskRecord, lookup: Callable[[uuid.UUID], TaskRecord | None]
+) -> TaskPayload | str:
     """What a task is given to run: its payload, except that a Reduce with dependencies
-    and no inputs of its own is fed their results, in order (map/reduce)."""
+    and no inputs of its own is fed their results, in order (map/reduce). A string instead
+    says why it cannot be: a dependency's result is gone, and a Reduce of the rest would be
+    a wrong answer that looks right."""
     payload = record.task.payload
     if not isinstance(payload, TaskPayload.Reduce) or payload.intermediate_results:
         return payload
     results = []
     for dependency in record.task.dependencies:
         other = lookup(dependency)
-        if other is not None and other.result is not None and other.result.data is not None:
-            results.append(other.result.data)
+        result = other.result if other is not None else None
+        if other is None:
+            return f"dependency {dependency} is no longer remembered (past its retention)"
+        if result is not None and result.error == RELEASED:
+            return f"dependency {dependency}'s result was let go: its client had collected it"
+        if result is not None and result.data is not None:
+            results.append(result.data)
     return TaskPayload.Reduce(function=payload.function, intermediate_results=tuple(results))
