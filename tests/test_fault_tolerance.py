@@ -81,9 +81,18 @@ def test_attempt_deadlines_come_due_in_order_and_only_once() -> None:
 def test_an_assignment_must_be_acknowledged_within_the_heartbeat_timeout() -> None:
     liveness = Liveness(Policy(heartbeat_timeout=2))
     task, worker = uuid.uuid4(), uuid.uuid4()
-    liveness.assignment_sent(task, 1, worker, T0)
+    liveness.assignment_sent(task, worker, T0)
     assert liveness.unacknowledged(T0 + 1.9) == []
     assert liveness.unacknowledged(T0 + 2) == [(task, worker)]
+    done, again, other = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    liveness.assignment_sent(done, worker, T0 + 3)
+    liveness.assignment_sent(again, worker, T0 + 3)
+    liveness.assignment_sent(other, worker, T0 + 4)
+    liveness.settled(done)  # it finished: nothing more is awaited, nothing is kept
+    liveness.assignment_sent(again, other, T0 + 5)  # assigned anew: its new deadline counts
+    assert liveness.unacknowledged(T0 + 6) == [(other, worker)]
+    assert liveness.unacknowledged(T0 + 7) == [(again, other)]
+    assert not liveness._assignments
 
 
 def test_a_retry_is_released_after_its_backoff() -> None:

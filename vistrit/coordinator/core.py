@@ -392,7 +392,7 @@ class CoordinatorCore:
             record.attempts += 1
             record.acknowledged = False
             self.registry.hold(self.registry.workers[worker_id], task_id)
-            self.liveness.assignment_sent(record.id, record.sequence, worker_id, now)
+            self.liveness.assignment_sent(record.id, worker_id, now)
             task = record.task  # a copy only for a Reduce fed its dependencies' results
             if inputs is not task.payload:
                 task = dataclasses.replace(task, payload=inputs)
@@ -411,6 +411,7 @@ class CoordinatorCore:
     def _finished(self, record: TaskRecord, now: float) -> Outbox:
         """A task reached its final state: count it, tell its client, settle its dependents."""
         self.store.count_final(record)
+        self.liveness.settled(record.id)
         self.journal.append(answers.outcome(record))
         outbox: Outbox = []
         client = self.peers.get(record.client) if record.client else None

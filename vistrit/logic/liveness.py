@@ -19,7 +19,9 @@ poison rule              a task whose running attempts lost more than ``max_lost
 =======================  ====================================================================
 
 :class:`Liveness` keeps the deadlines in heaps (the soonest first, so each tick looks
-only at what is due) and says what is due at ``now``. It knows task and worker ids, not
+only at what is due) and says what is due at ``now``; the assignment deadlines, which all
+have the same timeout, in the order they were sent, so that a task that finishes leaves
+at once. It knows task and worker ids, not
 the tasks themselves: the coordinator's core (:mod:`vistrit.coordinator.core`) checks
 that a due deadline still matters (the attempt may have finished meanwhile) and applies
 it to the task store.
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import heapq
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
 from vistrit.defaults import DEFAULT_POLICY, Policy
@@ -52,7 +55,11 @@ class Liveness:
         # Each heap entry starts with its deadline; the task's sequence number breaks ties
         # in submission order (and keeps ids from ever being compared).
         self._attempts: list[tuple[float, int, uuid.UUID]] = []
-        self._assignments: list[tuple[float, int, uuid.UUID, uuid.UUID]] = []
+        #: Assignments awaiting their worker's word, by task, in the order they were sent:
+        #: with one timeout for all, that is deadline order (a clock set back delays a
+        #: deadline by as much). A finished task leaves at once (:meth:`settled`), instead
+        #: of holding about 130 bytes until its deadline, as a heap entry did.
+        self._assignments: OrderedDict[uuid.UUID, tuple[float, uuid.UUID]] = OrderedDict()
         self._retries: list[tuple[float, int, uuid.UUID]] = []
 
     # -- workers ----------------------------------------------------------------------------
@@ -90,20 +97,25 @@ class Liveness:
 
     # -- assignments ------------------------------------------------------------------------
 
-    def assignment_sent(
-        self, task_id: uuid.UUID, sequence: int, worker_id: uuid.UUID, now: float
-    ) -> None:
+    def assignment_sent(self, task_id: uuid.UUID, worker_id: uuid.UUID, now: float) -> None:
         """A task was assigned to a worker, which must acknowledge it within the
         heartbeat timeout."""
-        deadline = now + self.policy.heartbeat_timeout
-        heapq.heappush(self._assignments, (deadline, sequence, task_id, worker_id))
+        self._assignments.pop(task_id, None)  # assigned again: its new deadline goes last
+        self._assignments[task_id] = (now + self.policy.heartbeat_timeout, worker_id)
+
+    def settled(self, task_id: uuid.UUID) -> None:
+        """The task finished: no word from its worker is awaited any more."""
+        self._assignments.pop(task_id, None)
 
     def unacknowledged(self, now: float) -> list[tuple[uuid.UUID, uuid.UUID]]:
         """``(task, worker)`` for every assignment deadline passed by *now*. The caller
         ignores one that was acknowledged, or whose task has moved on."""
         due = []
-        while self._assignments and self._assignments[0][0] <= now:
-            _, _, task_id, worker_id = heapq.heappop(self._assignments)
+        while self._assignments:
+            task_id, (deadline, worker_id) = next(iter(self._assignments.items()))
+            if deadline > now:
+                break
+            del self._assignments[task_id]
             due.append((task_id, worker_id))
         return due
 
