@@ -176,3 +176,32 @@ def test_a_replayed_release_of_an_unknown_or_unfinished_task_changes_nothing() -
     before = world.core.store.retained_total
     world.core.replay(m.TaskOutcomeAck(task_ids=(big.id, uuid.uuid4())), world.now)
     assert world.core.store.retained_total == before == 2 * LARGE
+
+
+def test_a_large_outcome_learnt_by_asking_is_let_go_too(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The outcome pushed to the client is lost (say, while it reconnected); it asks, the
+    answer settles its future, and it confirms that outcome as it would a pushed one."""
+    from vistrit import client as client_module
+
+    cluster.add_worker()
+    client = cluster.client()
+    lost: list[uuid.UUID] = []
+    monkeypatch.setitem(
+        client_module.ON_MESSAGE, m.TaskOutcome, lambda _, message: lost.append(message.task_id)
+    )
+    data = b"z" * LARGE
+    future = client.submit("echo", data)
+    wait_until(lambda: future.task_id in lost, what="the outcome to be pushed (and lost)")
+    assert not future.done()
+    assert client.status(future.task_id).state == "Completed"
+    assert future.result(0) == data  # settled by the answer to the question
+    record = _record(cluster, future.task_id)
+    wait_until(lambda: _released(record), what="the coordinator to let the payload go")
+    second = client.submit("echo", data)
+    wait_until(lambda: second.task_id in lost, what="the second outcome (lost)")
+    other = cluster.client()  # not its client: its asking lets nothing go
+    assert other.status(second.task_id).output == data
+    other.cluster_status()  # a round trip after it: a confirmation would have arrived
+    assert not _released(_record(cluster, second.task_id))

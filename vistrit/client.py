@@ -459,12 +459,17 @@ class VistritClient:
 
     def _on_query_response(self, message: m.TaskQueryResponse) -> None:
         self.replies.answer_about(message.task_id, "query", message)
-        self.book.on_query_response(message)
+        if self.book.on_query_response(message):
+            self._let_go(message.task_id)
 
     def _on_outcome(self, message: m.TaskOutcome) -> None:
+        if self.book.on_outcome(message):
+            self._let_go(message.task_id)
+
+    def _let_go(self, task_id: uuid.UUID) -> None:  # we have a large outcome (release.py)
         conn = self.session.conn
-        if self.book.on_outcome(message) and conn is not None and conn.version >= 4:
-            self._send(m.TaskOutcomeAck(task_ids=(message.task_id,)))  # large: let it go
+        if conn is not None and conn.version >= 4:
+            self._send(m.TaskOutcomeAck(task_ids=(task_id,)))
 
     def _on_cancel_ack(self, message: m.TaskCancelAck) -> None:
         self.replies.answer_about(message.task_id, "cancel", message)

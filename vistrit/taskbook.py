@@ -26,7 +26,7 @@ from functools import partial
 from vistrit.defaults import RELEASE_BYTES
 from vistrit.logic.tasks import FINAL, payload_bytes
 from vistrit.protocol import messages as m
-from vistrit.protocol.types import Task, TaskState
+from vistrit.protocol.types import Task, TaskResult, TaskState
 from vistrit.replies import Answered
 from vistrit.results import TaskFuture, TaskNotFound, TaskRejected
 from vistrit.submission import batches
@@ -141,20 +141,25 @@ class TaskBook:
         if future is None or task is None:
             return False
         future._settle(message.state, message.result)
-        result = message.result.data if message.result is not None else None
-        return payload_bytes(task.payload) + len(result or b"") >= RELEASE_BYTES
+        return _large(task, message.result)
 
-    def on_query_response(self, message: m.TaskQueryResponse) -> None:
-        """An answer about a task: a final state settles its future, as an outcome does."""
+    def on_query_response(self, message: m.TaskQueryResponse) -> bool:
+        """An answer about a task: a final state settles its future, as an outcome does,
+        and, as for an outcome, True when the coordinator may let its large bytes go (the
+        client asked after a reconnection, say, instead of being told)."""
         task = message.task
         final = task is not None and task.state.WIRE_NAME in FINAL
         if not (final or not message.found):
-            return
+            return False
+        with self._lock:
+            submitted = self._submitted.get(message.task_id)
         future = self._take(message.task_id)
         if future is not None and task is not None and final:
             future._settle(task.state, message.result)
-        elif future is not None:
+            return submitted is not None and _large(submitted, message.result)
+        if future is not None:
             future.set_exception(TaskNotFound(f"no task {message.task_id}"))
+        return False
 
     def on_status(self, message: m.TaskStatus) -> None:
         """A v4 coordinator's news of a task: it runs (with its progress), or it waits, and
@@ -177,6 +182,12 @@ class TaskBook:
         for future in futures:
             if not future.done():
                 future.set_exception(error)
+
+
+def _large(task: Task, result: TaskResult | None) -> bool:
+    """Whether a task's input and result come to ``RELEASE_BYTES`` or more."""
+    data = result.data if result is not None else None
+    return payload_bytes(task.payload) + len(data or b"") >= RELEASE_BYTES
 
 
 __all__ = ["TaskBook"]
