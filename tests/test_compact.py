@@ -11,6 +11,7 @@ from test_logic import World, node
 
 from vistrit.logic.tasks import TaskRecord, whole_second
 from vistrit.protocol import messages as m
+from vistrit.protocol.examples import RESULT
 from vistrit.protocol.types import NodeType, TaskResult
 
 pytestmark = pytest.mark.timeout(30)
@@ -21,17 +22,7 @@ def finished(world: World, **result: object) -> tuple[TaskRecord, TaskResult]:
     client = world.join(node(NodeType.Client, f"c{world.now}"))
     worker = world.worker(f"w{world.now}")
     task_id, _ = world.submit(client)
-    sent = TaskResult(
-        task_id=task_id,
-        success=True,
-        data=b"6",
-        error=None,
-        exit_code=None,
-        duration_ms=3,
-        worker_id=worker.id,
-        stdout=None,
-        stderr=None,
-    )
+    sent = dataclasses.replace(RESULT, task_id=task_id, duration_ms=3, worker_id=worker.id)
     sent = dataclasses.replace(sent, **result)  # type: ignore[arg-type]
     world.send(worker, m.TaskResultMessage(result=sent))
     record = world.core.store.records[task_id]
