@@ -21,10 +21,9 @@ poison rule              a task whose running attempts lost more than ``max_lost
 :class:`Liveness` keeps the deadlines in heaps (the soonest first, so each tick looks
 only at what is due) and says what is due at ``now``; the assignment deadlines, which all
 have the same timeout, in the order they were sent, so that a task that finishes leaves
-at once. It knows task and worker ids, not
-the tasks themselves: the coordinator's core (:mod:`vistrit.coordinator.core`) checks
-that a due deadline still matters (the attempt may have finished meanwhile) and applies
-it to the task store.
+at once. It knows task and worker ids, not the tasks themselves: the coordinator's core
+(:mod:`vistrit.coordinator.core`) checks that a due deadline still matters (the attempt
+may have finished meanwhile) and applies it to the task store.
 
 This module never touches sockets, threads, clocks or logging: time is passed in as
 ``now``, randomness as a function. Read next: :mod:`vistrit.logic.election`.

@@ -293,9 +293,9 @@ def inputs_of(
     results = []
     for dependency in record.task.dependencies:
         other = lookup(dependency)
-        result = other.result if other is not None else None
         if other is None:
             return f"dependency {dependency} is no longer remembered (past its retention)"
+        result = other.result
         if result is not None and result.error == RELEASED:
             return f"dependency {dependency}'s result was let go: its client had collected it"
         if result is not None and result.data is not None:
