@@ -95,22 +95,18 @@ class Notes:
         self.at = float("-inf")
 
     def due(self, core: Routing, queues: Iterable[Iterable[uuid.UUID]], now: float) -> Outbox:
-        """Every :data:`NOTE_INTERVAL`, look again at why each ready task waits (those of
-        one shape share one look at the workers); tell the clients of those that cannot run."""
+        """Every :data:`NOTE_INTERVAL`, look again at why each ready task waits (the
+        registry works out each shape's reason once); tell the clients of those that
+        cannot run."""
         if now - self.at < NOTE_INTERVAL:
             return []
         self.at = now
         outbox: Outbox = []
-        reasons: dict[tuple[Need, frozenset[str]], str | None] = {}
         for queue in queues:
             for task_id in queue:
                 record = core.store.get(task_id)
-                if record is None:
-                    continue
-                shape = _shape(record)
-                if shape not in reasons:
-                    reasons[shape] = core.registry.waiting_reason(*shape)
-                outbox += _note(core, record, reasons[shape])
+                if record is not None:
+                    outbox += _note(core, record, core.registry.waiting_reason(*_shape(record)))
         return outbox
 
 
