@@ -263,8 +263,8 @@ def test_bench_memory_measures_the_coordinators_resident_bytes_per_task(tmp_path
     run = vistrit("bench", "memory", "--repeats", "1", "--tasks", "1000", "--json", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     (row,) = [json.loads(line) for line in run.stdout.splitlines()]
-    assert row["settings"]["tasks"] == 2000 and row["settings"]["remembered"] >= 3000
-    assert row["figures"]["resident_mb"] > 0
+    assert row["settings"]["tasks"] == 2000 and row["settings"]["remembered"] >= 5000
+    assert row["figures"]["resident_mb"] > 0 and "first_burst_bytes_per_task" in row["figures"]
 
 
 @pytest.mark.timeout(300)

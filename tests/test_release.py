@@ -15,7 +15,8 @@ from test_logic import World, node
 from vistrit import defaults
 from vistrit.client import TaskError, TaskFuture
 from vistrit.coordinator import Coordinator, release
-from vistrit.logic.tasks import RELEASED, TaskRecord
+from vistrit.logic.store import RELEASED
+from vistrit.logic.tasks import TaskRecord
 from vistrit.protocol import messages as m
 from vistrit.protocol.examples import word_count_task
 from vistrit.protocol.types import NodeType, TaskPayload

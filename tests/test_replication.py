@@ -204,7 +204,7 @@ def test_a_joining_follower_gets_a_snapshot_in_parts_and_journals_it(
 
 def test_a_follower_lets_go_of_a_large_payload_when_the_leader_does(nodes: Nodes) -> None:
     from vistrit.defaults import RELEASE_BYTES
-    from vistrit.logic.tasks import RELEASED
+    from vistrit.logic.store import RELEASED
 
     ports = {1: free_port(), 2: free_port()}
     peers = {1: address(ports[1]), 2: address(ports[2])}

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from vistrit.defaults import ASSIGN_BYTES
-from vistrit.logic.tasks import payload_bytes
+from vistrit.logic.store import payload_bytes
 from vistrit.protocol.types import Task, TaskPayload, TaskPriority, TaskState
 from vistrit.protocol.values import encode_call
 from vistrit.results import TaskFuture, TaskTooLarge, kind_of

@@ -24,7 +24,8 @@ from collections.abc import Callable
 from functools import partial
 
 from vistrit.defaults import RELEASE_BYTES
-from vistrit.logic.tasks import FINAL, payload_bytes
+from vistrit.logic.store import payload_bytes
+from vistrit.logic.tasks import FINAL
 from vistrit.protocol import messages as m
 from vistrit.protocol.types import Task, TaskResult, TaskState
 from vistrit.replies import Answered

@@ -24,16 +24,8 @@ from vistrit.coordinator.membership import Peer
 from vistrit.coordinator.offers import pending_status
 from vistrit.defaults import TASK_LIST_LIMIT
 from vistrit.logic.registry import Registry
-from vistrit.logic.tasks import (
-    PENDING,
-    RUNNING,
-    SCHEDULED,
-    STATES,
-    TaskRecord,
-    TaskStore,
-    payload_bytes,
-    result_bytes,
-)
+from vistrit.logic.store import TaskStore, payload_bytes, result_bytes
+from vistrit.logic.tasks import PENDING, RUNNING, SCHEDULED, STATES, TaskRecord
 from vistrit.protocol import messages as m
 from vistrit.protocol.errors import ErrorCode
 from vistrit.protocol.types import Task, TaskPayload
@@ -60,7 +52,7 @@ def submit_ack(submit: m.TaskSubmit, accepted: bool, reason: str | None) -> m.Ta
 
 def query_response(store: TaskStore, task_id: uuid.UUID) -> m.TaskQueryResponse:
     """What is known of one task: its state and result (its input, if it fits)."""
-    record = store.get(task_id)
+    record = store.view(task_id)
     if record is None:
         return m.TaskQueryResponse(task_id=task_id, found=False, task=None, result=None)
     task = record.snapshot()
@@ -89,7 +81,7 @@ Answer = list[tuple[uuid.UUID, m.Message]]
 
 def on_query(core: Known, peer: Peer, query: m.TaskQuery, now: float) -> Answer:
     """What is known of one task; a v4 asker first hears why it waits, if it does."""
-    record = core.store.get(query.task_id)
+    record = core.store.view(query.task_id)
     answer: Answer = []
     if record is not None and record.waiting and peer.version >= 4:
         answer.append((peer.id, pending_status(core.id, record)))
@@ -167,7 +159,7 @@ def live_records(store: TaskStore) -> list[m.Message]:
     """The journal's content for what is remembered now: each task's submission, and its
     outcome if it has one, in submission order (to compact a journal, or as a snapshot)."""
     entries: list[m.Message] = []
-    for record in sorted(store.records.values(), key=lambda r: r.sequence):
+    for record in sorted(store.each(), key=lambda r: r.sequence):
         entries.append(m.TaskSubmit(task=record.task, request_id=uuid.UUID(int=0)))
         if record.finished:
             entries.append(outcome(record))

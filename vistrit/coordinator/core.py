@@ -37,6 +37,7 @@ from vistrit.defaults import DEFAULT_POLICY, Policy
 from vistrit.logic.liveness import Liveness
 from vistrit.logic.registry import Registry
 from vistrit.logic.scheduler import Chooser, Scheduler, inputs_of
+from vistrit.logic.store import TaskStore
 from vistrit.logic.tasks import (
     PENDING,
     PENDING_STATE,
@@ -44,7 +45,6 @@ from vistrit.logic.tasks import (
     SCHEDULED,
     IllegalTransition,
     TaskRecord,
-    TaskStore,
 )
 from vistrit.protocol import encode_frame
 from vistrit.protocol import messages as m
@@ -381,7 +381,7 @@ class CoordinatorCore:
         outbox: Outbox = []
         placed = self.scheduler.assign(self.registry, self.store.get, now)
         for task_id, worker_id in placed:
-            record = self.store.records[task_id]
+            record = self.store.known(task_id)  # placed, so pending, so remembered
             inputs = inputs_of(record, self.store.get)
             if (why := limits.cannot_assign(inputs)) is not None:
                 outbox += self._fail(record, why, None, now)  # it could never reach a worker
@@ -423,7 +423,7 @@ class CoordinatorCore:
         """Tasks waiting on *record* become ready, or fail if it did not complete."""
         outbox: Outbox = []
         for waiter_id, reason in self.scheduler.finished(record, self.store.get):
-            outbox += self._fail(self.store.records[waiter_id], reason, None, now)
+            outbox += self._fail(self.store.known(waiter_id), reason, None, now)
         return outbox
 
     def _held_by(self, peer: Peer, task_id: uuid.UUID) -> TaskRecord | None:
@@ -449,7 +449,7 @@ class CoordinatorCore:
         a task already known, or an outcome already applied, changes nothing. Outcomes go
         through the state table like every other change."""
         if isinstance(entry, m.TaskSubmit):
-            if self.store.get(entry.task.id) is not None:
+            if entry.task.id in self.store.records:
                 return
             task = dataclasses.replace(entry.task, state=PENDING_STATE)
             record = self.store.add(task, now, task.submitted_by)  # its client may come back

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Sequence
 
 from vistrit.defaults import ASSIGN_BYTES, MAX_NAME_CHARS, MAX_TAGS, Policy
-from vistrit.logic.tasks import TaskStore, payload_bytes
+from vistrit.logic.store import TaskStore, payload_bytes
 from vistrit.protocol.types import NodeType, Task, TaskPayload
 
 
@@ -48,7 +48,7 @@ def refusal(
     why = over_limits(task.name, task.tags, getattr(task.payload, "function", ""))
     if why is not None:
         return f"the task's {why}"
-    missing = next((d for d in task.dependencies if store.get(d) is None), None)
+    missing = next((d for d in task.dependencies if d not in store.records), None)
     if missing is not None:
         return f"unknown dependency {missing}"
     if kind != NodeType.Client:

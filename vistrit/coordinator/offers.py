@@ -26,7 +26,8 @@ from typing import Protocol
 from vistrit.coordinator.membership import Peer
 from vistrit.defaults import MAX_NAME_CHARS
 from vistrit.logic.registry import Need, Registry, need_of
-from vistrit.logic.tasks import PENDING, TaskRecord, TaskStore
+from vistrit.logic.store import TaskStore
+from vistrit.logic.tasks import PENDING, TaskRecord
 from vistrit.protocol import messages as m
 from vistrit.protocol.errors import ErrorCode
 from vistrit.protocol.types import TaskState

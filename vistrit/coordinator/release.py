@@ -29,7 +29,7 @@ from typing import Protocol
 
 from vistrit import defaults
 from vistrit.coordinator.membership import Peer
-from vistrit.logic.tasks import TaskStore, retained_bytes
+from vistrit.logic.store import TaskStore, retained_bytes
 from vistrit.protocol import messages as m
 from vistrit.protocol.errors import ErrorCode
 

@@ -18,6 +18,7 @@ Read next: :mod:`vistrit.dashboard.server`.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 import uuid
@@ -28,7 +29,8 @@ from vistrit.coordinator import Coordinator
 from vistrit.coordinator.elections import WHY
 from vistrit.logic.ids import match_prefix, prefix_of
 from vistrit.logic.registry import WorkerEntry, describe_need, need_of
-from vistrit.logic.tasks import FINAL, TaskRecord, payload_bytes, result_bytes
+from vistrit.logic.store import TaskStore, payload_bytes, result_bytes
+from vistrit.logic.tasks import FINAL, TaskRecord
 from vistrit.protocol.types import TaskPayload
 from vistrit.results import remote_error
 
@@ -56,9 +58,9 @@ class Throughput:
         finished: Counter[tuple[int, bool]] = Counter()
         with coordinator.lock:
             core = coordinator.core
-            records = list(core.store.records.values()) if core is not None else []
+            stored = list(core.store.records.items()) if core is not None else []
             self._last = self._totals()
-        for record in records:
+        for record in itertools.starmap(TaskStore.whole, stored):  # unpacked out of the lock
             at = final_time(record)
             if at is not None and start < at <= now:
                 finished[(int(at), record.status == "Completed")] += 1
@@ -255,7 +257,8 @@ def task(coordinator: Coordinator, key: str) -> dict[str, Any]:
         found = _matching(key, core.store.records)
         if len(found) != 1:
             raise LookupError(f"{len(found) or 'no'} remembered tasks match {key!r}")
-        record = core.store.records[found[0]]
+        record = core.store.view(found[0])
+        assert record is not None  # found under this lock
         names = _names(coordinator)
         view = _summary(record, names)
         result = record.result
@@ -295,7 +298,7 @@ def _started(record: TaskRecord) -> float | None:
     return float(started) if started is not None else None
 
 
-def _matching(key: str, records: dict[uuid.UUID, TaskRecord]) -> list[uuid.UUID]:
+def _matching(key: str, records: dict[uuid.UUID, TaskRecord | bytes]) -> list[uuid.UUID]:
     """The remembered ids *key* (an id, or its start) matches; ``ValueError`` if it is
     neither. A whole id is looked up, not searched for."""
     prefix = prefix_of(key)
@@ -330,10 +333,10 @@ def stream(coordinator: Coordinator, limit: int = 300) -> dict[str, Any]:
         names = _names(coordinator)
         slots = {str(w.id): w.slots for w in core.registry.workers.values()}
         running = [
-            core.store.records[t]
+            record
             for w in core.registry.workers.values()
             for t in w.running
-            if t in core.store.records
+            if (record := core.store.view(t)) is not None
         ]
         bars = [_bar(r, names, now) for r in core.store.recently_finished(limit)]
         bars += [_bar(r, names, now) for r in running if r.status == "Running"]

@@ -30,7 +30,8 @@ from typing import Any, Protocol
 
 from vistrit.logic.placement import FreeWorkers
 from vistrit.logic.registry import Need, Registry, WorkerEntry, need_of
-from vistrit.logic.tasks import COMPLETED, RELEASED, TaskRecord
+from vistrit.logic.store import RELEASED
+from vistrit.logic.tasks import COMPLETED, TaskRecord
 from vistrit.protocol.types import TaskPayload, TaskPriority
 
 STRATEGIES = ("least-loaded", "round-robin", "random")
