@@ -535,3 +535,27 @@ def test_finished_tasks_are_forgotten_oldest_first_by_age_and_by_bytes() -> None
     world.now += 61
     assert store.purge(world.now, retention=60) == [pending]  # by age
     assert store.retained_total == 0 and not store.records
+
+
+def test_a_task_others_depend_on_is_not_forgotten_before_they_finish() -> None:
+    world = World()
+    client = world.join(node(NodeType.Client, "c"))
+    worker = world.worker(slots=2)
+    store = world.core.store
+    a, _ = world.submit(client)
+    world.result(worker, a, data=b"1")
+    b, _ = world.submit(client)  # still running when a's retention ends
+    reduce = TaskPayload.Reduce(function="sum", intermediate_results=())
+    r, _ = world.submit(client, payload=reduce, dependencies=(a, b))
+    world.now += world.core.policy.retention + 1
+    assert store.purge(world.now, world.core.policy.retention, max_bytes=0) == []
+    outbox = world.result(worker, b, data=b"2")  # now the reduce runs, with a's result
+    (assign,) = [msg for _, msg in outbox if isinstance(msg, m.TaskAssign)]
+    assert assign.task.id == r
+    assert assign.task.payload.intermediate_results == (b"1", b"2")  # type: ignore[attr-defined]
+    assert store.purge(world.now, world.core.policy.retention) == []  # r still runs
+    world.result(worker, r, data=b"3")
+    assert store.purge(world.now, world.core.policy.retention) == [a]  # its turn came again
+    world.now += world.core.policy.retention
+    assert store.purge(world.now, world.core.policy.retention) == [b, r]
+    assert not store.records and store.retained_total == 0

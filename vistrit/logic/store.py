@@ -46,6 +46,9 @@ class TaskStore:
         #: For each task that unfinished tasks depend on: how many (a Reduce is fed its
         #: dependencies' results when it runs, so those are never let go before).
         self.depended_on: Counter[uuid.UUID] = Counter()
+        #: Finished tasks past their time to be forgotten that unfinished tasks still depend
+        #: on: forgotten at the first purge after the last of those finishes.
+        self._held: set[uuid.UUID] = set()
         #: How many of the newest finished tasks are not compacted yet.
         self._fresh = 0
         #: Packed tasks unpacked by :meth:`get` since the last compaction (packed again then).
@@ -137,8 +140,11 @@ class TaskStore:
             left = self.depended_on[dependency] - 1
             if left > 0:
                 self.depended_on[dependency] = left
-            else:
-                self.depended_on.pop(dependency, None)
+                continue
+            self.depended_on.pop(dependency, None)
+            if dependency in self._held:  # its turn to be forgotten came: it comes again
+                self._held.discard(dependency)
+                self._finished.appendleft(dependency)  # older than every other, so first
         if record.status == COMPLETED:
             self.completed_total += 1
         elif record.status in (FAILED, CANCELLED):
@@ -195,7 +201,8 @@ class TaskStore:
         """Forget finished tasks whose retention has ended, and, while more than *max_bytes*
         of inputs and results are remembered, the oldest finished ones; returns their ids.
         It reads the finished tasks oldest first and stops at the first to keep: its cost
-        is what it forgets, not what is remembered."""
+        is what it forgets, not what is remembered. A task that unfinished tasks depend on
+        is not forgotten before they finish (a Reduce is fed its dependencies' results)."""
         self.compact()
         forgotten = []
         while self._finished:
@@ -204,6 +211,10 @@ class TaskStore:
                 expired = now - record.finished_at >= retention
                 if not expired and (max_bytes is None or self.retained_total <= max_bytes):
                     break
+                if self.depended_on[record.id] > 0:
+                    self._held.add(record.id)  # back in the queue when they finish
+                    self._finished.popleft()
+                    continue
                 del self.records[record.id]
                 self._count_for(record, -1)
                 self.retained_total -= retained_bytes(record)
