@@ -37,6 +37,7 @@ def test_a_plain_success_keeps_only_its_data_and_answers_as_before() -> None:
     assert isinstance(record.kept, TaskResult) and record.tried
     retained = world.core.store.retained_total
     assert world.core.store.purge(world.now, world.core.policy.retention) == []
+    record = world.core.store.view(record.id)  # type: ignore[assignment]  # (packed)
     assert record.kept == b"6" and record.tried == ()
     assert record.result == sent and record.worker == sent.worker_id
     assert world.send(client, m.TaskQuery(task_id=record.id)) == [before]

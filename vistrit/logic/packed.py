@@ -65,14 +65,14 @@ def pack(record: TaskRecord) -> bytes | None:
 
 
 def _pack(record: TaskRecord) -> bytes | None:
-    task, state, kept = record.task, record.state, record.kept
+    task, state, tried = record.task, record.state, record.tried
     payload = task.payload
     if (
-        type(kept) is not bytes
-        or type(state) is not TaskState.Completed
+        type(state) is not TaskState.Completed
+        or (kept := record.plain_data()) is None
         or record.errors
         or record.excluded
-        or record.tried
+        or (tried and tried != (state.worker_id,))  # (compacting drops the one it ran on)
         or record.waiting is not None
         or record.finished_at is None
         or type(task.state) is not TaskState.Pending
@@ -91,12 +91,12 @@ def _pack(record: TaskRecord) -> bytes | None:
     parts = [b""]  # the head, below
     if client is not None:
         flags |= CLIENT
-        parts.append(client.bytes)
+        parts.append(client.int.to_bytes(16, "big"))
     if submitter is not None and submitter == client:
         flags |= SUBMITTED_BY_CLIENT
     elif submitter is not None:
         flags |= SUBMITTER
-        parts.append(submitter.bytes)
+        parts.append(submitter.int.to_bytes(16, "big"))
     if record.deadline is not None:
         flags |= DEADLINE
     for text in (task.name, payload.function):
@@ -107,7 +107,7 @@ def _pack(record: TaskRecord) -> bytes | None:
     for tag in task.tags:
         _add(parts, tag.encode())
     parts.append(_LENGTH.pack(len(task.dependencies)))
-    parts += [dependency.bytes for dependency in task.dependencies]
+    parts += [dependency.int.to_bytes(16, "big") for dependency in task.dependencies]
     parts[0] = HEAD.pack(
         flags,
         kind,
@@ -123,7 +123,7 @@ def _pack(record: TaskRecord) -> bytes | None:
         task.max_retries,
         task.timeout_seconds,
         task.created_at,
-        state.worker_id.bytes,
+        state.worker_id.int.to_bytes(16, "big"),
     )
     return b"".join(parts)
 
@@ -134,7 +134,8 @@ def _add(parts: list[bytes], data: bytes) -> None:
 
 
 def unpack(task_id: uuid.UUID, packed: bytes) -> TaskRecord:
-    """The record that :func:`pack` made *packed* of (equal in every field)."""
+    """The record that :func:`pack` made *packed* of, compacted
+    (:meth:`~vistrit.logic.tasks.TaskRecord.compact`): equal to it in every field then."""
     (
         flags,
         kind,

@@ -236,12 +236,13 @@ class TaskStore:
         records = self.records
         for task_id in itertools.chain(itertools.islice(reversed(self._finished), fresh), unpacked):
             record = records.get(task_id)
-            if record is None or isinstance(record, bytes) or not record.finished:
-                continue
-            record.compact()
-            packed = pack(record)
+            if type(record) is not TaskRecord or record.finished_at is None:
+                continue  # packed already, forgotten, or (after an unpacking) not finished
+            packed = pack(record)  # compacting first would be the same, and cost more
             if packed is not None:
                 records[task_id] = packed
+            else:
+                record.compact()
         return fresh + len(unpacked)
 
 

@@ -169,9 +169,18 @@ class TaskRecord:
     def compact(self) -> None:
         """A finished task, made smaller for the rest of its retention: what its state
         already says is not kept twice (see :meth:`TaskStore.compact`)."""
-        state, result = self.state, self.kept
         if len(self.tried) == 1 and self.tried[0] == self.worker:
             self.tried = ()  # the worker it ended on says as much (48 bytes less)
+        data = self.plain_data()
+        if data is not None:
+            self.kept = data
+
+    def plain_data(self) -> bytes | None:
+        """The result's data, if the result says nothing more than that and what the
+        Completed state says (a plain success); None otherwise."""
+        state, result = self.state, self.kept
+        if type(result) is bytes:
+            return result  # compacted already
         if (
             isinstance(result, TaskResult)
             and isinstance(state, TaskState.Completed)
@@ -181,7 +190,8 @@ class TaskRecord:
             and (result.task_id, result.worker_id, result.duration_ms)
             == (self.task.id, state.worker_id, state.duration_ms)
         ):
-            self.kept = result.data
+            return result.data
+        return None
 
     @property
     def worker(self) -> uuid.UUID | None:
