@@ -23,6 +23,7 @@ import threading
 import time
 from pathlib import Path
 
+from vistrit import defaults
 from vistrit.bench.base import (
     WORKER_OPTIONS,
     Figures,
@@ -52,6 +53,7 @@ def tasks_curve(counts: tuple[int, ...] = TASK_COUNTS, workers: int = 2) -> dict
         for count in counts:
             memory, cpu = resident_bytes(pids[0]), cpu_seconds(pids[0])
             elapsed = w1_seconds(client, count, warm=False)
+            time.sleep(2 * defaults.TICK_INTERVAL)  # the next tick packs what finished
             figures[f"tasks_{count}_per_s"] = count / elapsed
             figures[f"tasks_{count}_cpu_us"] = (cpu_seconds(pids[0]) - cpu) / count * 1e6
             figures[f"tasks_{count}_bytes"] = (resident_bytes(pids[0]) - memory) / count
