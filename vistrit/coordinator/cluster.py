@@ -17,8 +17,8 @@ and wires three things to it:
 * **Replication** (:mod:`vistrit.logic.replication`): the leader sends each follower a
   snapshot of its tasks when the follower joins, then every journal record as it
   commits it, and holds the answers that depend on the records until the followers
-  that are alive have them. A follower applies the records to its own copy of the tasks
-  (and its own journal), so that it can lead at once if elected.
+  that are alive have them (:mod:`vistrit.coordinator.waiting`). A follower applies the
+  records to its own copy of the tasks (and its own journal), to lead at once if elected.
 
 A follower refuses workers and clients at the handshake with a ``Redirect`` naming the
 leader (a v3 peer) or an ``Error`` of code ``Unavailable`` (an older one).
@@ -44,9 +44,11 @@ from vistrit.coordinator.elections import Change, ElectionLog
 from vistrit.coordinator.host import Host
 from vistrit.coordinator.journal import TermFile
 from vistrit.coordinator.peers import ClusterConfig, PeerLink
+from vistrit.coordinator.waiting import Answers
 from vistrit.leader import NodeAuth
 from vistrit.logic.election import LEADER, Election, Sends, coordinator_id, rank_of
 from vistrit.logic.replication import FollowerCopy, Replicator, snapshot_parts
+from vistrit.logic.store import TaskStore
 from vistrit.protocol import messages as m
 from vistrit.protocol.types import NodeInfo, NodeType, SocketAddr
 from vistrit.session import node_auth
@@ -70,6 +72,7 @@ class Cluster:
         self.links = {rank: PeerLink(self, rank, address) for rank, address in config.peers.items()}
         self.election: Election | None = None
         self.replicator: Replicator[Outbox] | None = None  # while leading
+        self.answers: Answers | None = None  # while leading: what waits for replication
         self.copy = FollowerCopy()  # the records this coordinator holds, as a follower
         self._incoming: dict[int, Connection] = {}
         self._last_tick = 0.0
@@ -307,6 +310,7 @@ class Cluster:
     def _promote(self, now: float) -> None:
         assert self.election is not None
         self.replicator = Replicator(self.config.replication_timeout)
+        self.answers = Answers(self.replicator)
         self.copy = FollowerCopy()  # we lead: the records we follow are our own now
         self._count()
         log.warning(
@@ -318,15 +322,10 @@ class Cluster:
 
     def _step_down(self) -> None:
         assert self.replicator is not None and self.election is not None
-        dropped = self.replicator.discard()
-        self.replicator = None
-        log.warning(
-            "%s: no longer the leader (term %d); %d unreplicated answer(s) dropped; "
-            "closing the workers' and clients' connections",
-            self.name,
-            self.election.term,
-            dropped,
-        )
+        dropped, self.replicator, self.answers = self.replicator.discard(), None, None
+        term = self.election.term
+        why = f"{dropped} unreplicated answer(s) dropped; closing the workers' and clients'"
+        log.warning("%s: no longer the leader (term %d); %s connections", self.name, term, why)
         self.host.close_clients()
 
     # -- replication: the leader ------------------------------------------------------------
@@ -352,15 +351,17 @@ class Cluster:
         what = f"snapshot of {len(frames)} record(s) in {len(parts)} part(s)"
         log.info("%s: coordinator %d joins: %s", self.name, rank, what)
 
-    def commit(self, frames: list[bytes], outbox: Outbox, now: float) -> list[Outbox]:
+    def commit(
+        self, frames: list[bytes], outbox: Outbox, store: TaskStore, now: float
+    ) -> list[Outbox]:
         """The leader journaled *frames*: replicate them; returns the outboxes that may go
-        now (this one only once the followers that are alive hold the frames)."""
-        if self.replicator is None:
+        now (what depends on the frames only once the followers that are alive hold them:
+        :mod:`vistrit.coordinator.waiting`)."""
+        if self.replicator is None or self.answers is None:
             return [outbox]  # a follower: its own core decides nothing that must last
-        if not frames:
-            return self.replicator.hold(outbox, None)
-        self._send_records(self.replicator.outgoing(frames, now))  # now, or with the next
-        return self.replicator.hold(outbox, self.replicator.index)
+        if frames:
+            self._send_records(self.replicator.outgoing(frames, now))  # now, or with the next
+        return self.answers.commit(outbox, store, bool(frames))
 
     def _send_records(self, batch: tuple[int, list[bytes]] | None, beat: bool = False) -> None:
         """Send numbered records to every follower (with none and *beat*: an empty
@@ -409,6 +410,8 @@ class Cluster:
         self._after(self.election.hand_over(now), now)
 
     def _post_all(self, outboxes: list[Outbox]) -> None:
+        if self.answers is not None:
+            self.answers.released(outboxes)
         for outbox in outboxes:
             self.host.post(outbox)
 

@@ -455,7 +455,7 @@ class Coordinator:
         if self.cluster is None:
             self.post(outbox)
             return
-        for ready in self.cluster.commit(frames, outbox, time.time()):
+        for ready in self.cluster.commit(frames, outbox, self.core.store, time.time()):
             self.post(ready)
 
     def post(self, outbox: Outbox) -> None:

@@ -184,9 +184,13 @@ class Replicator(Generic[T]):
                 dropped.append(follower.rank)
         return self._release(), dropped
 
+    @property
+    def replicated(self) -> int:
+        """The last index that every follower waited for holds (every one, if none is)."""
+        return min((f.acked for f in self.followers.values() if f.required), default=self.index)
+
     def _release(self) -> list[T]:
-        required = [f.acked for f in self.followers.values() if f.required]
-        replicated = min(required, default=self.index)
+        replicated = self.replicated
         released = []
         while self._held and self._held[0][0] <= replicated:
             released.append(self._held.popleft()[1])

@@ -64,6 +64,11 @@ class TaskStore:
         self.depended_on.update(task.dependencies)
         return record
 
+    @property
+    def last_sequence(self) -> int:
+        """The submission number of the newest task added (0: none yet)."""
+        return self._sequence
+
     def adopt(self, record: TaskRecord, client: uuid.UUID) -> None:
         """A client resubmitted a task that had none (it was replayed): it is its client now."""
         record.client = client
