@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from vistrit.coordinator import recovery
 from vistrit.coordinator.core import CoordinatorCore
 from vistrit.coordinator.journal import Journal, JournalCorrupted, JournalError, TermFile
 from vistrit.protocol import encode_frame
@@ -162,7 +163,7 @@ def test_restore_keeps_outcomes_and_requeues_the_rest(tmp_path: Path) -> None:
         result=None,
     )
     restored = core()
-    restored.restore([finished, pending, waiting, failed, doomed], T0)
+    recovery.restore(restored, [finished, pending, waiting, failed, doomed], T0)
     records = restored.store.records
     assert records[finished.task.id].status == "Failed"
     assert records[pending.task.id].status == "Pending" and restored.scheduler.ready_count == 1
@@ -182,14 +183,14 @@ def test_compaction_keeps_exactly_what_is_remembered(tmp_path: Path) -> None:
         entries.append(entry)
         if index < 3:
             entries.append(done(entry))
-    live.restore(entries, T0)
+    recovery.restore(live, entries, T0)
     journal = Journal(tmp_path)
     journal.append(entries * 3)  # plenty of dead weight
     journal.compact(live.live_journal())
     assert journal.frames == 8
     journal.close()
     again = core()
-    again.restore(read(tmp_path), T0)
+    recovery.restore(again, read(tmp_path), T0)
     assert {i: r.status for i, r in again.store.records.items()} == {
         i: r.status for i, r in live.store.records.items()
     }

@@ -181,6 +181,27 @@ def test_a_task_from_submit_to_result() -> None:
     assert world.core.store.completed_total == 1
 
 
+def test_a_submission_is_journaled_as_it_came_and_recorded_pending() -> None:
+    world = World()
+    client = world.join(node(NodeType.Client, "c"))
+    worker = world.worker(slots=2)
+    pending = m.TaskSubmit(task=word_count_task(), request_id=uuid.uuid4())
+    world.send(client, pending)
+    (entry,) = world.core.take_journal()
+    assert entry is pending  # nothing copied for the journal
+    # A task that claims another state is recorded, and journaled, as Pending.
+    running = TaskState.Running(worker_id=uuid.uuid4(), started_at=1, progress=None)
+    claimed = dataclasses.replace(word_count_task(), id=uuid.uuid4(), state=running)
+    world.send(client, m.TaskSubmit(task=claimed, request_id=uuid.uuid4()))
+    (entry,) = world.core.take_journal()
+    assert isinstance(entry, m.TaskSubmit) and entry.task.state == TaskState.Pending()
+    assert world.core.store.known(claimed.id).task.state == TaskState.Pending()
+    # The outcome the client is sent is the one journaled.
+    (told,) = world.result(worker, claimed.id)
+    (journaled,) = world.core.take_journal()
+    assert journaled is told[1] and told[0] == client.id  # one message, made once
+
+
 def test_a_refused_assignment_goes_to_another_worker_then_back_after_a_pause() -> None:
     world = World()
     client = world.join(node(NodeType.Client, "c"))

@@ -14,7 +14,7 @@ from test_logic import World, node
 
 from vistrit import defaults
 from vistrit.client import TaskError, TaskFuture
-from vistrit.coordinator import Coordinator, release
+from vistrit.coordinator import Coordinator, recovery, release
 from vistrit.logic.store import RELEASED
 from vistrit.logic.tasks import TaskRecord
 from vistrit.protocol import messages as m
@@ -175,7 +175,7 @@ def test_a_replayed_release_of_an_unknown_or_unfinished_task_changes_nothing() -
     big = dataclasses.replace(word_count_task(b"w " * LARGE), id=uuid.uuid4())
     world.send(owner, m.TaskSubmit(task=big, request_id=uuid.uuid4()))
     before = world.core.store.retained_total
-    world.core.replay(m.TaskOutcomeAck(task_ids=(big.id, uuid.uuid4())), world.now)
+    recovery.replay(world.core, m.TaskOutcomeAck(task_ids=(big.id, uuid.uuid4())), world.now)
     assert world.core.store.retained_total == before == 2 * LARGE
 
 

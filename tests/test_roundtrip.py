@@ -268,3 +268,12 @@ def test_a_bad_large_frame_is_refused_with_the_same_errors() -> None:
         decoder.next_frame()
     with pytest.raises(TrailingBytes):  # and for good: the stream cannot be trusted
         decoder.next_frame()
+
+
+def test_a_value_without_fields_is_decoded_as_one_shared_object() -> None:
+    """Every Pending state (or bare request) is equal and frozen: one object serves all."""
+    first = decode_frame(encode_frame(TaskSubmit(task=word_count_task(), request_id=uuid.uuid4())))
+    second = decode_frame(encode_frame(TaskSubmit(task=word_count_task(), request_id=uuid.uuid4())))
+    state = first.message.task.state  # type: ignore[attr-defined]
+    assert state is second.message.task.state  # type: ignore[attr-defined]
+    assert state == TaskState.Pending() and type(state) is TaskState.Pending

@@ -40,11 +40,11 @@ from vistrit.logic.scheduler import Chooser, Scheduler, inputs_of
 from vistrit.logic.store import TaskStore
 from vistrit.logic.tasks import (
     PENDING,
-    PENDING_STATE,
     RUNNING,
     SCHEDULED,
     IllegalTransition,
     TaskRecord,
+    as_pending,
 )
 from vistrit.protocol import encode_frame
 from vistrit.protocol import messages as m
@@ -135,7 +135,7 @@ class CoordinatorCore:
             record.errors += (f"lost its worker {name}",)
             if self.liveness.is_poison(record.lost_workers):
                 error = f"lost {record.lost_workers} workers while running: {record.history()}"
-                outbox += self._fail(record, error, None, now)
+                outbox += self.fail(record, error, None, now)
             else:
                 record.requeued("worker lost", now)
                 self.liveness.retry_later(record.id, record.sequence, record.lost_workers, now)
@@ -204,7 +204,7 @@ class CoordinatorCore:
         record.errors += (error,)
         record.deadline = None
         if record.attempts > record.task.max_retries:
-            return self._fail(record, record.history(), result, now)
+            return self.fail(record, record.history(), result, now)
         record.requeued("attempt failed", now)
         self.liveness.retry_later(record.id, record.sequence, record.attempts, now)
         return []
@@ -248,8 +248,10 @@ class CoordinatorCore:
         existing = self.store.get(submit.task.id)
         if existing is not None:
             return self._resubmitted(peer, submit, existing)
-        task = dataclasses.replace(submit.task, state=PENDING_STATE)
-        record_message = m.TaskSubmit(task=task, request_id=submit.request_id)
+        task = as_pending(submit.task)
+        record_message = submit  # journaled as it came, when it says Pending (clients do)
+        if task is not submit.task:
+            record_message = m.TaskSubmit(task=task, request_id=submit.request_id)
         entry: m.Message | bytes = record_message
         reason = limits.refusal(peer.kind, peer.id, task, self.store, self.policy)
         if reason is None and self.record_limit is not None:
@@ -264,7 +266,7 @@ class CoordinatorCore:
         outbox: Outbox = [(peer.id, answers.submit_ack(submit, True, None))]
         failure = self.scheduler.add(record, self.store.get)
         if failure is not None:
-            return outbox + self._fail(record, failure, None, now)
+            return outbox + self.fail(record, failure, None, now)
         outbox += self.schedule(now)
         if record.id in self.scheduler.waiting:  # for its dependencies, not for a worker
             return outbox
@@ -384,7 +386,7 @@ class CoordinatorCore:
             record = self.store.known(task_id)  # placed, so pending, so remembered
             inputs = inputs_of(record, self.store.get)
             if (why := limits.cannot_assign(inputs)) is not None:
-                outbox += self._fail(record, why, None, now)  # it could never reach a worker
+                outbox += self.fail(record, why, None, now)  # it could never reach a worker
                 self.registry.release(worker_id, task_id)  # its slot was counted as taken
                 continue
             assert not isinstance(inputs, str)
@@ -399,9 +401,9 @@ class CoordinatorCore:
             outbox.append((worker_id, m.TaskAssign(task=task)))
         return outbox
 
-    def _fail(
-        self, record: TaskRecord, error: str, result: TaskResult | None, now: float
-    ) -> Outbox:
+    def fail(self, record: TaskRecord, error: str, result: TaskResult | None, now: float) -> Outbox:
+        """*record* failed for good (*error*): out of the queue if it waited there, and
+        finished as every task is (see :meth:`_finished`)."""
         if record.status == PENDING:
             self.scheduler.remove(record)
         record.failed(error, now)
@@ -412,18 +414,19 @@ class CoordinatorCore:
         """A task reached its final state: count it, tell its client, settle its dependents."""
         self.store.count_final(record)
         self.liveness.settled(record.id)
-        self.journal.append(answers.outcome(record))
+        told = answers.outcome(record)  # one message: journaled, and sent to the client
+        self.journal.append(told)
         outbox: Outbox = []
         client = self.peers.get(record.client) if record.client else None
         if client is not None:
-            outbox.append((client.id, answers.outcome(record)))
-        return outbox + self._settle_dependents(record, now)
+            outbox.append((client.id, told))
+        return outbox + self.settle_dependents(record, now)
 
-    def _settle_dependents(self, record: TaskRecord, now: float) -> Outbox:
+    def settle_dependents(self, record: TaskRecord, now: float) -> Outbox:
         """Tasks waiting on *record* become ready, or fail if it did not complete."""
         outbox: Outbox = []
         for waiter_id, reason in self.scheduler.finished(record, self.store.get):
-            outbox += self._fail(self.store.known(waiter_id), reason, None, now)
+            outbox += self.fail(self.store.known(waiter_id), reason, None, now)
         return outbox
 
     def _held_by(self, peer: Peer, task_id: uuid.UUID) -> TaskRecord | None:
@@ -437,36 +440,6 @@ class CoordinatorCore:
         """The records decided since the last call, to journal (and replicate)."""
         entries, self.journal = self.journal, []
         return entries
-
-    def restore(self, entries: list[m.Message], now: float) -> None:
-        """Rebuild the task store from a journal (each entry as :meth:`replay` does)."""
-        for entry in entries:
-            self.replay(entry, now)
-
-    def replay(self, entry: m.Message, now: float) -> None:
-        """Apply one journal record: from this coordinator's own journal on a restart, or
-        from the leader's (a follower keeps its copy of the tasks this way). Idempotent:
-        a task already known, or an outcome already applied, changes nothing. Outcomes go
-        through the state table like every other change."""
-        if isinstance(entry, m.TaskSubmit):
-            if entry.task.id in self.store.records:
-                return
-            task = dataclasses.replace(entry.task, state=PENDING_STATE)
-            record = self.store.add(task, now, task.submitted_by)  # its client may come back
-            failure = self.scheduler.add(record, self.store.get)
-            if failure is not None:
-                self._fail(record, failure, None, now)
-        elif isinstance(entry, m.TaskOutcome):
-            known = self.store.get(entry.task_id)
-            if known is None or known.finished:
-                return
-            if known.status == PENDING:
-                self.scheduler.remove(known)
-            known.settle(entry.state, entry.result, now)
-            self.store.count_final(known)
-            self._settle_dependents(known, now)
-        elif isinstance(entry, m.TaskOutcomeAck):
-            release.replay(self.store, entry)
 
     def live_journal(self) -> list[m.Message]:
         """The journal's content for what is remembered now (to compact it)."""

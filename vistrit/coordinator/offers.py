@@ -152,6 +152,8 @@ def without_stale_news(outbox: Outbox) -> Outbox:
     also sends the task's outcome: a fast task's client hears once, that it finished.
     (Under load a worker's Running and its result are read together; this saves the
     coordinator a message per task.)"""
+    if not any(type(msg) is m.TaskStatus for _, msg in outbox):
+        return outbox  # most batches: no news at all (a quick task's Running is held back)
     done = {(node, msg.task_id) for node, msg in outbox if type(msg) is m.TaskOutcome}
     if not done:
         return outbox

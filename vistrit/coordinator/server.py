@@ -35,7 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from vistrit import defaults
-from vistrit.coordinator import offers
+from vistrit.coordinator import offers, recovery
 from vistrit.coordinator.cluster import Cluster
 from vistrit.coordinator.core import CoordinatorCore, IllegalTransition, Outbox
 from vistrit.coordinator.gate import Gate
@@ -150,7 +150,7 @@ class Coordinator:
         if self.data_dir is not None:
             self.journal = Journal(self.data_dir, self.fsync, self.repair)
             entries = self.journal.replay()
-            self.core.restore(entries, now)
+            recovery.restore(self.core, entries, now)
             self.journal.append(self.core.take_journal())
             held = f"{len(entries)} frame(s); {self.describe()} remembered"
             log.info("%s: journal %s: %s", self.name, self.journal.path, held)
@@ -265,7 +265,7 @@ class Coordinator:
                 self._fail(f"cannot write the journal {self.journal.path}: {exc}")
                 return False
         for message in messages:
-            self.core.replay(message, now)
+            recovery.replay(self.core, message, now)
         self.core.take_journal()  # what the copy decided for itself is the leader's to decide
         return True
 

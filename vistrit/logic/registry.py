@@ -87,17 +87,19 @@ class WorkerEntry:
             return kind != "module"  # an older worker cannot read a Call
         return name in self.offer.get(kind, frozenset())
 
-    @property
+    # Its NodeInfo, prefetch and max_slots never change: slots and capacity are worked out
+    # once, not at every placement (each is read several times a task).
+    @cached_property
     def slots(self) -> int:
         """How many tasks the worker runs at once: as it claims, within ``max_slots``."""
         return max(1, min(self.max_slots, self.info.capabilities.max_concurrent_tasks))
 
-    @property
+    @cached_property
     def capacity(self) -> int:
         """How many tasks the worker may hold: its slots, plus what it prefetches."""
         return self.slots + self.prefetch
 
-    @cached_property  # its NodeInfo never changes: made once, not at every placement
+    @cached_property
     def tags(self) -> frozenset[str]:
         """The worker's tags: a task's tags must all be among them."""
         return frozenset(self.info.capabilities.tags)

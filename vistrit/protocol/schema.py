@@ -123,6 +123,9 @@ class StructCodec(WireType):
         self.prefix = b"" if variant is None else wire._U32.pack(variant)
         self.min_size = sum(wt.min_size for _, wt in fields)
         self.steps = _compile_steps(cls, fields)
+        # No fields (a Pending state, a bare request): every value is equal, and frozen, so
+        # one decoded object serves them all - nothing to build, and nothing held per task.
+        self.shared: Any = None if fields else _new(cls)
 
     def encode(self, value: Any, out: bytearray) -> None:
         """Append the struct's fields, in declaration order."""
@@ -138,6 +141,8 @@ class StructCodec(WireType):
         it is read. A frozen dataclass's ``__init__`` takes keywords and sets each field
         through ``object.__setattr__``; this costs less than half as much, and every
         message a coordinator reads is built this way."""
+        if self.shared is not None:
+            return self.shared, pos
         value: Any = _new(self.cls)
         for step in self.steps:
             pos = step.decode(buf, pos, value)

@@ -54,3 +54,9 @@ def shared_uuid(data: bytes) -> uuid.UUID:
         _recent.clear()
     _recent[data] = value
     return value
+
+
+def forget_recent() -> None:
+    """Empty the table of UUIDs decoded lately (as it empties itself when full). For
+    measurements: the table growing is the decoder's own bounded memory, not a frame's."""
+    _recent.clear()
