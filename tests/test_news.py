@@ -59,6 +59,58 @@ def test_what_is_held_is_taken_once_or_dropped_when_progress_is_reported() -> No
     assert news.take() == []
 
 
+def ack(task_id: uuid.UUID) -> m.TaskAssignAck:
+    return m.TaskAssignAck(task_id=task_id, accepted=True, worker_id=WORKER.id, reason=None)
+
+
+def test_a_queued_task_s_acknowledgement_is_held_then_replaced_by_what_follows() -> None:
+    news = HeldNews()
+    first = task()
+    assert news.queued(first, ack(first.id)) == ack(first.id)  # never ran: at once
+    news.finished(first, 0.0)
+    starts, ends, waits, handed = task(), task(), task(), task()
+    for queued in (starts, ends, waits, handed):
+        assert news.queued(queued, ack(queued.id)) is None  # quick last time: held
+    assert news.started(starts, running(starts.id)) is None  # its Running takes the place
+    news.finished(ends, 0.0)  # its result acknowledges it
+    news.reported(handed.id)  # handed back: its refusal goes, not a held acceptance
+    assert news.take() == [running(starts.id), ack(waits.id)]  # still queued: its ack
+    slow = task("uppercase")
+    news.finished(slow, 1.0)
+    queued = task("uppercase")
+    assert news.queued(queued, ack(queued.id)) == ack(queued.id)  # slow last time
+    late = task()
+    news.queued(late, ack(late.id))
+    news.finished(task(), 1.0)  # a slow run: the next start is reported at once...
+    assert news.started(late, running(late.id)) == running(late.id)
+    assert news.take() == []  # ...and its held ack is not sent as well
+
+
+def test_a_prefetched_quick_task_is_acknowledged_only_by_what_follows(cluster: Cluster) -> None:
+    worker = cluster.add_worker(slots=1)  # one slot, and one task prefetched beyond it
+    client = cluster.client()
+    acks: list[m.TaskAssignAck] = []
+    cluster.coordinator.frame_tap = lambda way, _, msgs: acks.extend(
+        msg for msg in msgs if way == "in" and type(msg) is m.TaskAssignAck
+    )
+    at_heartbeats: list[object] = []  # held acks a heartbeat sent: a task still queued then
+    take = worker._news.take
+
+    def taken() -> list[m.TaskStatus | m.TaskAssignAck]:
+        news = take()
+        at_heartbeats.extend(n for n in news if type(n) is m.TaskAssignAck)
+        return news
+
+    worker._news.take = taken  # type: ignore[method-assign]
+    assert client.submit("uppercase", "a").result(10) == "A"  # now known to be quick
+    futures = client.map("uppercase", ["b"] * 40)  # queued behind each other on the worker
+    assert client.gather(futures, 30) == ["B"] * 40
+    core = cluster.coordinator.core
+    assert core is not None
+    assert all(core.store.view(f.task_id).status == "Completed" for f in futures)  # type: ignore[union-attr]
+    assert len(acks) == len(at_heartbeats)  # none sent as the task was queued
+
+
 def test_the_functions_remembered_are_bounded() -> None:
     news = HeldNews()
     for n in range(MAX_REMEMBERED + 1):

@@ -1,4 +1,4 @@
-"""Running news held back: a task that will be over in a moment is acknowledged by its result.
+"""News held back: a task that will be over in a moment is acknowledged by its result.
 
 A worker tells the coordinator that a task runs (a ``TaskStatus``, Running) as it starts
 it; to a v4 coordinator that status is also the acknowledgement of the assignment. For a
@@ -13,6 +13,13 @@ still running at the worker's next heartbeat, the held status goes then, just be
 the heartbeat: within one ``heartbeat_interval``, well inside the coordinator's
 ``heartbeat_timeout`` for an acknowledgement. A first run, and every run after a slow
 one, is reported at once, as before.
+
+The same goes for the acknowledgement of a task the worker accepts but queues (a task
+prefetched while its slots are busy: a ``TaskAssignAck``): if the last run of its function
+was quick, the ack is held, and the task's Running status, held or sent when it starts,
+takes its place; its result, if it ends first; the next heartbeat, if it is still queued
+then. A task handed back (the worker drains) loses what was held for it, before its
+refusal goes.
 
 What it costs: a task whose function is usually quick but that runs long this time shows
 as Scheduled, not Running, until that heartbeat, and its ``timeout_seconds`` counts from
@@ -54,15 +61,26 @@ class HeldNews:
         self.quick = quick
         self._lock = threading.Lock()
         self._quick: dict[str, bool] = {}
-        self._held: dict[uuid.UUID, m.TaskStatus] = {}
+        self._held: dict[uuid.UUID, m.TaskStatus | m.TaskAssignAck] = {}
 
     def started(self, task: Task, status: m.TaskStatus) -> m.TaskStatus | None:
         """*task* starts: its Running *status*, to send now; or None, held back because the
         last run of the same function was quick."""
         with self._lock:
             if not self._quick.get(what_runs(task), False):
+                self._held.pop(task.id, None)  # an acknowledgement held: this says more
                 return status
-            self._held[task.id] = status
+            self._held[task.id] = status  # in the place of its acknowledgement, if held
+            return None
+
+    def queued(self, task: Task, ack: m.TaskAssignAck) -> m.TaskAssignAck | None:
+        """*task* was accepted, to wait for a slot: its acknowledgement *ack*, to send now;
+        or None, held back because the last run of the same function was quick (the
+        task's Running status, or its result, will say as much in a moment)."""
+        with self._lock:
+            if not self._quick.get(what_runs(task), False):
+                return ack
+            self._held[task.id] = ack
             return None
 
     def finished(self, task: Task, seconds: float) -> None:
@@ -75,14 +93,14 @@ class HeldNews:
             self._quick[what_runs(task)] = seconds < self.quick
 
     def reported(self, task_id: uuid.UUID) -> None:
-        """The task's worker sent another status for it (its progress): nothing held is
-        needed any more."""
+        """The task's worker sent another word of it (its progress, or, handing it back,
+        its refusal): nothing held for it is to be sent any more."""
         with self._lock:
             self._held.pop(task_id, None)
 
-    def take(self) -> list[m.TaskStatus]:
-        """The statuses held back, to send now (the tasks are still running); none is held
-        after this."""
+    def take(self) -> list[m.TaskStatus | m.TaskAssignAck]:
+        """What is held back, to send now (the tasks still run, or wait for a slot); nothing
+        is held after this."""
         with self._lock:
             held, self._held = list(self._held.values()), {}
         return held

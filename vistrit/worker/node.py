@@ -8,7 +8,8 @@ Threads, each with an owner and a stop path:
   each message to :data:`ON_MESSAGE`: ``TaskAssign`` is accepted if a slot (or the
   prefetch queue) has room, refused otherwise, and handed to the slots; it is
   acknowledged at once, unless, to a v4 coordinator, it starts at once (its Running
-  status says so); ``TaskCancel`` tells a running task to stop;
+  status says so) or it is queued behind a quick function (the ack is held back, see
+  below); ``TaskCancel`` tells a running task to stop;
 * the **slots** (:class:`~vistrit.worker.slots.Slots`, ``--slots`` threads) run task
   functions; each sends ``TaskStatus`` (Running, then progress if the function reports
   it) and finally ``TaskResult``. A quick function's Running status is held back
@@ -203,6 +204,7 @@ class Worker:
             for task_id in handed_back:
                 self._running.pop(task_id, None)
         for task_id in handed_back:  # a refusal after the fact puts it back in the queue
+            self._news.reported(task_id)  # an acceptance held back must not follow it
             self._post(self._ack(task_id, False, "handed back: draining"))
         with self._idle:
             finished = self._idle.wait_for(lambda: not self._started, timeout)
@@ -249,10 +251,10 @@ class Worker:
         return m.Handshake(node_info=node, protocol_version=version)
 
     def heartbeat(self) -> m.Heartbeat:
-        """The Heartbeat: how many tasks run, and Ready, Busy or Draining. The Running
-        statuses held back (:mod:`vistrit.worker.news`) are sent just before it."""
-        for status in self._news.take():
-            self._post(status)
+        """The Heartbeat: how many tasks run, and Ready, Busy or Draining. The news held
+        back (:mod:`vistrit.worker.news`) is sent just before it."""
+        for news in self._news.take():
+            self._post(news)
         running = len(self._running)
         state = NodeState.Busy if running >= self.slots else NodeState.Ready
         if self._draining:
@@ -339,8 +341,10 @@ class Worker:
             # (prefetched) one is acknowledged as before.
             at_once = accepted and conn.version >= 4 and len(self._running) <= self.slots
         reason = None if accepted else ("draining" if self._draining else "no free slot")
-        if not at_once:
-            self._post(self._ack(task.id, accepted, reason))
+        if not at_once:  # queued (to a v4 coordinator, maybe held back), or refused
+            ack = self._ack(task.id, accepted, reason)
+            if not accepted or conn.version < 4 or self._news.queued(task, ack) is not None:
+                self._post(ack)
         if accepted:
             self._pool.submit(task.id, partial(self._execute, task, ctx))
 
