@@ -19,10 +19,10 @@ from vistrit.coordinator import Coordinator
 from vistrit.coordinator import cluster as cluster_module
 from vistrit.coordinator.gate import Gate
 from vistrit.coordinator.journal import Journal
-from vistrit.coordinator.peers import ClusterConfig, parse_peers
+from vistrit.coordinator.peers import ClusterConfig, parse_peers, post_to_all
 from vistrit.credentials import Credentials, default_path
 from vistrit.demo import free_port
-from vistrit.protocol import NEWEST_VERSION
+from vistrit.protocol import NEWEST_VERSION, decode_frame
 from vistrit.protocol import messages as m
 from vistrit.protocol.errors import ErrorCode
 from vistrit.protocol.types import NodeType, SocketAddr, introduce
@@ -426,3 +426,27 @@ def test_clients_and_workers_refuse_a_leader_of_an_older_term(
                 started.close()
             else:
                 started.stop()
+
+
+class _Link:
+    """What post_to_all uses of a PeerLink: its connection's version, and post."""
+
+    def __init__(self, version: int | None) -> None:
+        self.conn = None if version is None else type("Conn", (), {"version": version})()
+        self.posted: list[object] = []
+
+    def post(self, messages: list[object]) -> bool:
+        self.posted += messages
+        return True
+
+
+def test_a_replicate_is_encoded_once_for_every_follower_of_a_version() -> None:
+    records = (bytes(range(200)),) * 9
+    message = m.Replicate(term=3, leader_id=uuid.uuid4(), index=7, records=records)
+    links = [_Link(4), _Link(4), _Link(None), _Link(3)]
+    post_to_all(links, message)  # type: ignore[arg-type]
+    (first,), (second,), down, (older,) = (link.posted for link in links)
+    assert first is second and isinstance(first, bytes)  # one encoding, sent twice
+    assert down == []  # a link that is down is passed over
+    assert decode_frame(first).version == 4 and decode_frame(older).version == 3
+    assert decode_frame(first).message == message == decode_frame(older).message

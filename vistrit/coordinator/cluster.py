@@ -43,7 +43,7 @@ from vistrit.coordinator.core import Outbox
 from vistrit.coordinator.elections import Change, ElectionLog
 from vistrit.coordinator.host import Host
 from vistrit.coordinator.journal import TermFile
-from vistrit.coordinator.peers import ClusterConfig, PeerLink
+from vistrit.coordinator.peers import ClusterConfig, PeerLink, post_to_all
 from vistrit.coordinator.waiting import Answers
 from vistrit.leader import NodeAuth
 from vistrit.logic.election import LEADER, Election, Sends, coordinator_id, rank_of
@@ -372,8 +372,7 @@ class Cluster:
         first, frames = batch or (self.replicator.sent + 1, [])
         me, term = coordinator_id(self.config.rank), self.election.term
         message = m.Replicate(term=term, leader_id=me, index=first, records=tuple(frames))
-        for rank in self.replicator.followers:
-            self.links[rank].post([message])
+        post_to_all((self.links[rank] for rank in self.replicator.followers), message)
 
     def _on_ack(self, rank: int, ack: m.ReplicateAck, now: float) -> None:
         election = self.election
