@@ -329,3 +329,31 @@ def test_a_node_stops_on_a_signal_another_thread_received(tmp_path: Path) -> Non
     run = subprocess.run([sys.executable, "-c", SIGNAL_ON_ANOTHER_THREAD], capture_output=True,
                          text=True, timeout=20, cwd=tmp_path)  # fmt: skip
     assert run.returncode == 0 and run.stdout.strip() == "stopped", run.stderr
+
+
+NODE_COLLECTOR = """
+import gc, sys
+from vistrit import defaults
+from vistrit.cli import main, nodes
+
+seen = []
+nodes.wait_for = lambda stop: seen.append((gc.get_threshold()[0], gc.get_freeze_count()))
+before = gc.get_threshold()[0]
+code = main(["coordinator", "--bind", "127.0.0.1:0"])
+print(before, *seen[0], defaults.NODE_GC_THRESHOLD)
+"""
+
+
+def test_a_node_process_collects_its_youngest_objects_less_often(tmp_path: Path) -> None:
+    """A coordinator started from the command line raises the collector's first threshold
+    and freezes what it made at start; a process that only imports vistrit (a client's)
+    keeps the interpreter's defaults."""
+    import sys
+
+    run = subprocess.run([sys.executable, "-c", NODE_COLLECTOR], capture_output=True,
+                         text=True, timeout=30, cwd=tmp_path)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    before, threshold, frozen, wanted = map(int, run.stdout.split()[-4:])
+    assert before == 700  # the interpreter's default: importing vistrit changes nothing
+    assert threshold == wanted > before
+    assert frozen > 1_000

@@ -24,6 +24,7 @@ from vistrit.cli.common import (
     add_token_option,
     address,
     credentials_of,
+    node_process,
     non_negative_float,
     non_negative_int,
     positive_float,
@@ -316,6 +317,7 @@ def run_coordinator(args: argparse.Namespace, out: TextIO) -> int:
     except OSError as exc:
         print(f"error: cannot listen on {args.bind}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_FAILED
+    node_process()
     host, port = coordinator.address
     print(f"vistrit coordinator listening on {host}:{port}", file=out, flush=True)
     try:
@@ -416,6 +418,7 @@ def run_worker(args: argparse.Namespace, out: TextIO) -> int:
         print(f"error: cannot join {where}: {reason(exc)}", file=sys.stderr)
         return EXIT_UNAVAILABLE
     stop = until_signalled()
+    node_process()
     host, port = worker.coordinator
     print(f"vistrit worker {worker.name} joined {host}:{port}", file=out, flush=True)
 
