@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+import logging
 import uuid
 
 import pytest
@@ -250,14 +251,16 @@ def test_cancel_a_task_queued_on_a_worker(cluster: Cluster) -> None:
 
 
 @pytest.mark.parametrize("cluster", [{"prefetch": 0}], indirect=True)
-def test_cancel_a_pending_task(cluster: Cluster) -> None:
+def test_cancel_a_pending_task(cluster: Cluster, caplog: pytest.LogCaptureFixture) -> None:
     cluster.add_worker(slots=1)
     client = cluster.client()
     blocker = client.submit("test-gate", "cancel-pending")
     waiting = client.submit("echo", "never")
     dependent = client.submit("echo", "dependent", after=[waiting])
     wait_until(lambda: running(cluster, blocker))
-    assert waiting.cancel() is True
+    with caplog.at_level(logging.WARNING, logger="concurrent.futures"):
+        assert waiting.cancel() is True
+    assert not [r for r in caplog.records if r.name == "concurrent.futures"]  # told once
     with pytest.raises(concurrent.futures.CancelledError):
         waiting.result(10)
     assert client.status(waiting.task_id).state == "Cancelled"

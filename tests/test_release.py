@@ -4,7 +4,10 @@ replicates that, and a later reader is told the result is gone, never given an e
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
+import logging
+import threading
 import uuid
 from pathlib import Path
 
@@ -19,7 +22,7 @@ from vistrit.logic.store import RELEASED
 from vistrit.logic.tasks import TaskRecord
 from vistrit.protocol import messages as m
 from vistrit.protocol.examples import word_count_task
-from vistrit.protocol.types import NodeType, TaskPayload
+from vistrit.protocol.types import NodeType, TaskPayload, TaskState
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -206,3 +209,31 @@ def test_a_large_outcome_learnt_by_asking_is_let_go_too(
     assert other.status(second.task_id).output == data
     other.cluster_status()  # a round trip after it: a confirmation would have arrived
     assert not _released(_record(cluster, second.task_id))
+
+
+class _OutcomeFirst:
+    """A client whose coordinator pushes the task's Cancelled outcome (the reader thread
+    settles the future) before it answers the caller's own cancel, as a coordinator does."""
+
+    def __init__(self) -> None:
+        self.future: TaskFuture | None = None
+
+    def cancel(self, task_id: uuid.UUID) -> bool:
+        assert self.future is not None
+        self.future._settle(TaskState.Cancelled(cancelled_at=0), None)
+        return True
+
+
+def test_a_future_cancelled_by_its_outcome_and_its_answer_tells_its_waiters_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Told twice, a ``concurrent.futures.Future`` logs a CRITICAL "unexpected state"."""
+    client = _OutcomeFirst()
+    future = client.future = TaskFuture(client, uuid.uuid4())  # type: ignore[arg-type]
+    waiting = threading.Thread(target=concurrent.futures.wait, args=([future], 30))
+    waiting.start()
+    with caplog.at_level(logging.WARNING, logger="concurrent.futures"):
+        assert future.cancel() is True
+    waiting.join(30)
+    assert not waiting.is_alive() and future.cancelled()
+    assert not [r for r in caplog.records if r.name == "concurrent.futures"]

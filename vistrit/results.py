@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import builtins
 import concurrent.futures
-import contextlib
 import threading
 import time
 import uuid
@@ -92,6 +91,9 @@ def _text(value: Any) -> str | None:
 
 
 _BUILTIN_ERRORS: dict[str, type[TaskError]] = {}
+
+#: A ``concurrent.futures.Future`` cancelled, whose waiters are not told yet (its state).
+_CANCELLED_NOT_NOTIFIED = "CANCELLED"
 
 
 def task_error(
@@ -247,9 +249,12 @@ class TaskFuture(concurrent.futures.Future[Any]):
         return self._mark_cancelled()
 
     def _mark_cancelled(self) -> bool:
-        if super().cancel():
-            with contextlib.suppress(RuntimeError):  # unless another thread did it first
-                self.set_running_or_notify_cancel()  # wakes concurrent.futures.wait() too
+        if super().cancel():  # (also True if it was cancelled already)
+            with self._condition:  # once only: the outcome pushed to the reader thread and
+                # the answer to our own TaskCancel both end here, and a second notification
+                # is logged by concurrent.futures as CRITICAL ("unexpected state")
+                if self._state == _CANCELLED_NOT_NOTIFIED:
+                    self.set_running_or_notify_cancel()  # wakes concurrent.futures.wait() too
             return True
         if not self.done():  # marked running by its executor: it ends cancelled all the same
             self.set_exception(concurrent.futures.CancelledError(f"task {self.task_id}"))
