@@ -580,3 +580,15 @@ def test_a_task_others_depend_on_is_not_forgotten_before_they_finish() -> None:
     world.now += world.core.policy.retention
     assert store.purge(world.now, world.core.policy.retention) == [b, r]
     assert not store.records and store.retained_total == 0
+
+
+def test_new_tasks_share_one_pending_state() -> None:
+    """A client may hold many tasks until they are answered: what every new task has in
+    common (its Pending state, frozen and without fields) is one object."""
+    from vistrit.submission import new_task
+
+    first, second = (
+        new_task(TaskPayload.Data(function="echo", data=b""), "n", uuid.uuid4()) for _ in range(2)
+    )
+    assert first.state is second.state and isinstance(first.state, TaskState.Pending)
+    assert first.id != second.id

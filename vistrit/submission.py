@@ -37,6 +37,10 @@ PRIORITIES = {p.name.lower(): p for p in TaskPriority}
 BATCH_TASKS = 1_000
 BATCH_BYTES = 4 * 1024 * 1024
 
+#: The state of every new task: a value without fields, and frozen, so one object serves
+#: them all (a client may hold a hundred thousand tasks until they are answered).
+NEW_STATE = TaskState.Pending()
+
 #: The options every ``submit_*`` call takes besides its payload and name.
 OPTIONS = frozenset({"retries", "timeout", "priority", "tags", "after", "task_id"})
 
@@ -67,7 +71,7 @@ def new_task(
         id=task_id or uuid.uuid4(),
         name=name,
         payload=payload,
-        state=TaskState.Pending(),
+        state=NEW_STATE,
         priority=priority_of(priority),
         max_retries=retries,
         timeout_seconds=math.ceil(timeout),  # whole seconds on the wire, rounded up
@@ -181,6 +185,7 @@ def check_options(options: dict[str, Any]) -> dict[str, Any]:
 
 
 __all__ = [
+    "NEW_STATE",
     "OPTIONS",
     "PRIORITIES",
     "check_options",
