@@ -17,7 +17,14 @@ from vistrit.protocol import NEWEST_VERSION
 from vistrit.protocol import messages as m
 from vistrit.protocol.errors import ErrorCode
 from vistrit.protocol.examples import COORDINATOR, WORKER, word_count_task
-from vistrit.protocol.types import NodeType, TaskPayload, TaskPriority, TaskResult, TaskState
+from vistrit.protocol.types import (
+    NodeState,
+    NodeType,
+    TaskPayload,
+    TaskPriority,
+    TaskResult,
+    TaskState,
+)
 
 T0 = 1_000_000.0
 
@@ -592,3 +599,40 @@ def test_new_tasks_share_one_pending_state() -> None:
     )
     assert first.state is second.state and isinstance(first.state, TaskState.Pending)
     assert first.id != second.id
+
+
+def test_the_reasons_of_waiting_tasks_are_looked_at_again_only_after_a_change() -> None:
+    """The look goes through every queued task under the lock: a second's tick that
+    follows no change of the workers, and no task back in the queues, looks at none."""
+    world = World()
+    client = world.join(node(NodeType.Client, "c"))
+    worker = world.worker("v4", slots=1, version=4)
+    offer = m.WorkerOffer(functions=("echo",), reduce_functions=(), modules=(), commands=())
+    world.send(worker, offer)  # offers echo only: word_count tasks wait, with a reason
+    first, _ = world.submit(client)
+    later, _ = world.submit(client, dependencies=(first,))
+    looked: list[object] = []
+    reason_of = world.core.registry.waiting_reason
+    world.core.registry.waiting_reason = lambda *shape: looked.append(shape) or reason_of(*shape)  # type: ignore[method-assign]
+
+    def tick() -> int:
+        looked.clear()
+        world.now += 1
+        world.core.tick(world.now)
+        return len(looked)
+
+    assert tick() == 1  # this core's first look: the one task queued
+    world.send(worker, heartbeat(worker.id, int(world.now)))  # a beat that changes nothing
+    assert tick() == 0
+    assert kinds(world.send(worker, dataclasses.replace(offer, functions=("word_count",)))) == [
+        "TaskAssign"
+    ]  # a change: the queue is looked at again (empty now)
+    beat = dataclasses.replace(heartbeat(worker.id, int(world.now)), state=NodeState.Draining)
+    world.send(worker, beat)
+    assert tick() == 0
+    world.result(worker, first)  # the dependent enters the queue; the worker takes no more
+    assert world.state(later) == "Pending"
+    assert tick() == 1
+    record = world.core.store.get(later)
+    assert record is not None and record.waiting == "no worker is connected"
+    assert tick() == 0

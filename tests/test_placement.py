@@ -162,9 +162,13 @@ def test_a_reason_to_wait_is_worked_out_again_after_every_change_of_the_workers(
     assert registry.waiting_reason(need, frozenset({"gpu"})) == (
         "no connected worker has the tag(s) gpu"
     )
+    changes = registry.changes
+    registry.heartbeat(entry.id, NodeState.Ready, 0.5)  # changes nothing: counted as none
+    assert registry.changes == changes
     registry.heartbeat(entry.id, NodeState.Draining, 1.0)
     assert registry.waiting_reason(need, frozenset()) == "no worker is connected"
     registry.heartbeat(entry.id, NodeState.Ready, 2.0)
     assert registry.waiting_reason(need, frozenset()) is None
     registry.remove(entry.id, 3.0)
     assert registry.waiting_reason(need, frozenset()) == "no worker is connected"
+    assert registry.changes == changes + 3

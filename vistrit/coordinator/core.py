@@ -158,7 +158,8 @@ class CoordinatorCore:
             if record is not None and record.status == PENDING:  # not cancelled meanwhile
                 self.scheduler.requeue(record)
         outbox += self.schedule(now)
-        return outbox + self.notes.due(self, self.scheduler.queues.values(), now), dead
+        queues, entered = self.scheduler.queues.values(), self.scheduler.entered
+        return outbox + self.notes.due(self, queues, entered, now), dead
 
     def silent_workers(self, now: float) -> list[uuid.UUID]:
         """Workers not heard from for longer than the heartbeat timeout."""

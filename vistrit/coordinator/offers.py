@@ -8,7 +8,8 @@ any task but a ``Call``, as before.
 
 A task no connected worker can run stays pending, with a reason
 (:meth:`~vistrit.logic.registry.Registry.waiting_reason`): at submission, and again at
-most every :data:`NOTE_INTERVAL` as workers come and go. A v4 client hears it (a
+most every :data:`NOTE_INTERVAL` after workers come, go, offer or change state (or tasks
+come back to the queues). A v4 client hears it (a
 ``TaskStatus`` in state Pending, whose ``message`` is the reason), and so does anyone who
 asks for the task (``status``). While the task runs, its client hears each ``TaskStatus``
 its worker sends (Running, with progress).
@@ -90,18 +91,29 @@ def waiting_note(core: Routing, record: TaskRecord) -> Outbox:
 
 
 class Notes:
-    """When the reasons of the tasks in the ready queues were last looked at."""
+    """When the reasons of the tasks in the ready queues were last looked at, and as of
+    what: the workers' changes and the tasks that came back to the queues since."""
 
     def __init__(self) -> None:
         self.at = float("-inf")
+        self.seen: tuple[int, int] | None = None
 
-    def due(self, core: Routing, queues: Iterable[Iterable[uuid.UUID]], now: float) -> Outbox:
-        """Every :data:`NOTE_INTERVAL`, look again at why each ready task waits (the
-        registry works out each shape's reason once); tell the clients of those that
-        cannot run."""
+    def due(
+        self, core: Routing, queues: Iterable[Iterable[uuid.UUID]], entered: int, now: float
+    ) -> Outbox:
+        """At most every :data:`NOTE_INTERVAL`, look again at why each ready task waits
+        (the registry works out each shape's reason once); tell the clients of those that
+        cannot run. Only if something a reason depends on changed since the last look:
+        the workers (:attr:`Registry.changes <vistrit.logic.registry.Registry.changes>`),
+        or tasks that entered the queues without a look (*entered*: released by their
+        dependencies, or put back; a new task is looked at as it is submitted): the look
+        goes through every task queued, under the coordinator's lock."""
         if now - self.at < NOTE_INTERVAL:
             return []
-        self.at = now
+        state = (core.registry.changes, entered)
+        if state == self.seen:
+            return []
+        self.at, self.seen = now, state
         outbox: Outbox = []
         for queue in queues:
             for task_id in queue:

@@ -147,9 +147,12 @@ class Registry:
         #: or availability, here (least-loaded placement in O(log W)).
         self.free: FreeWorkers[WorkerEntry] = FreeWorkers()
         #: Why a task of each shape would wait, as last worked out: asked of every task
-        #: queued, it changes only when a worker comes, goes, heartbeats or offers, and
-        #: is forgotten then (at most MAX_REASONS shapes are kept).
+        #: queued, it changes only when a worker comes, goes, offers or changes its state,
+        #: and is forgotten then (at most MAX_REASONS shapes are kept).
         self._reasons: dict[tuple[Need, frozenset[str]], str | None] = {}
+        #: How many such changes there have been: the reasons of the tasks that wait are
+        #: looked at again only after one (:class:`~vistrit.coordinator.offers.Notes`).
+        self.changes = 0
 
     def add(
         self, info: NodeInfo, now: float, prefetch: int = 0, needs_offer: bool = False
@@ -168,7 +171,7 @@ class Registry:
             needs_offer=needs_offer,
         )
         self.workers[info.id] = entry
-        self._reasons.clear()
+        self._changed()
         return entry
 
     def remove(self, worker_id: uuid.UUID, now: float = 0.0) -> WorkerEntry | None:
@@ -176,7 +179,7 @@ class Registry:
         with the tasks it held."""
         entry = self.workers.pop(worker_id, None)
         self.free.forget(worker_id)
-        self._reasons.clear()
+        self._changed()
         if entry is not None and entry.eligible:  # one that never heartbeat is no worker
             self.departed.append((entry, now))
         return entry
@@ -197,7 +200,7 @@ class Registry:
         """The worker said what it runs (``WorkerOffer``)."""
         entry.offer = offer
         self.free.update(entry)
-        self._reasons.clear()
+        self._changed()
 
     def leaving_note(self, worker_id: uuid.UUID) -> str:
         """For the log, when a worker leaves: the tasks it leaves behind."""
@@ -212,14 +215,21 @@ class Registry:
         """A worker's heartbeat: note its state and time, and make it eligible."""
         entry = self.workers.get(worker_id)
         if entry is not None:
+            before = entry.eligible, entry.state
             entry.eligible = True
             entry.last_seen = now
             entry.state = (
                 state if state in (NodeState.Draining, NodeState.Offline) else NodeState.Ready
             )
             self.free.update(entry)
-            self._reasons.clear()
+            if (entry.eligible, entry.state) != before:  # most beats change nothing
+                self._changed()
         return entry
+
+    def _changed(self) -> None:
+        """What the workers can run may have changed: every reason is worked out again."""
+        self._reasons.clear()
+        self.changes += 1
 
     def eligible(self) -> list[WorkerEntry]:
         """The workers that may be given tasks and listed, in joining order."""

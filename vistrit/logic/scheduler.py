@@ -72,6 +72,10 @@ class Scheduler:
         self.queues: dict[TaskPriority, deque[uuid.UUID]] = {p: deque() for p in TaskPriority}
         self.waiting: dict[uuid.UUID, set[uuid.UUID]] = {}  # task -> dependencies not done
         self.dependents: dict[uuid.UUID, set[uuid.UUID]] = {}  # dependency -> waiting tasks
+        #: How many tasks entered the ready queues other than as new submissions (released
+        #: by their dependencies, or put back): they are told why they wait at the next
+        #: look (:class:`~vistrit.coordinator.offers.Notes`).
+        self.entered = 0
 
     # -- entering and leaving the queues ---------------------------------------------------
 
@@ -99,6 +103,7 @@ class Scheduler:
     def requeue(self, record: TaskRecord) -> None:
         """Put a task back at the front of its queue (it was refused, lost or retried)."""
         self.queues[record.task.priority].appendleft(record.id)
+        self.entered += 1
 
     def remove(self, record: TaskRecord) -> None:
         """Take a pending task out (it was cancelled or failed)."""
@@ -130,6 +135,7 @@ class Scheduler:
             if not remaining:
                 del self.waiting[waiter_id]
                 self.queues[waiter.task.priority].append(waiter_id)
+                self.entered += 1
         return failures
 
     @property
