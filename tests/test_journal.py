@@ -239,7 +239,7 @@ def test_a_journal_that_cannot_be_written_stops_the_coordinator_saying_why(
     journal = coordinator.journal
     assert journal is not None
 
-    def full(frames: object) -> None:
+    def full(frames: object, sync: bool = True) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(journal, "append_frames", full)
@@ -252,6 +252,37 @@ def test_a_journal_that_cannot_be_written_stops_the_coordinator_saying_why(
     assert coordinator.failure is not None
     assert f"cannot write the journal {tmp_path / 'journal.vst'}" in coordinator.failure
     assert "No space left on device" in coordinator.failure
+
+
+def test_an_fsync_that_fails_stops_the_coordinator_and_acknowledges_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The group commit's fsync runs on its own thread, off the lock: when it fails, what
+    waited for it is never sent, and the coordinator stops saying why."""
+    import errno
+
+    from vistrit.client import CoordinatorUnavailable, VistritClient
+    from vistrit.coordinator import Coordinator
+
+    coordinator = Coordinator(("127.0.0.1", 0), data_dir=tmp_path)
+    coordinator.start()
+    journal = coordinator.journal
+    assert journal is not None and coordinator.syncer is not None
+
+    def broken() -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(journal, "flush_to_disk", broken)
+    host, port = coordinator.address
+    with VistritClient(f"{host}:{port}", request_timeout=5, reconnect_timeout=0) as client:
+        future = client.submit("uppercase", "written, never on disk")
+        assert coordinator.stopped.wait(10)
+        with pytest.raises(CoordinatorUnavailable):  # never acknowledged: it cannot last
+            future.result(10)
+    assert coordinator.failure is not None
+    assert f"cannot fsync the journal {tmp_path / 'journal.vst'}" in coordinator.failure
+    assert "Input/output error" in coordinator.failure
+    assert b"written, never on disk" in (tmp_path / "journal.vst").read_bytes()  # written
 
 
 def test_the_cli_says_an_unusable_data_dir_is_not_a_port_problem(tmp_path: Path) -> None:

@@ -309,7 +309,8 @@ class Cluster:
 
     def _promote(self, now: float) -> None:
         assert self.election is not None
-        self.replicator = Replicator(self.config.replication_timeout)
+        disk = self.host.syncer is not None  # its answers wait for our own fsync too
+        self.replicator = Replicator(self.config.replication_timeout, disk)
         self.answers = Answers(self.replicator)
         self.copy = FollowerCopy()  # we lead: the records we follow are our own now
         self._count()
@@ -409,10 +410,10 @@ class Cluster:
         self._after(self.election.hand_over(now), now)
 
     def _post_all(self, outboxes: list[Outbox]) -> None:
+        """Send what the replicator let go in one post: a node's messages in one write."""
         if self.answers is not None:
             self.answers.released(outboxes)
-        for outbox in outboxes:
-            self.host.post(outbox)
+        self.host.post([sent for outbox in outboxes for sent in outbox])
 
     # -- replication: a follower ------------------------------------------------------------
 

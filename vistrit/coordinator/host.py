@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Protocol
 
 from vistrit.coordinator.core import Outbox
+from vistrit.coordinator.syncing import Syncer
 from vistrit.credentials import Credentials
 from vistrit.leader import NodeAuth
 from vistrit.protocol.types import NodeInfo
@@ -36,6 +37,7 @@ class Host(Protocol):
     data_dir: Path | None
     credentials: Credentials | None
     tls: TLSConfig | None
+    syncer: Syncer | None  # with --fsync always: answers wait for its fsync too
 
     @property
     def info(self) -> NodeInfo:

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -151,7 +152,9 @@ def _intact_frame_at(data: bytes, pos: int) -> tuple[int, Message] | None:
 
 
 class Journal:
-    """One append-only journal file. Not thread-safe: the coordinator's lock guards it."""
+    """One append-only journal file. The coordinator's lock guards it, but for
+    :meth:`flush_to_disk`, which another thread may call while the next frames are written
+    (group commit: :mod:`vistrit.coordinator.syncing`)."""
 
     def __init__(self, directory: Path, fsync: str = "always", repair: bool = False) -> None:
         """Open (or create) the journal in *directory*. Raises :class:`JournalError` if the
@@ -164,6 +167,8 @@ class Journal:
         self.repair = repair
         self.frames = 0  # frames in the file, for deciding when to compact
         self._dirty = False
+        #: Held while the file is replaced, and while :meth:`flush_to_disk` uses it.
+        self._swap = threading.Lock()
         marker = self.directory / MARKER_NAME
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
@@ -224,25 +229,33 @@ class Journal:
             len(data) - found.tail,
             found.tail,
         )
-        self._file.close()
-        with open(self.path, "r+b") as file:
-            file.truncate(found.tail)
-            os.fsync(file.fileno())
-        self._file = open(self.path, "ab")  # noqa: SIM115
+        with self._swap:
+            self._file.close()
+            with open(self.path, "r+b") as file:
+                file.truncate(found.tail)
+                os.fsync(file.fileno())
+            self._file = open(self.path, "ab")  # noqa: SIM115
 
     def append(self, messages: Sequence[Message | bytes]) -> None:
         """Write frames (and, in ``always`` mode, fsync) before anything depends on them."""
         self.append_frames(encode_records(messages))
 
-    def append_frames(self, frames: Sequence[bytes]) -> None:
-        """:meth:`append` for records already encoded (a follower writes the leader's)."""
+    def append_frames(self, frames: Sequence[bytes], sync: bool = True) -> None:
+        """:meth:`append` for records already encoded (a follower writes the leader's).
+        Without *sync*, the ``always`` mode's ``fsync`` is left to :meth:`flush_to_disk`."""
         self._file.write(b"".join(frames))
         self._file.flush()
         self.frames += len(frames)
-        if self.fsync == "always":
+        if self.fsync == "always" and sync:
             os.fsync(self._file.fileno())
-        else:
+        elif self.fsync != "always":
             self._dirty = True
+
+    def flush_to_disk(self) -> None:
+        """``fsync`` what was written so far, from a thread other than the writer's."""
+        with self._swap:
+            if not self._file.closed:
+                os.fsync(self._file.fileno())
 
     def sync(self) -> None:
         """The ``batch`` mode's fsync, called on every tick."""
@@ -266,14 +279,15 @@ class Journal:
         """Start an empty journal, keeping the current one beside it as
         ``replaced-N.vst`` (the newest :data:`KEEP_REPLACED`), so that what a snapshot
         replaces is never destroyed; returns that file (None if the journal was empty)."""
-        self._file.close()
-        kept = None
-        if self.path.stat().st_size:
-            kept = self.directory / f"replaced-{time.time_ns()}.vst"
-            os.replace(self.path, kept)
-            for old in sorted(self.directory.glob("replaced-*.vst"))[:-KEEP_REPLACED]:
-                old.unlink()
-        self._file = open(self.path, "ab")  # noqa: SIM115 - owned, closed by close()
+        with self._swap:
+            self._file.close()
+            kept = None
+            if self.path.stat().st_size:
+                kept = self.directory / f"replaced-{time.time_ns()}.vst"
+                os.replace(self.path, kept)
+                for old in sorted(self.directory.glob("replaced-*.vst"))[:-KEEP_REPLACED]:
+                    old.unlink()
+            self._file = open(self.path, "ab")  # noqa: SIM115 - owned, closed by close()
         self._sync_directory()
         self.frames = 0
         return kept
@@ -285,10 +299,11 @@ class Journal:
             file.write(content)
             file.flush()
             os.fsync(file.fileno())
-        self._file.close()
-        os.replace(temporary, self.path)
-        self._sync_directory()  # the rename itself must survive a crash
-        self._file = open(self.path, "ab")  # noqa: SIM115
+        with self._swap:
+            self._file.close()
+            os.replace(temporary, self.path)
+            self._sync_directory()  # the rename itself must survive a crash
+            self._file = open(self.path, "ab")  # noqa: SIM115
 
     def _sync_directory(self) -> None:
         directory = os.open(self.directory, os.O_RDONLY)
@@ -299,11 +314,12 @@ class Journal:
 
     def close(self) -> None:
         """Sync and close the file."""
-        if not self._file.closed:
-            self._file.flush()
-            if self.fsync != "never":
-                os.fsync(self._file.fileno())
-            self._file.close()
+        with self._swap:
+            if not self._file.closed:
+                self._file.flush()
+                if self.fsync != "never":
+                    os.fsync(self._file.fileno())
+                self._file.close()
 
 
 class TermFile:

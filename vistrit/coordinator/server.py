@@ -1,5 +1,6 @@
 """The coordinator's threads: a ``socketserver`` accept loop, one handler thread per
-connection, one writer thread per connection, and a purge timer.
+connection, one writer thread per connection, a purge timer, and (``--fsync always``) the
+journal's ``fsync`` thread (:mod:`vistrit.coordinator.syncing`).
 
 Each handler thread runs :meth:`Coordinator._serve` for its connection:
 
@@ -42,6 +43,7 @@ from vistrit.coordinator.gate import Gate
 from vistrit.coordinator.journal import Journal, encode_records, first_bad_record
 from vistrit.coordinator.membership import Peer
 from vistrit.coordinator.peers import ClusterConfig
+from vistrit.coordinator.syncing import Syncer
 from vistrit.credentials import Credentials, default_path
 from vistrit.defaults import DEFAULT_LIMITS, DEFAULT_POLICY, Limits, Policy
 from vistrit.logic.election import coordinator_id, rank_of
@@ -52,13 +54,13 @@ from vistrit.protocol.errors import ErrorCode
 from vistrit.protocol.frame import MAX_PAYLOAD
 from vistrit.protocol.types import NodeInfo, NodeType, SocketAddr, introduce
 from vistrit.timers import RepeatingTimer
-from vistrit.transport import Connection, ConnectionClosed, FrameServer, PeerTimeout, resolve
+from vistrit.transport import Connection, ConnectionClosed, FrameServer, resolve
+from vistrit.transport.server import read_batches
 from vistrit.transport.tls import TLSConfig
 
 log = logging.getLogger(__name__)
 
-#: In a cluster, a TaskSubmit frame must leave this much room under the frame cap, for the
-#: Replicate frame that carries it to the followers.
+#: In a cluster, the room a TaskSubmit frame leaves under the frame cap, for its Replicate.
 RECORD_MARGIN = 1024
 
 
@@ -108,6 +110,7 @@ class Coordinator:
         self.data_dir = data_dir
         self.fsync = fsync
         self.journal: Journal | None = None
+        self.syncer: Syncer | None = None  # with --fsync always: the fsync off the lock
         self._last_purge, self._forgotten = 0.0, 0  # the log says how many, now and then
         self.name = name
         self._bind = bind
@@ -154,8 +157,13 @@ class Coordinator:
             self.journal.append(self.core.take_journal())
             held = f"{len(entries)} frame(s); {self.describe()} remembered"
             log.info("%s: journal %s: %s", self.name, self.journal.path, held)
+            if self.fsync == "always":
+                self.syncer = Syncer(self.journal, self.lock, self.name, self.post, self._fail)
+                self.syncer.start()
         if config is not None:
             self.cluster = Cluster(self, config)
+            if self.syncer is not None:
+                self.syncer.cluster = self.cluster  # its answers wait for the disk too
             self.cluster.start(shown, now)
         self._server.start(name=f"{self.name} accept")
         self._last_purge = now
@@ -182,6 +190,8 @@ class Coordinator:
             self._server.stop()
             self._server = None
             log.info("%s: stopped", self.name)
+        if self.syncer is not None:
+            self.syncer.stop()
         if self.journal is not None:
             with self.lock:
                 try:
@@ -293,7 +303,7 @@ class Coordinator:
             return not any(isinstance(message, m.Disconnect) for message in batch)
 
         try:
-            self._read_batches(conn, handle, self.limits.idle_timeout)
+            read_batches(conn, handle, self.limits.idle_timeout)
         finally:
             conn.close()
             with self.lock:
@@ -322,31 +332,12 @@ class Coordinator:
             return True
 
         try:
-            self._read_batches(conn, handle, None)  # peers: the election decides
+            read_batches(conn, handle, None)  # peers: the election decides
         finally:
             conn.close()
             with self.lock:
                 cluster.peer_gone(rank, conn, time.time())
             conn.join_writer()
-
-    def _read_batches(
-        self, conn: Connection, handle: Callable[[list[m.Message]], bool], idle: float | None
-    ) -> None:
-        """Hand each batch of messages (all that arrived together) to *handle*, until the
-        peer closes the connection or *handle* says it is done. A bad frame, a frame that
-        stalls, or nothing at all for *idle* seconds gets an ``Error`` (the caller closes
-        the connection)."""
-        try:
-            while (message := conn.receive(time.monotonic() + idle if idle else None)) is not None:
-                if not handle([message, *conn.buffered_messages()]):
-                    return
-        except PeerTimeout as exc:
-            conn.refuse(str(exc), ErrorCode.Protocol)
-        except ProtocolError as exc:
-            log.warning("%s: %s sent a bad frame: %s", self.name, conn.name, exc)
-            conn.refuse(exc)
-        except ConnectionClosed:
-            pass
 
     def _handshake(self, conn: Connection) -> Peer | None:
         """The node's Handshake, through the gate (:mod:`vistrit.coordinator.gate`), then
@@ -434,12 +425,14 @@ class Coordinator:
             self._commit(offers.without_stale_news(outbox))
 
     def _commit(self, outbox: Outbox) -> None:
-        """Journal what the core decided, then send what depends on it. Under the lock.
+        """Journal what the core decided, then send what may go. Under the lock.
 
         A journal that cannot be written stops the coordinator: better to acknowledge
         nothing more than to acknowledge what a crash could erase. Records are encoded only
         where they go somewhere (a journal, followers), and never by a follower: its copy
-        decides nothing, the leader's records count.
+        decides nothing, the leader's records count. With ``--fsync always`` the syncer's
+        thread makes them durable, off the lock (:mod:`vistrit.coordinator.syncing`); what
+        depends on them waits for it, and on a leader for the followers too.
         """
         assert self.core is not None
         entries = self.core.take_journal()
@@ -448,15 +441,22 @@ class Coordinator:
         frames = encode_records(entries) if entries and leading and kept else []
         if frames and self.journal is not None:
             try:
-                self.journal.append_frames(frames)
+                self.journal.append_frames(frames, sync=self.syncer is None)
             except OSError as exc:
                 self._fail(f"cannot write the journal {self.journal.path}: {exc}")
                 return
-        if self.cluster is None:
+        store, now = self.core.store, time.time()
+        if self.cluster is not None:
+            ready = self.cluster.commit(frames, outbox, store, now)
+            answers = self.cluster.answers  # None: a follower (it syncs as it writes)
+            if frames and self.syncer is not None and answers is not None:
+                self.syncer.written(answers, answers.replicator.index)
+        elif self.syncer is not None:
+            ready = self.syncer.commit_alone(len(frames), outbox, store, now)
+        else:
             self.post(outbox)
             return
-        for ready in self.cluster.commit(frames, outbox, self.core.store, time.time()):
-            self.post(ready)
+        self.post([sent for outbox in ready for sent in outbox])
 
     def post(self, outbox: Outbox) -> None:
         """Queue each message on its addressee's connection, keeping order. Under the lock."""

@@ -19,6 +19,12 @@ cluster; once it holds everything again, it is required again. A leader that was
 (its tick came late) does not count the pause against its followers: it gives them a
 fresh ``timeout`` instead, so that it cannot mistake its own sleep for their deaths.
 
+**The leader's own disk.** With ``disk`` (a journal, ``--fsync always``), what waits waits
+for the leader's ``fsync`` as well: the records go to the followers as soon as they are
+written, and the leader's disk catches up on another thread (:meth:`Replicator.stored`,
+:mod:`vistrit.coordinator.syncing`), so the two writes overlap. A coordinator without
+followers uses a ``Replicator`` of none this way: its answers wait for its disk alone.
+
 **One send in flight.** Records are sent as soon as they are numbered, unless a send is
 still unacknowledged by a required follower: then they wait, and go together, in one
 ``Replicate``, when it is answered (:meth:`Replicator.outgoing`, :meth:`Replicator.flush`).
@@ -67,9 +73,11 @@ class FollowerProgress:
 class Replicator(Generic[T]):
     """The leader's bookkeeping for one term. ``T`` is whatever is held (an outbox)."""
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, disk: bool = False) -> None:
         self.timeout = timeout
+        self.disk = disk  # answers wait for this coordinator's fsync too
         self.index = 0  # the last index numbered
+        self.stored_through = 0  # with ``disk``: the last index on this coordinator's disk
         self.sent = 0  # the last index sent to the followers; the rest wait in ``unsent``
         self.unsent: list[bytes] = []
         self.followers: dict[int, FollowerProgress] = {}
@@ -160,8 +168,14 @@ class Replicator(Generic[T]):
             follower.required = True  # caught up (again)
         return self._release()
 
+    def stored(self, index: int) -> list[T]:
+        """With ``disk``: the records up to *index* are on this coordinator's disk;
+        returns what that releases."""
+        self.stored_through = max(self.stored_through, index)
+        return self._release()
+
     def hold(self, item: T, index: int | None) -> list[T]:
-        """Hold *item* until the records up to *index* are replicated (``None``: it
+        """Hold *item* until the records up to *index* are safe (``None``: it
         depends on no record, but must not overtake what is held). Returns what can go."""
         if index is None:
             if not self._held:
@@ -189,10 +203,17 @@ class Replicator(Generic[T]):
         """The last index that every follower waited for holds (every one, if none is)."""
         return min((f.acked for f in self.followers.values() if f.required), default=self.index)
 
-    def _release(self) -> list[T]:
+    @property
+    def safe(self) -> int:
+        """The last index that every follower waited for holds, and (with ``disk``) this
+        coordinator's disk: what waits for it may go."""
         replicated = self.replicated
+        return min(replicated, self.stored_through) if self.disk else replicated
+
+    def _release(self) -> list[T]:
+        safe = self.safe
         released = []
-        while self._held and self._held[0][0] <= replicated:
+        while self._held and self._held[0][0] <= safe:
             released.append(self._held.popleft()[1])
         return released
 

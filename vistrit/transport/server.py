@@ -7,6 +7,7 @@ CPython intends: ``verify_request`` refuses a connection past ``max_connections`
 an ``Error`` saying so), ``shutdown_request`` forgets it, ``get_request`` pauses instead
 of spinning when the process has no file descriptor left. It tracks its connections so
 ``stop()`` can close them and join every handler thread: nothing is left behind.
+:func:`read_batches` is the loop a handler thread reads its connection with.
 
 Read next: :mod:`vistrit.coordinator`.
 """
@@ -24,10 +25,10 @@ from collections.abc import Callable
 from typing import Any
 
 from vistrit.defaults import DEFAULT_LIMITS, Limits
-from vistrit.protocol import encode_frame
+from vistrit.protocol import ProtocolError, encode_frame
 from vistrit.protocol.errors import ErrorCode
-from vistrit.protocol.messages import Error
-from vistrit.transport.connection import Connection
+from vistrit.protocol.messages import Error, Message
+from vistrit.transport.connection import Connection, ConnectionClosed, PeerTimeout
 from vistrit.transport.tls import TLSConfig, TLSError, TLSLayer, speaks_plain_vistrit
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,26 @@ log = logging.getLogger(__name__)
 
 #: How long the accept loop pauses when the process is out of file descriptors.
 ACCEPT_PAUSE = 0.1
+
+
+def read_batches(
+    conn: Connection, handle: Callable[[list[Message]], bool], idle: float | None
+) -> None:
+    """Hand each batch of messages (all that arrived together) to *handle*, until the peer
+    closes the connection or *handle* says it is done: a handler thread's loop. A bad
+    frame, a frame that stalls, or nothing at all for *idle* seconds gets an ``Error``
+    (the caller closes the connection)."""
+    try:
+        while (message := conn.receive(time.monotonic() + idle if idle else None)) is not None:
+            if not handle([message, *conn.buffered_messages()]):
+                return
+    except PeerTimeout as exc:
+        conn.refuse(str(exc), ErrorCode.Protocol)
+    except ProtocolError as exc:
+        log.warning("%s sent a bad frame: %s", conn.name, exc)
+        conn.refuse(exc)
+    except ConnectionClosed:
+        pass
 
 
 def _open_file_limit() -> int:
