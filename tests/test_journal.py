@@ -4,6 +4,7 @@ refuses to start (or is repaired, keeping every intact record), a lost journal i
 from __future__ import annotations
 
 import dataclasses
+import errno
 import logging
 import random
 import uuid
@@ -226,41 +227,17 @@ def test_a_term_past_the_limit_in_the_term_file_is_refused(tmp_path: Path) -> No
         TermFile(tmp_path).load()
 
 
-def test_a_journal_that_cannot_be_written_stops_the_coordinator_saying_why(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("method", "error", "says"),
+    [
+        ("append_frames", OSError(errno.ENOSPC, "No space left on device"), "write"),
+        # The group commit's fsync, made on its own thread, off the lock.
+        ("flush_to_disk", OSError(errno.EIO, "Input/output error"), "fsync"),
+    ],
+)
+def test_a_journal_that_cannot_be_written_or_synced_stops_the_coordinator_saying_why(
+    method: str, error: OSError, says: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import errno
-
-    from vistrit.client import CoordinatorUnavailable, VistritClient
-    from vistrit.coordinator import Coordinator
-
-    coordinator = Coordinator(("127.0.0.1", 0), data_dir=tmp_path)
-    coordinator.start()
-    journal = coordinator.journal
-    assert journal is not None
-
-    def full(frames: object, sync: bool = True) -> None:
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(journal, "append_frames", full)
-    host, port = coordinator.address
-    with VistritClient(f"{host}:{port}", request_timeout=5, reconnect_timeout=0) as client:
-        future = client.submit("uppercase", "never acknowledged")
-        assert coordinator.stopped.wait(10)
-        with pytest.raises(CoordinatorUnavailable):  # never acknowledged: it cannot last
-            future.result(10)
-    assert coordinator.failure is not None
-    assert f"cannot write the journal {tmp_path / 'journal.vst'}" in coordinator.failure
-    assert "No space left on device" in coordinator.failure
-
-
-def test_an_fsync_that_fails_stops_the_coordinator_and_acknowledges_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The group commit's fsync runs on its own thread, off the lock: when it fails, what
-    waited for it is never sent, and the coordinator stops saying why."""
-    import errno
-
     from vistrit.client import CoordinatorUnavailable, VistritClient
     from vistrit.coordinator import Coordinator
 
@@ -269,20 +246,21 @@ def test_an_fsync_that_fails_stops_the_coordinator_and_acknowledges_nothing(
     journal = coordinator.journal
     assert journal is not None and coordinator.syncer is not None
 
-    def broken() -> None:
-        raise OSError(errno.EIO, "Input/output error")
+    def broken(*args: object, **kwargs: object) -> None:
+        raise error
 
-    monkeypatch.setattr(journal, "flush_to_disk", broken)
+    monkeypatch.setattr(journal, method, broken)
     host, port = coordinator.address
     with VistritClient(f"{host}:{port}", request_timeout=5, reconnect_timeout=0) as client:
-        future = client.submit("uppercase", "written, never on disk")
+        future = client.submit("uppercase", "never acknowledged")
         assert coordinator.stopped.wait(10)
         with pytest.raises(CoordinatorUnavailable):  # never acknowledged: it cannot last
             future.result(10)
     assert coordinator.failure is not None
-    assert f"cannot fsync the journal {tmp_path / 'journal.vst'}" in coordinator.failure
-    assert "Input/output error" in coordinator.failure
-    assert b"written, never on disk" in (tmp_path / "journal.vst").read_bytes()  # written
+    assert f"cannot {says} the journal {tmp_path / 'journal.vst'}" in coordinator.failure
+    assert str(error.strerror) in coordinator.failure
+    written = b"never acknowledged" in (tmp_path / "journal.vst").read_bytes()
+    assert written == (method == "flush_to_disk")  # written, and what waited never sent
 
 
 def test_the_cli_says_an_unusable_data_dir_is_not_a_port_problem(tmp_path: Path) -> None:
