@@ -173,7 +173,7 @@ def test_a_worker_is_not_held_by_the_fsync_of_its_last_result(
             lambda: any(type(x) is m.TaskAssign and x.task.id == second.task_id for x in sent),
             what="the second task to be assigned",
         )
-        assert fsync.started.is_set()
+        assert fsync.started.wait(10)
         assert not first.done()  # its outcome waits for the disk
         fsync.go.set()
         assert client.gather([first, second], 10) == ["2", "3"]
