@@ -71,7 +71,8 @@ class FollowerProgress:
 
 
 class Replicator(Generic[T]):
-    """The leader's bookkeeping for one term. ``T`` is whatever is held (an outbox)."""
+    """The leader's bookkeeping for one term (with ``disk`` and no followers, a coordinator
+    alone's, for its disk). ``T`` is whatever is held (an outbox)."""
 
     def __init__(self, timeout: float, disk: bool = False) -> None:
         self.timeout = timeout
