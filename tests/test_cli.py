@@ -121,6 +121,20 @@ def test_bench_replication_compares_one_coordinator_with_three(tmp_path: Path) -
     assert all(value > 0 for value in row["figures"].values())
 
 
+def test_bench_journal_measures_w1_and_w2_in_each_fsync_mode(tmp_path: Path) -> None:
+    run = vistrit(
+        "bench", "journal", "--repeats", "1", "--tasks", "200", "--round-trips", "20", "--json",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    (row,) = [json.loads(line) for line in run.stdout.splitlines()]
+    modes = ("none", "never", "batch", "always")
+    expected = {f"tasks_per_s_{mode}" for mode in modes} | {f"p50_us_{mode}" for mode in modes}
+    assert set(row["figures"]) == expected
+    assert all(value > 0 for value in row["figures"].values())
+    assert row["settings"]["round_trips"] == 20
+
+
 def test_bench_dashboard_measures_w1_with_the_dashboard_open(tmp_path: Path) -> None:
     run = vistrit("bench", "dashboard", "--repeats", "1", "--tasks", "300", "--json", cwd=tmp_path)
     assert run.returncode == 0, run.stderr

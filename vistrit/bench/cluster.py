@@ -15,7 +15,7 @@ coordinator``/``worker``, with ``--tasks vistrit.bench.tasks``), drives them fro
 More, on request: **memory** (the coordinator's resident memory per remembered task, over
 two bursts of twice ``--tasks`` finished echo tasks), **handshake** (what joining costs: a v4
 authenticated join against a v1 unauthenticated one), **detection** (how soon a killed or
-frozen worker's task runs again), **journal** (what ``--data-dir`` costs W1 in each
+frozen worker's task runs again), **journal** (what ``--data-dir`` costs W1 and W2 in each
 ``--fsync`` mode), **failover** (three coordinators; the leader is killed mid-run: the
 time to the first task the new leader accepts, and to the end of the interrupted run),
 **replication** (W1 with one coordinator and with three, each with a journal),
@@ -279,15 +279,20 @@ def failure_detection(repeats: int = 3) -> Figures:
     )
 
 
-def journal_cost(tasks: int = 5_000, workers: int = 2) -> Figures:
-    """W1 throughput without a journal and with one in each fsync mode."""
+def journal_cost(tasks: int = 5_000, workers: int = 2, round_trips: int = 1_000) -> Figures:
+    """W1 throughput, then W2's median round trip on the same cluster, without a journal and
+    with one in each fsync mode (with ``always``, every W2 round trip waits for two
+    ``fsync`` s in turn: its submission's and its outcome's)."""
     figures = {}
     for mode in ("none", "never", "batch", "always"):
         with tempfile.TemporaryDirectory() as directory:
             args = () if mode == "none" else ("--data-dir", directory, "--fsync", mode)
             with local_cluster(workers, coordinator_args=args) as client:
                 figures[f"tasks_per_s_{mode}"] = tasks / w1_seconds(client, tasks)
-    return Figures("journal cost", figures, {"tasks": tasks, "workers": workers})
+                samples = timed_round_trips(client, round_trips)
+                figures[f"p50_us_{mode}"] = statistics.median(samples) * 1e6
+    settings: dict[str, object] = {"tasks": tasks, "workers": workers, "round_trips": round_trips}
+    return Figures("journal cost", figures, settings)
 
 
 def failover_once(tasks: int = 2_000) -> tuple[float, float]:
@@ -417,7 +422,7 @@ def run(
         elif workload == "dashboard":
             runs.append(dashboard_cost(tasks, workers))
         elif workload == "journal":
-            runs.append(journal_cost(min(tasks, 5_000), workers))
+            runs.append(journal_cost(min(tasks, 5_000), workers, round_trips))
         elif workload == "memory":
             runs.append(memory(max(tasks, 1_000) * 2, workers))
         elif workload == "peers":
