@@ -157,13 +157,14 @@ class Coordinator:
             self.journal.append(self.core.take_journal())
             held = f"{len(entries)} frame(s); {self.describe()} remembered"
             log.info("%s: journal %s: %s", self.name, self.journal.path, held)
-            if self.fsync == "always":
-                self.syncer = Syncer(self.journal, self.lock, self.name, self.post, self._fail)
-                self.syncer.start()
         if config is not None:
             self.cluster = Cluster(self, config)
-            if self.syncer is not None:
-                self.syncer.cluster = self.cluster  # its answers wait for the disk too
+        if self.journal is not None and self.fsync == "always":  # the fsync off the lock
+            self.syncer = Syncer(
+                self.journal, self.lock, self.name, self.post, self._fail, self.cluster
+            )
+            self.syncer.start()
+        if self.cluster is not None:
             self.cluster.start(shown, now)
         self._server.start(name=f"{self.name} accept")
         self._last_purge = now
@@ -445,14 +446,13 @@ class Coordinator:
             except OSError as exc:
                 self._fail(f"cannot write the journal {self.journal.path}: {exc}")
                 return
-        store, now = self.core.store, time.time()
         if self.cluster is not None:
-            ready = self.cluster.commit(frames, outbox, store, now)
+            ready = self.cluster.commit(frames, outbox, self.core.store, time.time())
             answers = self.cluster.answers  # None: a follower (it syncs as it writes)
             if frames and self.syncer is not None and answers is not None:
                 self.syncer.written(answers, answers.replicator.index)
         elif self.syncer is not None:
-            ready = self.syncer.commit_alone(len(frames), outbox, store, now)
+            ready = self.syncer.commit_alone(len(frames), outbox, self.core.store, time.time())
         else:
             self.post(outbox)
             return

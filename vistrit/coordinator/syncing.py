@@ -66,6 +66,7 @@ class Syncer:
         name: str,
         post: Callable[[Outbox], None],
         failed: Callable[[str], None],
+        cluster: Leading | None = None,
     ) -> None:
         self.journal = journal
         self._lock = lock
@@ -74,11 +75,11 @@ class Syncer:
         self._due = threading.Condition(lock)
         self._written: tuple[Answers, int] | None = None  # the newest write not yet synced
         self._stopping = False
-        #: What a coordinator without followers holds for its disk (a leader's answers
-        #: wait in its cluster's :class:`Answers`, for its disk and its followers).
-        self.alone = Answers(Replicator(timeout=0.0, disk=True))
         #: The coordinator's cluster, if it has one: while it leads, its answers wait.
-        self.cluster: Leading | None = None
+        self.cluster = cluster
+        #: What a coordinator without a cluster holds for its disk (a leader's answers wait
+        #: in its cluster's :class:`Answers`, for its disk and its followers).
+        self.alone = Answers(Replicator(timeout=0.0, disk=True)) if cluster is None else None
         self._thread = threading.Thread(target=self._run, name=f"{name} fsync", daemon=True)
 
     def start(self) -> None:
@@ -99,6 +100,7 @@ class Syncer:
         """A coordinator without followers wrote *frames* records for a batch: number them,
         have them synced, and return what may go now (the rest waits for the disk)."""
         answers = self.alone
+        assert answers is not None  # (a coordinator of a cluster commits through it)
         if frames:
             answers.replicator.record(frames, now)
             self.written(answers, answers.replicator.index)
