@@ -213,10 +213,15 @@ class _Run:
         self.converters = []
         start = 0
         for name, wt in fields:
+            convert = wt.from_pair if isinstance(wt, wire.Uuid) else wt.from_raw
             self.converters.append(
-                (_setter(cls, name), start, start + wt.arity, wt.from_raw if wt.converts else None)
+                (_setter(cls, name), start, start + wt.arity, convert if wt.converts else None)
             )
             start += wt.arity
+        # One id alone is the commonest run of all (a task's id, a request's): :meth:`decode`
+        # reads it without its loop.
+        first = self.types[0]
+        self.one_uuid = first.from_pair if self.single and isinstance(first, wire.Uuid) else None
 
     def encode(self, value: Any, out: bytearray) -> None:
         got = self.get(value)
@@ -239,6 +244,9 @@ class _Run:
             raise EncodeError(f"{type(value).__name__}.{'/'.join(self.names)}: {exc}") from None
 
     def decode(self, buf: bytes, pos: int, value: Any) -> int:
+        if self.one_uuid is not None:
+            self.setters[0](value, self.one_uuid(*self.struct.unpack_from(buf, pos)))
+            return pos + 24
         raw = self.struct.unpack_from(buf, pos)
         if self.plain:
             for set_field, item in zip(self.setters, raw):

@@ -185,9 +185,19 @@ class Uuid(Fixed):
 
     def from_raw(self, *raw: Any) -> Any:
         """A UUID from its 16 bytes."""
-        if raw[0] != 16:
-            raise BadValue(f"{self.name} length prefix is {raw[0]}, expected 16")
-        return shared_uuid(raw[1])
+        return self.from_pair(*raw)
+
+    def from_pair(self, length: int, data: bytes) -> Any:
+        """A UUID from its length prefix (which must be 16) and its 16 bytes."""
+        if length != 16:
+            raise BadValue(f"{self.name} length prefix is {length}, expected 16")
+        return shared_uuid(data)
+
+    def decode(self, buf: bytes, pos: int) -> tuple[Any, int]:
+        """Unpack a UUID (:meth:`Fixed.decode` without its generic conversion: a task's
+        messages carry several ids each)."""
+        length, data = self.struct.unpack_from(buf, pos)
+        return self.from_pair(length, data), pos + 24
 
     def annotate(self, ann: Annotator, pos: int, path: str) -> int:
         """Describe the UUID's 16 bytes."""
