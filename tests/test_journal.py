@@ -154,6 +154,46 @@ def core() -> CoordinatorCore:
     return CoordinatorCore(COORDINATOR, started_at=T0, rng=random.Random(1))
 
 
+def test_orphans_finish_again_what_a_replaced_copy_finished_and_its_new_copy_has_not() -> None:
+    """A copy replaced by a snapshot keeps the tasks it finished that the snapshot lacks or
+    holds unfinished; a coordinator that leads finishes them again in its copy, with their
+    outcomes, and returns their records to journal. Nothing unfinished is kept, nothing the
+    new copy finished is touched, and a task whose retention ended is not brought back."""
+    lacking, unfinished, both, running, expired = (submit() for _ in range(5))
+    old, new = core(), core()
+    for entry in (lacking, unfinished, both, running):
+        recovery.replay(old, entry, T0)
+    recovery.replay(old, expired, T0 - 7200)
+    for entry in (lacking, unfinished, both, expired):
+        recovery.replay(old, done(entry), T0 if entry is not expired else T0 - 7200)
+    for entry in (unfinished, both, running):
+        recovery.replay(new, entry, T0)
+    theirs = dataclasses.replace(RESULT, task_id=both.task.id, data=b"theirs")
+    recovery.replay(new, dataclasses.replace(done(both), result=theirs), T0)
+    assert new.scheduler.ready_count == 2
+
+    orphans = recovery.Orphans(retention=3600)
+    assert orphans.keep(old.store, new.store, T0 + 10) == 2  # lacking, unfinished
+    orphans.tasks[expired.task.id] = (T0 - 7200, [expired, done(expired)])  # kept long ago
+    entries = orphans.adopt(new, T0 + 10)
+    assert orphans.tasks == {}
+    assert [
+        (type(e).__name__, e.task.id if isinstance(e, m.TaskSubmit) else e.task_id) for e in entries
+    ] == [
+        ("TaskSubmit", lacking.task.id),
+        ("TaskOutcome", lacking.task.id),
+        ("TaskSubmit", unfinished.task.id),
+        ("TaskOutcome", unfinished.task.id),
+    ]
+    for entry in (lacking, unfinished):
+        record = new.store.known(entry.task.id)
+        assert record.status == "Completed" and record.result == done(entry).result
+    assert new.scheduler.ready_count == 1  # "unfinished" left the queue; "running" waits
+    assert new.store.known(both.task.id).result.data == b"theirs"  # its own outcome stands
+    assert new.store.known(running.task.id).status == "Pending"  # unfinished in both: not kept
+    assert new.store.get(expired.task.id) is None  # its retention had ended
+
+
 def test_restore_keeps_outcomes_and_requeues_the_rest(tmp_path: Path) -> None:
     finished, pending = submit(), submit()
     waiting = submit(dependencies=(pending.task.id,))

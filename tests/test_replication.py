@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from nodes import answer_to_a_worker, wait_until
 
-from vistrit.client import TaskNotFound, VistritClient
+from vistrit.client import VistritClient
 from vistrit.coordinator import Coordinator
 from vistrit.coordinator import cluster as cluster_module
 from vistrit.coordinator.gate import Gate
@@ -299,10 +299,10 @@ def test_a_partition_makes_two_leaders_and_the_terms_settle_it_when_it_heals(
     """The split-brain demonstration of the limits page. Coordinator 3 is cut off from 1
     and 2; its own client and worker can still reach it. 1 and 2 elect 2; 3 keeps leading
     its side alone once it stops waiting for its followers. Two leaders, two terms. When
-    the partition heals, 3 sees the newer term and steps down, and what it alone
-    acknowledged meanwhile is lost: its client still holds its unfinished tasks and
-    resubmits them, but a task that 3 finished during the partition is unknown to the
-    cluster."""
+    the partition heals, 3 sees the newer term, steps down and takes 2's copy; it keeps
+    the task it finished alone meanwhile (the new copy lacks it) and, handed the lead
+    back, remembers it again: both sides' finished tasks are known. (Its client still
+    holds its unfinished tasks, and resubmits them.)"""
     caplog.set_level(logging.INFO, logger="vistrit")
     ports = {rank: free_port() for rank in (1, 2, 3)}
     to = {rank: Relay(address(port)) for rank, port in ports.items()}
@@ -337,7 +337,8 @@ def test_a_partition_makes_two_leaders_and_the_terms_settle_it_when_it_heals(
     )
     assert isinstance(majority, Worker)
     majority.start()
-    assert right.submit("uppercase", "elsewhere").result(10) == "ELSEWHERE"
+    elsewhere = right.submit("uppercase", "elsewhere")
+    assert elsewhere.result(10) == "ELSEWHERE"
     two = nodes.coordinators[2].cluster
     assert two is not None and two.election is not None and three.cluster.election is not None
     assert two.election.term > three.cluster.election.term  # two leaders, two terms
@@ -348,10 +349,65 @@ def test_a_partition_makes_two_leaders_and_the_terms_settle_it_when_it_heals(
     wait_until(
         lambda: any(stepped_down in r.getMessage() for r in caplog.records), what="3 to step down"
     )
-    wait_until(lambda: leader(nodes) is not None, what="one leader")
-    with pytest.raises(TaskNotFound):
-        right.status(during.task_id)  # finished by the deposed leader alone: lost
+    wait_until(lambda: leader(nodes) == 3 and waits_for(three, 2), what="3 to lead again")
+    for task, output in ((during, b"DURING"), (elsewhere, b"ELSEWHERE")):
+        status = right.status(task.task_id)
+        assert status.state == "Completed" and status.output == output
+    assert any("c3: 1 finished task(s) remembered again" in r.getMessage() for r in caplog.records)
     assert right.submit("uppercase", "after").result(10) == "AFTER"
+
+
+def test_a_coordinator_cut_off_alone_does_not_take_what_the_other_side_finished(
+    nodes: Nodes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The partition the other way round. Coordinator 1, the lowest-ranked, is cut off
+    alone; 3 goes on leading 2, its client and its worker, and a task finishes there,
+    acknowledged with 2's copy. Alone, 1 hears nobody above it and elects itself, in a
+    newer term. Then 2 stops, and the partition heals: 1's newer term deposes 3, which
+    follows 1 and takes 1's copy, which lacks the task. 3 kept the finished tasks its
+    copy had and the new one lacks, and remembers them again when it leads again (at
+    once: it outranks 1, and takes over): the task is neither lost nor run again."""
+    caplog.set_level(logging.INFO, logger="vistrit")
+    ports = {rank: free_port() for rank in (1, 2, 3)}
+    to = {rank: Relay(address(port)) for rank, port in ports.items()}
+    for relay in to.values():
+        nodes.add(relay)
+    direct = {rank: address(port) for rank, port in ports.items()}
+    nodes.coordinator(1, ports[1], {2: to[2].address, 3: to[3].address})
+    two = nodes.coordinator(2, ports[2], {1: to[1].address, 3: direct[3]})
+    three = nodes.coordinator(3, ports[3], {1: to[1].address, 2: direct[2]})
+    wait_until(lambda: leader(nodes) == 3, what="3 to lead")
+    worker = nodes.add(Worker(direct[3], heartbeat_interval=0.2, name="worker"))
+    assert isinstance(worker, Worker)
+    worker.start()
+    client = nodes.add(VistritClient(f"127.0.0.1:{ports[3]}", request_timeout=10))
+    assert isinstance(client, VistritClient)
+    assert client.submit("uppercase", "before").result(10) == "BEFORE"
+    wait_until(lambda: waits_for(three, 2), what="3 to wait for both followers")
+
+    for relay in to.values():
+        relay.cut()
+    one = nodes.coordinators[1].cluster
+    assert one is not None
+    wait_until(lambda: one.is_leader, what="1 to lead alone")
+    assert three.cluster is not None and three.cluster.is_leader  # it cannot know
+    wait_until(lambda: waits_for(three, 1), what="3 to stop waiting for 1")
+    during = client.submit("uppercase", "during")  # acknowledged with 2's copy
+    assert during.result(10) == "DURING"
+    two.stop()  # the copy that has it besides 3's is gone
+
+    for relay in to.values():
+        relay.heal()
+    wait_until(
+        lambda: any("c3: no longer the leader" in r.getMessage() for r in caplog.records),
+        what="3 to step down",
+    )
+    wait_until(lambda: leader(nodes) == 3 and waits_for(three, 1), what="3 to lead again")
+    status = client.status(during.task_id)  # remembered again as it finished: not run again
+    assert status.state == "Completed" and status.output == b"DURING"
+    assert any("c3: kept 1 task(s) finished here" in r.getMessage() for r in caplog.records)
+    assert any("c3: 1 finished task(s) remembered again" in r.getMessage() for r in caplog.records)
+    assert client.submit("uppercase", "after").result(10) == "AFTER"
 
 
 class Announcer:

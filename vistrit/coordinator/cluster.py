@@ -314,9 +314,9 @@ class Cluster:
         self.answers = Answers(self.replicator)
         self.copy = FollowerCopy()  # we lead: the records we follow are our own now
         self._count()
-        log.warning(
-            "%s: leading in term %d with %s", self.name, self.election.term, self.host.describe()
-        )
+        self.host.adopt_orphans(now)  # before any snapshot: every follower's copy has them
+        term, held = self.election.term, self.host.describe()
+        log.warning("%s: leading in term %d with %s", self.name, term, held)
         for rank, link in self.links.items():
             if link.conn is not None:
                 self._join(rank, now)
@@ -473,7 +473,7 @@ class Cluster:
         if not message.last:
             return
         records = self.copy.snapshot_complete(message.term, leader, message.index)
-        if not self.host.replace_copy(tuple(records), now):
+        if not self.host.replace_copy(tuple(records), now, self.election.was_current):
             self.copy.broken()
             self._answer(leader, False)
             return

@@ -64,9 +64,16 @@ class Host(Protocol):
         """Every record of what the coordinator remembers now, encoded (a snapshot)."""
         ...
 
-    def replace_copy(self, records: tuple[bytes, ...], now: float) -> bool:
+    def replace_copy(self, records: tuple[bytes, ...], now: float, keep: bool) -> bool:
         """Replace every task (and the journal, kept aside) by a snapshot's *records*;
-        False, and nothing changed, if a record is bad."""
+        False, and nothing changed, if a record is bad. With *keep* (the copy has been
+        current), keep the tasks it finished that the snapshot has not, for
+        :meth:`adopt_orphans`."""
+        ...
+
+    def adopt_orphans(self, now: float) -> None:
+        """We lead: finish again the tasks kept from replaced copies that ours has not
+        finished, journaled as our own records."""
         ...
 
     def apply_records(self, records: tuple[bytes, ...], now: float) -> bool:

@@ -38,16 +38,16 @@ from pathlib import Path
 from vistrit import defaults
 from vistrit.coordinator import offers, recovery
 from vistrit.coordinator.cluster import Cluster
+from vistrit.coordinator.copying import CopyKeeping
 from vistrit.coordinator.core import CoordinatorCore, IllegalTransition, Outbox
 from vistrit.coordinator.gate import Gate
-from vistrit.coordinator.journal import Journal, encode_records, first_bad_record
+from vistrit.coordinator.journal import Journal, encode_records
 from vistrit.coordinator.membership import Peer
 from vistrit.coordinator.peers import ClusterConfig
 from vistrit.coordinator.syncing import Syncer
 from vistrit.credentials import Credentials, default_path
 from vistrit.defaults import DEFAULT_LIMITS, DEFAULT_POLICY, Limits, Policy
 from vistrit.logic.election import coordinator_id, rank_of
-from vistrit.protocol import ProtocolError, decode_frame
 from vistrit.protocol import messages as m
 from vistrit.protocol.catalogue import NEWEST_VERSION, agree_version
 from vistrit.protocol.errors import ErrorCode
@@ -64,7 +64,7 @@ log = logging.getLogger(__name__)
 RECORD_MARGIN = 1024
 
 
-class Coordinator:
+class Coordinator(CopyKeeping):
     """A coordinator node. For callers: ``start()``, ``stop()``, ``address``; or ``with``.
 
     ``bind`` is ``(host, port)``; port 0 picks a free port (read it from ``address``).
@@ -119,6 +119,7 @@ class Coordinator:
         self._server: FrameServer | None = None
         self._ticker = RepeatingTimer(tick_interval, self._tick, name=f"{name} tick")
         self.core: CoordinatorCore | None = None
+        self.orphans = recovery.Orphans(policy.retention)  # what a replaced copy had finished
 
     @property
     def address(self) -> tuple[str, int]:
@@ -235,50 +236,6 @@ class Coordinator:
         """How many coordinators the cluster status reports."""
         if self.core is not None:
             self.core.coordinators = count
-
-    def describe(self) -> str:
-        """What this coordinator holds, for the log."""
-        assert self.core is not None
-        store = self.core.store
-        return f"{len(store.records)} task(s) ({store.count('Pending')} pending)"
-
-    def live_records(self) -> list[bytes]:
-        """Every record of what is remembered now, encoded: a snapshot for a follower."""
-        assert self.core is not None
-        return encode_records(self.core.live_journal())
-
-    def replace_copy(self, records: tuple[bytes, ...], now: float) -> bool:
-        """A follower's copy is replaced by the leader's snapshot: once every record is
-        known to be sound, start from nothing (the old journal kept aside, never lost),
-        then apply them. Under the lock."""
-        bad = first_bad_record(records)
-        if bad is not None:
-            log.error("%s: the leader's snapshot has a bad record: %s", self.name, bad)
-            return False
-        self.core = self._new_core()
-        aside = self.journal.set_aside() if self.journal is not None else None
-        log.info("%s: a snapshot replaces the copy (the old journal: %s)", self.name, aside)
-        return self.apply_records(records, now)
-
-    def apply_records(self, records: tuple[bytes, ...], now: float) -> bool:
-        """Journal the leader's records (as they are) and apply them to our copy. Under
-        the lock. False if a record is bad or the journal cannot be written."""
-        assert self.core is not None
-        try:
-            messages = [decode_frame(frame).message for frame in records]
-        except ProtocolError as exc:
-            log.error("%s: the leader sent a bad record: %s", self.name, exc)
-            return False
-        if self.journal is not None:
-            try:
-                self.journal.append_frames(list(records))
-            except OSError as exc:
-                self._fail(f"cannot write the journal {self.journal.path}: {exc}")
-                return False
-        for message in messages:
-            recovery.replay(self.core, message, now)
-        self.core.take_journal()  # what the copy decided for itself is the leader's to decide
-        return True
 
     def __enter__(self) -> Coordinator:
         self.start()
@@ -440,12 +397,8 @@ class Coordinator:
         leading = self.cluster is None or self.cluster.is_leader
         kept = self.journal is not None or self.cluster is not None
         frames = encode_records(entries) if entries and leading and kept else []
-        if frames and self.journal is not None:
-            try:
-                self.journal.append_frames(frames, sync=self.syncer is None)
-            except OSError as exc:
-                self._fail(f"cannot write the journal {self.journal.path}: {exc}")
-                return
+        if frames and not self._write(frames, sync=self.syncer is None):
+            return
         if self.cluster is not None:
             ready = self.cluster.commit(frames, outbox, self.core.store, time.time())
             answers = self.cluster.answers  # None: a follower (it syncs as it writes)

@@ -166,6 +166,9 @@ class Election:
         # first start, yes; a coordinator that restarts from a saved term holds what it had
         # when it stopped, which the others may have moved past.
         self.current = term == 0
+        # Our copy has been current at some time since we started: what it held was true
+        # then (a copy restored from an old journal was not, until it is replaced).
+        self.was_current = self.current
         self.deadline = self._listen(now)  # listen for a leader first
         self.history: list[tuple[str, str, int]] = []  # (event, new role, term): for the log
 
@@ -239,7 +242,7 @@ class Election:
 
     def _win(self, now: float) -> Sends:
         self._event("unanswered")
-        self.current = True  # what it holds is, from now on, the truth
+        self.current = self.was_current = True  # what it holds is, from now on, the truth
         self.leader, self.leader_address = self.rank, self.address
         self.leader_term = self.term
         return [(rank, self.announcement()) for rank in sorted(self.peers)]
@@ -385,7 +388,7 @@ class Election:
 
     def synced(self) -> None:
         """Our copy of the leader's tasks is complete."""
-        self.current = True
+        self.current = self.was_current = True
 
     def hand_over(self, now: float) -> Sends:
         """We lead, and a higher-ranked coordinator holds every record we acknowledged:
