@@ -18,8 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from vistrit.protocol import FrameDecoder, ProtocolError, annotate_frame, decode_frame, encode_frame
-from vistrit.protocol.errors import TrailingBytes, TruncatedPayload
-from vistrit.protocol.frame import Frame
+from vistrit.protocol.frame import Frame, decode_streamed
 from vistrit.protocol.sharing import forget_recent
 
 FRAMES = [v.frame for v in CONSISTENT]
@@ -38,18 +37,6 @@ def decode_all(data: bytes) -> None:
         annotate_frame(data)
 
 
-def streamed_whole(data: bytes) -> Frame:
-    """One whole frame through the stream decoder, as on a connection."""
-    decoder = FrameDecoder()
-    decoder.feed(data)
-    frame = decoder.next_frame()
-    if frame is None:
-        raise TruncatedPayload(f"{len(data)} bytes are not a whole frame", offset=len(data))
-    if decoder.buffered:
-        raise TrailingBytes(f"{decoder.buffered} byte(s) after the frame", offset=frame.size)
-    return frame
-
-
 def outcome(decode: Callable[[bytes], Frame], data: bytes) -> object:
     try:
         return decode(data)
@@ -60,7 +47,7 @@ def outcome(decode: Callable[[bytes], Frame], data: bytes) -> object:
 def assert_whole_frame_decoders_agree(data: bytes) -> None:
     """``decode_frame`` decodes a well-formed frame where it lies, without a stream decoder:
     it must say exactly what the stream decoder says, frame or error, for any bytes."""
-    assert outcome(decode_frame, data) == outcome(streamed_whole, data)
+    assert outcome(decode_frame, data) == outcome(decode_streamed, data)
 
 
 @given(st.binary(max_size=300))

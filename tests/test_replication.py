@@ -293,6 +293,36 @@ def test_a_follower_missing_records_is_sent_a_new_snapshot(
     wait_until(lambda: one.core is not None and one.core.store.get(second.task_id) is not None)
 
 
+def behind_relays(
+    nodes: Nodes, cut_off: int
+) -> tuple[dict[int, int], dict[int, Relay], dict[int, tuple[str, int]], VistritClient]:
+    """Three coordinators whose links to coordinator *cut_off* (both ways) go through
+    relays, and the others' directly: their ports, the relay in front of each, and each
+    one's direct address, and a client of 3's. Returns once 3 leads, a worker of its own
+    has run the client's task "before", and 3 waits for both followers."""
+    ports = {rank: free_port() for rank in (1, 2, 3)}
+    to = {rank: Relay(address(port)) for rank, port in ports.items()}
+    for relay in to.values():
+        nodes.add(relay)
+    direct = {rank: address(port) for rank, port in ports.items()}
+    for rank, port in ports.items():
+        peers = {
+            other: to[other].address if cut_off in (rank, other) else direct[other]
+            for other in ports
+            if other != rank
+        }
+        nodes.coordinator(rank, port, peers)
+    wait_until(lambda: leader(nodes) == 3, what="3 to lead")
+    worker = nodes.add(Worker(direct[3], heartbeat_interval=0.2, name="worker-of-3"))
+    assert isinstance(worker, Worker)
+    worker.start()
+    client = nodes.add(VistritClient(f"127.0.0.1:{ports[3]}", request_timeout=10))
+    assert isinstance(client, VistritClient)
+    assert client.submit("uppercase", "before").result(10) == "BEFORE"
+    wait_until(lambda: waits_for(nodes.coordinators[3], 2), what="3 to wait for both followers")
+    return ports, to, direct, client
+
+
 def test_a_partition_makes_two_leaders_and_the_terms_settle_it_when_it_heals(
     nodes: Nodes, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -304,22 +334,8 @@ def test_a_partition_makes_two_leaders_and_the_terms_settle_it_when_it_heals(
     back, remembers it again: both sides' finished tasks are known. (Its client still
     holds its unfinished tasks, and resubmits them.)"""
     caplog.set_level(logging.INFO, logger="vistrit")
-    ports = {rank: free_port() for rank in (1, 2, 3)}
-    to = {rank: Relay(address(port)) for rank, port in ports.items()}
-    for relay in to.values():
-        nodes.add(relay)
-    direct = {rank: address(port) for rank, port in ports.items()}
-    nodes.coordinator(1, ports[1], {2: direct[2], 3: to[3].address})
-    nodes.coordinator(2, ports[2], {1: direct[1], 3: to[3].address})
-    three = nodes.coordinator(3, ports[3], {1: to[1].address, 2: to[2].address})
-    wait_until(lambda: leader(nodes) == 3, what="3 to lead")
-    minority = nodes.add(Worker(direct[3], heartbeat_interval=0.2, name="minority-worker"))
-    assert isinstance(minority, Worker)
-    minority.start()
-    left = nodes.add(VistritClient(f"127.0.0.1:{ports[3]}", request_timeout=10))
-    assert isinstance(left, VistritClient)
-    assert left.submit("uppercase", "before").result(10) == "BEFORE"
-    wait_until(lambda: waits_for(three, 2), what="3 to wait for both followers")
+    ports, to, direct, left = behind_relays(nodes, cut_off=3)
+    three = nodes.coordinators[3]
 
     for relay in to.values():
         relay.cut()
@@ -368,22 +384,8 @@ def test_a_coordinator_cut_off_alone_does_not_take_what_the_other_side_finished(
     copy had and the new one lacks, and remembers them again when it leads again (at
     once: it outranks 1, and takes over): the task is neither lost nor run again."""
     caplog.set_level(logging.INFO, logger="vistrit")
-    ports = {rank: free_port() for rank in (1, 2, 3)}
-    to = {rank: Relay(address(port)) for rank, port in ports.items()}
-    for relay in to.values():
-        nodes.add(relay)
-    direct = {rank: address(port) for rank, port in ports.items()}
-    nodes.coordinator(1, ports[1], {2: to[2].address, 3: to[3].address})
-    two = nodes.coordinator(2, ports[2], {1: to[1].address, 3: direct[3]})
-    three = nodes.coordinator(3, ports[3], {1: to[1].address, 2: direct[2]})
-    wait_until(lambda: leader(nodes) == 3, what="3 to lead")
-    worker = nodes.add(Worker(direct[3], heartbeat_interval=0.2, name="worker"))
-    assert isinstance(worker, Worker)
-    worker.start()
-    client = nodes.add(VistritClient(f"127.0.0.1:{ports[3]}", request_timeout=10))
-    assert isinstance(client, VistritClient)
-    assert client.submit("uppercase", "before").result(10) == "BEFORE"
-    wait_until(lambda: waits_for(three, 2), what="3 to wait for both followers")
+    _, to, _, client = behind_relays(nodes, cut_off=1)
+    two, three = nodes.coordinators[2], nodes.coordinators[3]
 
     for relay in to.values():
         relay.cut()

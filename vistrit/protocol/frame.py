@@ -233,6 +233,13 @@ def decode_frame(data: bytes, max_payload: int = MAX_PAYLOAD) -> Frame:
                 raise ChecksumMismatch(expected, actual, offset=end)
             message = decode_payload(checked, catalogue, type_byte, start=HEADER_SIZE - CRC_START)
             return Frame(version, message, len(data))
+    return decode_streamed(data, max_payload)
+
+
+def decode_streamed(data: bytes, max_payload: int = MAX_PAYLOAD) -> Frame:
+    """Decode *data*, which must be exactly one whole frame, through a
+    :class:`FrameDecoder`, as a connection would: what :func:`decode_frame` falls back on,
+    and what its direct path must agree with."""
     decoder = FrameDecoder(max_payload)
     decoder.feed(data)
     frame = decoder.next_frame()
