@@ -193,6 +193,11 @@ def test_orphans_finish_again_what_a_replaced_copy_finished_and_its_new_copy_has
     assert new.store.known(running.task.id).status == "Pending"  # unfinished in both: not kept
     assert new.store.get(expired.task.id) is None  # its retention had ended
 
+    orphans.keep(old.store, core().store, T0 + 10)  # a copy that has none of them finished
+    assert set(orphans.tasks) == {lacking.task.id, unfinished.task.id, both.task.id}
+    orphans.keep(core().store, new.store, T0 + 20)  # this one has: they are not kept longer
+    assert orphans.tasks == {}
+
 
 def test_restore_keeps_outcomes_and_requeues_the_rest(tmp_path: Path) -> None:
     finished, pending = submit(), submit()

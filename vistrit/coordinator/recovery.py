@@ -92,9 +92,10 @@ class Orphans:
 
     def keep(self, old: TaskStore, new: TaskStore, now: float) -> int:
         """Keep the tasks *old* has finished and *new* has not (and forget those kept
-        earlier whose retention has ended); returns how many are kept now."""
+        earlier that *new* has finished, or whose retention has ended); returns how many
+        are kept now."""
         for task_id, (when, _) in list(self.tasks.items()):
-            if now - when >= self.retention:
+            if now - when >= self.retention or _finished(new.records.get(task_id)):
                 del self.tasks[task_id]
         kept = 0
         for task_id, held in old.records.items():
