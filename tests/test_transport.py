@@ -6,7 +6,9 @@ its deadline; meanwhile every other connection is served as usual.
 
 from __future__ import annotations
 
+import os
 import socket
+import struct
 import threading
 import time
 import uuid
@@ -28,6 +30,7 @@ from vistrit.transport import (
     PeerTimeout,
     connect,
 )
+from vistrit.transport.waits import LONGEST_BOUND, SocketWaits, timeval
 
 pytestmark = pytest.mark.timeout(60)
 BEAT = all_examples()["Heartbeat"]
@@ -137,6 +140,77 @@ def test_receive_deadline(echo_server: FrameServer) -> None:
         conn.receive(started + 0.2)
     assert 0.15 < time.monotonic() - started < 5
     conn.close()
+
+
+def sleeping_in(thread_id: int) -> str | None:
+    """Where a thread of this process sleeps in the kernel (Linux's ``wchan``), or None
+    while it runs or waits for a lock (the interpreter's, say)."""
+    with open(f"/proc/self/task/{thread_id}/stat") as stat:
+        state = stat.read().rsplit(")", 1)[1].split()[0]
+    with open(f"/proc/self/task/{thread_id}/wchan") as wchan:
+        where = wchan.read()
+    return where if state == "S" and where not in ("", "0") and "futex" not in where else None
+
+
+@pytest.mark.parametrize("wait", [None, 50.0], ids=["a session's reader", "a coordinator's"])
+def test_a_reader_waits_in_recv_itself_and_close_wakes_it(
+    echo_server: FrameServer, wait: float | None
+) -> None:
+    if not os.path.exists(f"/proc/self/task/{threading.get_native_id()}/wchan"):
+        pytest.skip("needs Linux's /proc/<pid>/task/<tid>/wchan")
+    conn = connect(echo_server.address)
+    result: list[object] = []
+    ids: list[int] = []
+
+    def read() -> None:
+        ids.append(threading.get_native_id())
+        result.append(conn.receive(None if wait is None else time.monotonic() + wait))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    wait_until(lambda: ids and sleeping_in(ids[0]), what="the reader to wait")
+    assert "poll" not in (sleeping_in(ids[0]) or "")  # no poll before the recv
+    conn.close()
+    reader.join(5)
+    assert not reader.is_alive() and result == [None]
+
+
+def test_a_deadline_of_seconds_is_kept_by_the_kernel_then_a_poll(echo_server: FrameServer) -> None:
+    conn = connect(echo_server.address)
+    started = time.monotonic()
+    with pytest.raises(PeerTimeout, match="did not send a message"):
+        conn.receive(started + 1.5)  # a recv bounded to 1 s by the kernel, then a poll
+    assert 1.5 <= time.monotonic() - started < 5
+    conn.send(BEAT)  # the connection is still good
+    assert conn.receive(time.monotonic() + 5) == BEAT
+    conn.close()
+
+
+def test_the_kernel_bound_is_set_only_when_its_whole_seconds_change() -> None:
+    mine, theirs = socket.socketpair()
+    settings: list[int] = []
+
+    class Counted:
+        fileno = mine.fileno
+
+        def setsockopt(self, level: int, option: int, value: bytes) -> None:
+            settings.append(struct.unpack("@ll", value)[0])
+            mine.setsockopt(level, option, value)
+
+    waits = SocketWaits(Counted())  # type: ignore[arg-type]
+    for wait in (59.9, 59.5, 59.0, None, None, 2.5, float("inf")):
+        assert waits.before_recv(wait)
+    assert settings == [59, 0, 2, LONGEST_BOUND]
+    assert waits.before_recv(2.5)
+    raw = mine.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, len(timeval(0)))
+    assert struct.unpack("@ll", raw) == (2, 0)
+    started = time.monotonic()
+    assert not waits.before_recv(0.2)  # under a second: a poll, and nothing came
+    assert time.monotonic() - started >= 0.19
+    theirs.send(b"x")
+    assert waits.before_recv(0.5)
+    mine.close()
+    theirs.close()
 
 
 def test_the_server_joins_every_thread_on_stop() -> None:

@@ -17,8 +17,9 @@ protocol's 16 MiB. Once two nodes agree on a version (:meth:`Connection.agree`),
 a newer version is a protocol error.
 
 Every blocking call has a timeout: connects (``CONNECT_TIMEOUT``), sends (``SEND_TIMEOUT``)
-and reads (the reader's deadlines). Once connected, the socket itself has none: each wait
-is an explicit ``poll`` with its own bound, and each ``recv`` or ``send`` one system call.
+and reads (the reader's deadlines). Once connected, Python's socket has none (it would
+``poll`` before every ``recv`` and ``send``): a send never waits (``MSG_DONTWAIT``), and a
+reader waits in the ``recv`` itself, bounded by the kernel (:mod:`vistrit.transport.waits`).
 
 Read next: :mod:`vistrit.transport.server`.
 """
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import select
 import socket
 import ssl
 import threading
@@ -41,6 +41,7 @@ from vistrit.protocol.errors import ErrorCode, UnsupportedVersion
 from vistrit.protocol.frame import VERSION_OFFSET, encode_frame_into
 from vistrit.protocol.messages import Error
 from vistrit.transport.tls import TLSConfig, TLSLayer
+from vistrit.transport.waits import SocketWaits
 
 log = logging.getLogger(__name__)
 
@@ -115,9 +116,7 @@ class Connection:
         self.frame_timeout = frame_timeout
         self.send_timeout = send_timeout
         self._sock = sock
-        # Blocking, with no timeout of its own: every wait is a poll of ours, with its own
-        # bound. (A socket with a timeout makes CPython poll before every recv and send:
-        # two extra system calls per message.)
+        # Blocking, with no timeout of Python's own: every wait is bounded here (waits.py).
         self._sock.settimeout(None)
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._decoder = FrameDecoder(max_payload)  # small until the peer is trusted
@@ -127,10 +126,7 @@ class Connection:
         self._outgoing: queue.SimpleQueue[Sequence[Outgoing] | None] | None = None
         self._writer: threading.Thread | None = None
         self._queued = 0  # batches queued for the writer and not yet sent
-        self._poller = select.poll()
-        self._poller.register(sock, select.POLLIN)
-        self._writable = select.poll()
-        self._writable.register(sock, select.POLLOUT)
+        self._waits = SocketWaits(sock)
         self._closed = threading.Event()
         self.last_frame: Frame | None = None
         try:
@@ -193,7 +189,7 @@ class Connection:
                     f"{self.name}: peer has not read for {self.send_timeout:g} s"
                 )
             if pending and not sent:
-                self._writable.poll(min(left, 0.1) * 1000)  # wait for room
+                self._waits.for_room(min(left, 0.1))
 
     def start_writer(self, max_queued: int = 100_000) -> None:
         """From now on, send through a writer thread of this connection's own (see :meth:`post`)."""
@@ -317,7 +313,7 @@ class Connection:
                 log.warning("%s: peer has not read for %.0f s; closing", self.name, waited)
                 self.close()
                 return False
-            self._writable.poll(100)  # wait for room, without the lock; at most 0.1 s
+            self._waits.for_room(0.1)  # without the lock
         return True
 
     def flush(self, timeout: float = defaults.SEND_TIMEOUT) -> bool:
@@ -403,18 +399,18 @@ class Connection:
     def _recv(self, wait: float | None) -> bytes | None:
         """Up to RECV_SIZE bytes; ``None`` if *wait* passed first; ``b""`` at end of stream.
 
-        The socket has no timeout of its own (another thread may be sending), so the wait
-        for data is a ``poll``; ``close()`` wakes it by shutting the socket down.
+        The wait is the ``recv``'s own, bounded by the kernel, or a ``poll`` under a second
+        (:mod:`vistrit.transport.waits`); ``close()`` wakes it by shutting the socket down.
         """
         if self._closed.is_set():
             return b""
         if self._tls is not None and (ready := self._tls.decrypt(b"")):
             return ready  # records already in hand (read with the handshake's last bytes)
         try:
-            if not self._poller.poll(None if wait is None else max(0.0, wait) * 1000):
+            if not self._waits.before_recv(wait):
                 return None
             raw = self._sock.recv(defaults.RECV_SIZE)
-        except TimeoutError:
+        except BlockingIOError:  # SO_RCVTIMEO: the bound passed
             return None
         except OSError as exc:
             if self._closed.is_set():
@@ -433,9 +429,11 @@ class Connection:
         if self._closed.is_set():
             return 0
         try:
-            if not self._poller.poll(None if wait is None else max(0.0, wait) * 1000):
+            if not self._waits.before_recv(wait):
                 return None
             return self._sock.recv_into(room)
+        except BlockingIOError:  # SO_RCVTIMEO: the bound passed
+            return None
         except OSError as exc:
             if self._closed.is_set():
                 return 0
