@@ -214,11 +214,16 @@ def test_bench_cluster_workloads_print_one_json_line_each(tmp_path: Path) -> Non
     floor = rows["floor"]["figures"]
     assert floor["round_trip_p50_us"] > 0 and floor["bulk_mb_per_s"] > 0
     assert floor["bare_frames_per_s"] > floor["round_trips_per_s"] > 0
+    # W2's skeleton crosses two connections, not one, and wakes five threads in turn
+    assert floor["skeleton_round_trip_p50_us"] > floor["round_trip_p50_us"]
     for name in ("throughput", "latency", "payload"):  # beside the floor, and as a ratio
         assert rows[name]["floor"] == floor and rows[name]["ratio"]
     assert "ratio" not in rows["scaling"]
-    latency = rows["latency"]["figures"]["p50_us"] / floor["round_trip_p50_us"]
-    assert rows["latency"]["ratio"] == f"{latency:.2f} bare round trips per task"
+    p50 = rows["latency"]["figures"]["p50_us"]
+    bare, skeleton = p50 / floor["round_trip_p50_us"], p50 / floor["skeleton_round_trip_p50_us"]
+    assert rows["latency"]["ratio"] == (
+        f"{bare:.2f} bare round trips per task; {skeleton:.2f} skeleton round trips per task"
+    )
     assert rows["throughput"]["figures"]["coordinator_cpu_us_per_task"] > 0
     assert rows["throughput"]["figures"]["tasks_per_s"] > 0
     assert rows["throughput"]["settings"]["tasks"] == 300
@@ -269,8 +274,37 @@ def test_the_floor_ratio_and_the_cpu_time_of_a_process() -> None:
     payload = floor.ratio("payload", {"mb_per_s": 50.0}, {"bulk_mb_per_s": 200.0})
     assert payload == "25% of bare loopback bandwidth"
     assert floor.ratio("throughput", {"tasks_per_s": 1.0}, {}) is None
+    both = {"round_trip_p50_us": 50.0, "skeleton_round_trip_p50_us": 100.0}
+    assert floor.ratio("latency", {"p50_us": 400.0}, both) == (
+        "8.00 bare round trips per task; 4.00 skeleton round trips per task"
+    )
+    assert floor.ratio("latency", {"p50_us": 400.0}, {"round_trip_p50_us": 50.0}) == (
+        "8.00 bare round trips per task"  # a floor without the skeleton: what it has
+    )
     assert floor.cpu_seconds(os.getpid()) > 0
     assert floor.cpu_seconds(2**22 + 1) == 0.0  # past any pid_max: no such process
+
+
+def children() -> set[int]:
+    """This process's child processes (Linux ``/proc``)."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                if int(stat.read().rsplit(")", 1)[1].split()[1]) == os.getpid():
+                    found.add(int(entry))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def test_w2_s_skeleton_runs_its_round_trips_and_stops_its_two_helpers() -> None:
+    from vistrit.bench.skeleton import skeleton
+
+    before = children()
+    figures = skeleton(round_trips=50, warm=5)
+    assert figures["skeleton_round_trip_p50_us"] > 0
+    assert children() == before
 
 
 def test_bench_memory_measures_the_coordinators_resident_bytes_per_task(tmp_path: Path) -> None:

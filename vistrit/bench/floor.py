@@ -10,6 +10,8 @@ another machine (or another hour) should reproduce.
   and back (MB/s of data, counted once, as W4 counts it).
 * **frames** - the bare cost of a frame with no Vistrit code at all: ``struct`` packs a
   10-byte header and ``zlib.crc32`` checks a 16-byte payload, frames per second.
+* **skeleton** - W2's processes and threads passing 16 bytes around, with no Vistrit code
+  (:mod:`vistrit.bench.skeleton`): what the design's shape costs a round trip here.
 
 :data:`AGAINST` says which floor each workload's figure is divided by. Nothing prints;
 figures are returned. Read next: :mod:`vistrit.bench.cluster`.
@@ -27,12 +29,17 @@ import threading
 import time
 import zlib
 
+from vistrit.bench.skeleton import skeleton
+
 #: How each workload's headline figure compares with the floor: the workload's figure, the
-#: floor's figure it is divided by, and what the ratio says.
+#: floor's figure it is divided by, and what the ratio says (one or more such comparisons).
 AGAINST = {
-    "throughput": ("tasks_per_s", "round_trips_per_s", "tasks per bare round trip"),
-    "latency": ("p50_us", "round_trip_p50_us", "bare round trips per task"),
-    "payload": ("mb_per_s", "bulk_mb_per_s", "of bare loopback bandwidth"),
+    "throughput": [("tasks_per_s", "round_trips_per_s", "tasks per bare round trip")],
+    "latency": [
+        ("p50_us", "round_trip_p50_us", "bare round trips per task"),
+        ("p50_us", "skeleton_round_trip_p50_us", "skeleton round trips per task"),
+    ],
+    "payload": [("mb_per_s", "bulk_mb_per_s", "of bare loopback bandwidth")],
 }
 
 _HEADER = struct.Struct(">4sBBI")
@@ -114,22 +121,21 @@ def frames(seconds: float = 0.2) -> dict[str, float]:
 
 
 def measure() -> dict[str, float]:
-    """The floor: loopback and bare frames (each the median of three)."""
-    runs = [{**loopback(), **frames()} for _ in range(3)]
+    """The floor: loopback, bare frames and W2's skeleton (each the median of three)."""
+    runs = [{**loopback(), **frames(), **skeleton()} for _ in range(3)]
     return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
 
 
 def ratio(workload: str, figures: dict[str, float], floor: dict[str, float]) -> str | None:
     """The workload's headline figure as a ratio to its floor, in words (None: no floor)."""
-    if workload not in AGAINST:
-        return None
-    mine, theirs, meaning = AGAINST[workload]
-    if mine not in figures or not floor.get(theirs):
-        return None
-    value = figures[mine] / floor[theirs]
-    if workload == "payload":
-        return f"{value:.0%} {meaning}"
-    return f"{value:.2f} {meaning}"
+    said = []
+    for mine, theirs, meaning in AGAINST.get(workload, []):
+        if mine in figures and floor.get(theirs):
+            value = figures[mine] / floor[theirs]
+            said.append(
+                f"{value:.0%} {meaning}" if workload == "payload" else f"{value:.2f} {meaning}"
+            )
+    return "; ".join(said) or None
 
 
 def cpu_seconds(pid: int) -> float:
