@@ -214,7 +214,7 @@ def test_bench_cluster_workloads_print_one_json_line_each(tmp_path: Path) -> Non
     floor = rows["floor"]["figures"]
     assert floor["round_trip_p50_us"] > 0 and floor["bulk_mb_per_s"] > 0
     assert floor["bare_frames_per_s"] > floor["round_trips_per_s"] > 0
-    # W2's skeleton crosses two connections, not one, and wakes five threads in turn
+    # W2's skeleton crosses two connections, not one, and wakes six threads in turn
     assert floor["skeleton_round_trip_p50_us"] > floor["round_trip_p50_us"]
     for name in ("throughput", "latency", "payload"):  # beside the floor, and as a ratio
         assert rows[name]["floor"] == floor and rows[name]["ratio"]

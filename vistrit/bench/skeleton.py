@@ -1,8 +1,8 @@
 """W2's skeleton: its processes and threads, and no Vistrit code at all.
 
-A W2 round trip crosses three processes and wakes five threads in turn: the client's
-main thread sends; a coordinator thread reads it and sends an assignment on to the
-worker's connection; the worker's reader hands it to a slot thread, which sends the
+A W2 round trip crosses three processes and six threads, each woken in turn: the
+client's main thread sends; a coordinator thread reads it and sends an assignment on to
+the worker's connection; the worker's reader hands it to a slot thread, which sends the
 result back; a coordinator thread sends it on; the client's reader thread resolves a
 future, and the main thread, waiting on it, wakes. Each hop is a wake-up of a sleeping
 thread, on this machine often on the other CPU.
