@@ -13,6 +13,7 @@ import pytest
 from nodes import ORDER, Cluster, gate, heartbeat, join_raw, wait_until
 
 from vistrit.client import TaskError, TaskNotFound, TaskRejected
+from vistrit.protocol import messages as m
 from vistrit.protocol.types import NodeState, TaskState
 
 pytestmark = pytest.mark.timeout(60)
@@ -46,6 +47,25 @@ def test_bytes_in_bytes_out(cluster: Cluster) -> None:
     cluster.add_worker()
     payload = bytes(range(256)) * 64
     assert cluster.client().submit("echo", payload).result(10) == payload
+
+
+def test_an_assignment_goes_out_before_the_acknowledgement_and_each_peer_keeps_its_order(
+    cluster: Cluster,
+) -> None:
+    """The worker waits for its task, the client for the outcome, not for the ack: the
+    assignment goes first. The client still gets its ack before the outcome."""
+    worker = cluster.add_worker()
+    client = cluster.client()
+    sent: list[tuple[uuid.UUID, type]] = []
+    cluster.coordinator.frame_tap = lambda way, node, messages: sent.extend(
+        (node, type(message)) for message in messages if way == "out"
+    )
+    for n in range(3):
+        assert client.submit("echo", f"x{n}").result(10) == f"x{n}"
+    wanted = (m.TaskAssign, m.TaskSubmitAck, m.TaskOutcome)
+    kinds = [(node, kind) for node, kind in sent if kind in wanted]
+    one_task = [(worker.id, m.TaskAssign), (client.id, m.TaskSubmitAck), (client.id, m.TaskOutcome)]
+    assert kinds == one_task * 3
 
 
 def test_compute_map_and_reduce(cluster: Cluster) -> None:

@@ -412,11 +412,18 @@ class Coordinator(CopyKeeping):
         self.post([sent for outbox in ready for sent in outbox])
 
     def post(self, outbox: Outbox) -> None:
-        """Queue each message on its addressee's connection, keeping order. Under the lock."""
+        """Queue each message on its addressee's connection, keeping order. Under the lock.
+
+        Workers' messages go first: a task's assignment is on its way to a result, while a
+        client's acknowledgement is not (its future waits for the outcome). Each connection
+        keeps its own order, and every later outbox is posted after this one."""
         grouped: dict[uuid.UUID, list[m.Message]] = defaultdict(list)
         for node_id, message in outbox:
             grouped[node_id].append(message)
-        for node_id, messages in grouped.items():
+        registry = self.core.registry if self.core is not None else None
+        for node_id, messages in sorted(
+            grouped.items(), key=lambda item: registry is None or registry.get(item[0]) is None
+        ):
             conn = self._connections.get(node_id)
             if conn is not None:
                 conn.post(messages)
