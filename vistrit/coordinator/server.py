@@ -420,10 +420,11 @@ class Coordinator(CopyKeeping):
         grouped: dict[uuid.UUID, list[m.Message]] = defaultdict(list)
         for node_id, message in outbox:
             grouped[node_id].append(message)
-        registry = self.core.registry if self.core is not None else None
-        for node_id, messages in sorted(
-            grouped.items(), key=lambda item: registry is None or registry.get(item[0]) is None
-        ):
+        groups = list(grouped.items())
+        if len(groups) > 1 and self.core is not None:
+            workers = self.core.registry.workers
+            groups.sort(key=lambda group: group[0] not in workers)  # stable: False first
+        for node_id, messages in groups:
             conn = self._connections.get(node_id)
             if conn is not None:
                 conn.post(messages)
