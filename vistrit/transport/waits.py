@@ -20,7 +20,7 @@ the socket down.
 **Writing.** A sender that finds the socket full waits for room with a ``poll``.
 
 This module never touches frames, threads or logging. Read next:
-:mod:`vistrit.transport.connection`.
+:mod:`vistrit.transport.server`.
 """
 
 from __future__ import annotations
