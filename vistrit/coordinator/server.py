@@ -49,6 +49,7 @@ from vistrit.credentials import Credentials, default_path
 from vistrit.defaults import DEFAULT_LIMITS, DEFAULT_POLICY, Limits, Policy
 from vistrit.logic.election import coordinator_id, rank_of
 from vistrit.protocol import messages as m
+from vistrit.protocol import remembered
 from vistrit.protocol.catalogue import NEWEST_VERSION, agree_version
 from vistrit.protocol.errors import ErrorCode
 from vistrit.protocol.frame import MAX_PAYLOAD
@@ -133,6 +134,7 @@ class Coordinator(CopyKeeping):
         :class:`~vistrit.credentials.CredentialsError` if the token file is unusable."""
         if self.credentials is None:
             self.credentials = Credentials.load_or_create(default_path())
+        remembered.enable()  # a coordinator passes tasks and results on as they came
         self._server = FrameServer(self._bind, self._serve, self.limits, self.tls)
         host, port = self._server.address
         now = time.time()

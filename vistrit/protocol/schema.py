@@ -38,7 +38,8 @@ bools) are merged into one *run* packed and unpacked by a single precompiled
 ``struct.Struct``; only variable-size fields (strings, options, vectors...) are walked one by
 one.
 
-This module never touches sockets, clocks or logging. Read next: :mod:`vistrit.protocol.annotate`.
+This module never touches sockets, clocks or logging. Read next:
+:mod:`vistrit.protocol.remembered`.
 """
 
 from __future__ import annotations
@@ -386,13 +387,20 @@ def wire_type_for(annotation: Any) -> WireType:
     raise TypeError(f"no wire type for the annotation {annotation!r}")
 
 
-def _declare(cls: type[T], variant: int | None, wire_name: str | None) -> type[T]:
+def declare_struct(
+    cls: type[T],
+    variant: int | None,
+    wire_name: str | None,
+    codec: type[StructCodec] = StructCodec,
+) -> type[T]:
+    """Make *cls* a frozen, slotted, keyword-built dataclass with a *codec* compiled from
+    its annotations, in declaration order (what the decorators below do)."""
     if "WIRE_NAME" not in vars(cls):
         cls.WIRE_NAME = wire_name or cls.__name__  # type: ignore[attr-defined]
     data_cls: Any = dataclasses.dataclass(frozen=True, slots=True, kw_only=True)(cls)
     hints = typing.get_type_hints(data_cls, include_extras=True)
     fields = [(f.name, wire_type_for(hints[f.name])) for f in dataclasses.fields(data_cls)]
-    data_cls.__wire__ = StructCodec(data_cls, fields, variant)
+    data_cls.__wire__ = codec(data_cls, fields, variant)
     return typing.cast(type[T], data_cls)
 
 
@@ -401,7 +409,7 @@ def _declare(cls: type[T], variant: int | None, wire_name: str | None) -> type[T
 @typing.dataclass_transform(frozen_default=True, kw_only_default=True)
 def wire_struct(cls: type[T]) -> type[T]:
     """Declare a struct: its fields are encoded in declaration order, without names."""
-    return _declare(cls, None, None)
+    return declare_struct(cls, None, None)
 
 
 @typing.dataclass_transform(frozen_default=True, kw_only_default=True)
@@ -409,7 +417,7 @@ def wire_variant(index: int, *, wire_name: str | None = None) -> Callable[[type[
     """Declare a variant, with the u32 *index*, of the ``WireEnum`` the class derives from."""
 
     def declare(cls: type[T]) -> type[T]:
-        data_cls = _declare(cls, index, wire_name)
+        data_cls = declare_struct(cls, index, wire_name)
         base = data_cls.enum_base()  # type: ignore[attr-defined]
         if index in base._variants:
             raise TypeError(f"{base.__name__} already has a variant {index}")

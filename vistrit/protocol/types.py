@@ -18,6 +18,7 @@ import uuid
 from typing import TYPE_CHECKING, ClassVar
 
 from vistrit.protocol.errors import ErrorCode
+from vistrit.protocol.remembered import RememberedValue, remembered_struct
 from vistrit.protocol.schema import (
     NodeId,
     TaskId,
@@ -270,8 +271,8 @@ for _enum in (TaskState, TaskPayload):
 # -- Task and TaskResult ------------------------------------------------------------------
 
 
-@wire_struct
-class Task(WireValue):
+@remembered_struct
+class Task(RememberedValue):
     """A task: its id, name, payload, state, priority, retries, timeout, tags and dependencies."""
 
     id: TaskId
@@ -287,8 +288,8 @@ class Task(WireValue):
     dependencies: tuple[TaskId, ...]
 
 
-@wire_struct
-class TaskResult(WireValue):
+@remembered_struct
+class TaskResult(RememberedValue):
     """What an attempt produced: success, output or error, exit code, duration, worker."""
 
     task_id: TaskId
