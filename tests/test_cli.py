@@ -166,6 +166,35 @@ def test_bench_curves_measure_tasks_workers_clients_and_a_backlog(tmp_path: Path
     assert figures["backlog_submitted_per_s"] > 0 and figures["backlog_drain_s"] > 0
 
 
+@pytest.mark.timeout(240)
+def test_bench_instructions_counts_the_coordinators_instructions_per_task(tmp_path: Path) -> None:
+    from vistrit.bench import instructions
+
+    if not instructions.available():
+        assert not os.environ.get("VISTRIT_REQUIRE_VALGRIND"), "set by .ci/run, which installs it"
+        run = vistrit("bench", "instructions", cwd=tmp_path)
+        assert run.returncode == 2 and "apt-get install valgrind" in run.stderr
+        pytest.skip("valgrind is not installed here: only the refusal was checked")
+    before = _pids("-f", "tool=callgrind")
+    run = vistrit(
+        "bench", "instructions", "--repeats", "1", "--tasks", "300", "--round-trips", "30",
+        "--json", cwd=tmp_path, timeout=220,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    row = json.loads(run.stdout)
+    assert row["settings"] == {"tasks": 300, "round_trips": 30, "repeats": 1}
+    figures = row["figures"]
+    assert set(figures) == {
+        "coordinator_instructions_per_w1_task",
+        "coordinator_instructions_per_w2_round_trip",
+    }
+    # A task is tens of thousands of the interpreter's instructions at the very least
+    # (some 600,000 here): a count never switched on reads 0, and one left on while the
+    # coordinator started and warmed up, many millions a task.
+    assert all(20_000 < value < 5_000_000 for value in figures.values()), figures
+    assert _pids("-f", "tool=callgrind") == before  # the coordinator under valgrind stopped
+
+
 def test_bench_codec_prints_one_json_line_per_message(tmp_path: Path) -> None:
     run = vistrit("bench", "codec", "--seconds", "0.01", "--repeats", "1", "--json", cwd=tmp_path)
     assert run.returncode == 0, run.stderr

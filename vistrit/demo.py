@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -55,11 +55,14 @@ class ProcessGroup:
     def __init__(self) -> None:
         self.processes: list[subprocess.Popen[str]] = []
 
-    def start(self, *args: str, stderr: Path | None = None) -> subprocess.Popen[str]:
-        """``python -m vistrit ARGS``; its log (stderr) goes to the file *stderr*, or nowhere."""
+    def start(
+        self, *args: str, stderr: Path | None = None, under: Sequence[str] = ()
+    ) -> subprocess.Popen[str]:
+        """``python -m vistrit ARGS`` (run by the command *under*, if given: a profiler);
+        its log (stderr) goes to the file *stderr*, or nowhere."""
         with open(stderr or os.devnull, "a") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "vistrit", *args],
+                [*under, sys.executable, "-m", "vistrit", *args],
                 stdout=subprocess.PIPE,
                 stderr=log,
                 text=True,
@@ -83,11 +86,14 @@ class ProcessGroup:
             raise RuntimeError(f"the {what} exited with code {process.wait(STOP_TIMEOUT)}")
         return line.strip()
 
-    def start_coordinator(self, *options: str) -> tuple[subprocess.Popen[str], str]:
-        """A coordinator on a free port of 127.0.0.1, with extra *options*: the process and
-        its address, once it listens. (Its log goes nowhere: stderr is discarded.)"""
-        process = self.start("coordinator", "--bind", "127.0.0.1:0", *options)
-        address = self.first_line(process, "coordinator").rsplit(" ", 1)[-1]
+    def start_coordinator(
+        self, *options: str, under: Sequence[str] = (), timeout: float = START_TIMEOUT
+    ) -> tuple[subprocess.Popen[str], str]:
+        """A coordinator on a free port of 127.0.0.1, with extra *options* (run by the
+        command *under*, if given): the process and its address, once it listens, within
+        *timeout* seconds. (Its log goes nowhere: stderr is discarded.)"""
+        process = self.start("coordinator", "--bind", "127.0.0.1:0", *options, under=under)
+        address = self.first_line(process, "coordinator", timeout).rsplit(" ", 1)[-1]
         return process, address
 
     def start_coordinators(

@@ -21,7 +21,9 @@ time to the first task the new leader accepts, and to the end of the interrupted
 **replication** (W1 with one coordinator and with three, each with a journal),
 **dashboard** (W1 without the dashboard, and with it open: :mod:`vistrit.bench.poller`),
 **curves** (how the figures move with tasks, workers, clients and a backlog:
-:mod:`vistrit.bench.curves`) and **peers** (W1, W2 and W4 on Dask, where it is
+:mod:`vistrit.bench.curves`), **instructions** (the coordinator's instructions per W1
+task and per W2 round trip, counted by valgrind where it is installed:
+:mod:`vistrit.bench.instructions`) and **peers** (W1, W2 and W4 on Dask, where it is
 installed: :mod:`vistrit.bench.peers`).
 
 Nothing prints; figures are returned. Read next: :mod:`vistrit.cli`.
@@ -39,7 +41,7 @@ from pathlib import Path
 
 from vistrit import defaults, leader
 from vistrit.addresses import parse_address
-from vistrit.bench import curves, peers
+from vistrit.bench import curves, instructions, peers
 from vistrit.bench.base import (
     WORKER_OPTIONS,
     Figures,
@@ -381,7 +383,7 @@ def failover(repeats: int = 3, tasks: int = 2_000) -> Figures:
 WORKLOADS = ("throughput", "latency", "scaling", "payload")
 MORE_WORKLOADS = (
     "detection", "journal", "failover", "replication", "handshake", "memory", "peers",
-    "dashboard", "curves",
+    "dashboard", "curves", "instructions",
 )  # fmt: skip
 
 
@@ -425,6 +427,9 @@ def run(
             runs.append(journal_cost(min(tasks, 5_000), workers, round_trips))
         elif workload == "memory":
             runs.append(memory(max(tasks, 1_000) * 2, workers))
+        elif workload == "instructions":
+            trips = min(round_trips, 200)
+            runs.append(instructions.instructions(min(tasks, 2_000), trips, workers))
         elif workload == "peers":
             sizes = dict(tasks=tasks, round_trips=round_trips, payload_tasks=payload_tasks)
             runs.append(peers.run(sizes, payload_bytes))

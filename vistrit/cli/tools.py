@@ -16,6 +16,7 @@ from typing import Any, TextIO
 from vistrit import defaults
 from vistrit.bench import codec as codec_bench
 from vistrit.bench import floor as bench_floor
+from vistrit.bench import instructions as bench_instructions
 from vistrit.bench import peers as bench_peers
 from vistrit.cli.common import (
     EXIT_FAILED,
@@ -96,7 +97,10 @@ def add_commands(commands: Any) -> None:
         "unauthenticated v1 one); memory the coordinator's resident memory per "
         "remembered task, and what ten 8 MiB calls leave held; dashboard W1 without the "
         "dashboard and with it open; curves how the figures scale with tasks (1k-100k), "
-        "workers (1-16), clients (1-16) and a 100k backlog; peers W1, W2 and W4 on "
+        "workers (1-16), clients (1-16) and a 100k backlog; instructions the "
+        "coordinator's instructions per W1 task and per W2 round trip, counted by "
+        "valgrind where it is installed (a figure the machine's noise hardly moves); "
+        "peers W1, W2 and W4 on "
         "Dask, Celery and RQ (each with a Redis of its own), where they are installed, "
         "side by side. Default: the four cluster workloads, after this machine's floor "
         "(a bare loopback round trip between two processes, bare frames), which W1, W2 "
@@ -108,7 +112,7 @@ def add_commands(commands: Any) -> None:
         nargs="*",
         metavar="WORKLOAD",
         help="codec, throughput, latency, scaling, payload, detection, journal, failover, "
-        "replication, handshake, memory, dashboard, curves, peers, or all",
+        "replication, handshake, memory, dashboard, curves, instructions, peers, or all",
     )
     bench.add_argument(
         "--repeats",
@@ -257,12 +261,15 @@ def run_bench(args: argparse.Namespace, out: TextIO) -> int:
 
     known = (*cluster_bench.WORKLOADS, *cluster_bench.MORE_WORKLOADS)
     chosen = args.workloads or list(cluster_bench.WORKLOADS)
+    optional = {"peers": bench_peers, "instructions": bench_instructions}  # where installed
     if "all" in chosen:
-        chosen = ["codec", *(w for w in known if w != "peers" or bench_peers.available())]
+        chosen = ["codec", *(w for w in known if w not in optional or optional[w].available())]
     if "peers" in chosen and not bench_peers.available():
         raise UsageError(
             f"peers runs the workloads on Dask, Celery or RQ: {bench_peers.HOW_TO_INSTALL}"
         )
+    if "instructions" in chosen and not bench_instructions.available():
+        raise UsageError(f"instructions counts with valgrind: {bench_instructions.HOW_TO_INSTALL}")
     unknown = [w for w in chosen if w != "codec" and w not in known]
     if unknown:
         raise UsageError(
