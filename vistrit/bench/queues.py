@@ -192,8 +192,12 @@ def _redis() -> Iterator[str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    # Celery's result backend publishes each result on pub/sub: twenty 8 MiB results
+    # outrun Redis's default limit for a subscriber's output (32 MB), and Redis then drops
+    # the subscriber, whose client must find its results again (once it waited for good).
     command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-               "--appendonly", "no", "--loglevel", "warning"]  # fmt: skip
+               "--appendonly", "no", "--loglevel", "warning",
+               "--client-output-buffer-limit", "pubsub 0 0 0"]  # fmt: skip
     url = f"redis://127.0.0.1:{port}/0"
     with _processes([command], {}):
         deadline = time.monotonic() + STARTUP_SECONDS
