@@ -2,11 +2,11 @@
 machine is doing (``python -m vistrit bench instructions``, where valgrind is installed).
 
 Time and CPU time move with everything else a shared machine runs: the same build's
-coordinator CPU per W1 task came out anywhere from 92 to 108 µs in one afternoon. The
+coordinator CPU per W1 task came out anywhere from 99 to 110 µs in one day. The
 number of instructions it executes for the same work hardly moves, so a change of a few
 per cent shows in one run of each build instead of a dozen. The coordinator runs under
 valgrind's callgrind, which counts every instruction of the process (and runs it some
-fifty times slower); counting is off while it starts and warms up, on for the W1 tasks,
+twenty times slower); counting is off while it starts and warms up, on for the W1 tasks,
 dumped, on again for the W2 round trips, dumped again (``callgrind_control``). The
 workers and the client run as usual.
 
