@@ -19,6 +19,7 @@ from strategies import messages_of
 from vistrit.protocol import decode_frame, encode_frame, remembered
 from vistrit.protocol import messages as m
 from vistrit.protocol.catalogue import V4, first_version
+from vistrit.protocol.errors import EncodeError
 from vistrit.protocol.examples import all_examples, v2_examples, word_count_task
 from vistrit.protocol.remembered import wire_bytes
 from vistrit.protocol.schema import StructCodec, WireValue, u32
@@ -118,6 +119,15 @@ def test_an_equal_value_made_anew_is_encoded_field_by_field(fresh_encodes: list[
     frame = encode_frame(m.TaskAssign(task=changed), 4)
     decoded = decode_frame(frame).message
     assert isinstance(decoded, m.TaskAssign) and decoded.task.name == "another name"
+
+
+@pytest.mark.usefixtures("remembering")
+def test_a_decoded_value_of_another_type_is_refused_as_before() -> None:
+    """A result where a task belongs is an encoding error, bytes kept or not."""
+    report = decode_frame(encode_frame(all_examples()["TaskResult"], 4)).message
+    assert isinstance(report, m.TaskResultMessage) and wire_bytes(report.result) is not None
+    with pytest.raises(EncodeError, match="Task expected, got TaskResult"):
+        encode_frame(m.TaskAssign(task=report.result), 4)  # type: ignore[arg-type]
 
 
 def test_a_process_that_does_not_pass_values_on_keeps_no_bytes() -> None:

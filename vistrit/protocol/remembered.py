@@ -15,7 +15,8 @@ text that is not UTF-8; so a value decoded from some bytes encodes to exactly th
 bytes, and the values are frozen, so they cannot have changed since (the test suite
 checks this for every message). The bytes live in a slot of the value's own, which is no
 dataclass field: equality, ``repr`` and hashing ignore it, and a value made anew - by
-``__init__``, ``dataclasses.replace``, a copy - has none and is encoded field by field.
+``__init__``, ``dataclasses.replace``, a copy - has none and is encoded field by field;
+a value of another type where this one belongs is refused, bytes or not, as before.
 
 What it costs: the bytes, as long as the value lives, and only for values of at most
 :data:`MAX_BYTES` (a large payload is never copied for this). A coordinator holds a task
@@ -81,7 +82,7 @@ class RememberingCodec(StructCodec):
         """The bytes *value* was decoded from, if it keeps them; else
         :meth:`StructCodec.encode`."""
         kept = getattr(value, "_wire_bytes", None)
-        if kept is not None:
+        if kept is not None and type(value) is self.cls:  # (another type: refused below)
             out += kept
             return
         StructCodec.encode(self, value, out)
