@@ -21,10 +21,12 @@ from vistrit.coordinator.gate import Gate
 from vistrit.coordinator.journal import Journal
 from vistrit.coordinator.peers import ClusterConfig, parse_peers, post_to_all
 from vistrit.credentials import Credentials, default_path
+from vistrit.defaults import RELEASE_BYTES
 from vistrit.demo import free_port
 from vistrit.protocol import NEWEST_VERSION, decode_frame
 from vistrit.protocol import messages as m
 from vistrit.protocol.errors import ErrorCode
+from vistrit.protocol.gather import SPLICE_AT, Gather
 from vistrit.protocol.types import NodeType, SocketAddr, introduce
 from vistrit.transport import Connection, FrameServer
 from vistrit.worker import Worker
@@ -202,8 +204,10 @@ def test_a_joining_follower_gets_a_snapshot_in_parts_and_journals_it(
     }
 
 
-def test_a_follower_lets_go_of_a_large_payload_when_the_leader_does(nodes: Nodes) -> None:
-    from vistrit.defaults import RELEASE_BYTES
+@pytest.mark.parametrize("size", [RELEASE_BYTES, 4 * SPLICE_AT])  # (records spliced, too)
+def test_a_follower_lets_go_of_a_large_payload_when_the_leader_does(
+    nodes: Nodes, size: int
+) -> None:
     from vistrit.logic.store import RELEASED
 
     ports = {1: free_port(), 2: free_port()}
@@ -217,7 +221,7 @@ def test_a_follower_lets_go_of_a_large_payload_when_the_leader_does(nodes: Nodes
             node.start()
     client = nodes.add(VistritClient(f"127.0.0.1:{ports[2]}"))
     assert isinstance(client, VistritClient)
-    data = b"q" * RELEASE_BYTES
+    data = bytes(range(256)) * (size // 256)
     future = client.submit("echo", data)
     assert future.result(20) == data
 
@@ -499,12 +503,16 @@ class _Link:
 
 
 def test_a_replicate_is_encoded_once_for_every_follower_of_a_version() -> None:
-    records = (bytes(range(200)),) * 9
+    large = bytes(range(256)) * (SPLICE_AT // 256)  # a record of a large task
+    records = (bytes(range(200)),) * 9 + (large,)
     message = m.Replicate(term=3, leader_id=uuid.uuid4(), index=7, records=records)
     links = [_Link(4), _Link(4), _Link(None), _Link(3)]
     post_to_all(links, message)  # type: ignore[arg-type]
     (first,), (second,), down, (older,) = (link.posted for link in links)
-    assert first is second and isinstance(first, bytes)  # one encoding, sent twice
+    assert first is second and isinstance(first, Gather)  # one encoding, sent twice
+    assert [data for _, data in first.spliced] == [large]  # and the large record not copied
+    assert first.spliced[0][1] is large
     assert down == []  # a link that is down is passed over
-    assert decode_frame(first).version == 4 and decode_frame(older).version == 3
-    assert decode_frame(first).message == message == decode_frame(older).message
+    decoded, decoded_older = decode_frame(first.joined()), decode_frame(older.joined())
+    assert decoded.version == 4 and decoded_older.version == 3
+    assert decoded.message == message == decoded_older.message

@@ -51,6 +51,7 @@ from vistrit.logic.backoff import Backoff
 from vistrit.protocol import ProtocolError
 from vistrit.protocol import messages as m
 from vistrit.protocol.catalogue import NEWEST_VERSION
+from vistrit.protocol.gather import Gather
 from vistrit.protocol.types import NodeType
 from vistrit.timers import RepeatingTimer
 from vistrit.transport import Connection, ConnectionClosed, PeerTimeout, TLSConfig
@@ -84,7 +85,7 @@ class SessionOwner(Protocol):
         """The connection was lost (for *reason*); the session is about to reconnect."""
         ...
 
-    def on_rejoined(self, conn: Connection) -> Sequence[m.Message | bytes]:
+    def on_rejoined(self, conn: Connection) -> Sequence[m.Message | bytes | Gather]:
         """Joined again on *conn*: what to send before anything else. Called under the
         session's lock, so that a concurrent stop either sees the new connection or
         prevents it."""

@@ -26,9 +26,11 @@ from vistrit.coordinator.host import LinkOwner
 from vistrit.leader import handshake
 from vistrit.logic.backoff import Backoff
 from vistrit.logic.election import Timing
-from vistrit.protocol import ProtocolError, encode_frame
+from vistrit.protocol import ProtocolError
 from vistrit.protocol import messages as m
 from vistrit.protocol.catalogue import NEWEST_VERSION, frame_version
+from vistrit.protocol.frame import encode_frame_gathered
+from vistrit.protocol.gather import Gather
 from vistrit.transport import Connection, ConnectionClosed, PeerTimeout, connect
 
 log = logging.getLogger(__name__)
@@ -125,7 +127,7 @@ class PeerLink:
             conn.close()
         self._thread.join(defaults.SEND_TIMEOUT)
 
-    def post(self, messages: Sequence[m.Message | bytes]) -> bool:
+    def post(self, messages: Sequence[m.Message | bytes | Gather]) -> bool:
         """Queue messages (or encoded frames) to the peer; False (and dropped) while the
         link is down."""
         conn = self.conn
@@ -185,15 +187,16 @@ class PeerLink:
 def post_to_all(links: Iterable[PeerLink], message: m.Message) -> None:
     """Queue *message* on every link that is up, encoded once for each protocol version
     the links agreed on, not once a link: a ``Replicate`` carries every new record, and
-    encoding it again for each follower cost the leader about a microsecond a record."""
-    frames: dict[int, bytes] = {}
+    encoding it again for each follower cost the leader about a microsecond a record. (A
+    large record is spliced into the frame, not copied: :mod:`vistrit.protocol.gather`.)"""
+    frames: dict[int, Gather] = {}
     for link in links:
         conn = link.conn
         if conn is None:
             continue
         frame = frames.get(conn.version)
         if frame is None:
-            frame = encode_frame(message, frame_version(message, conn.version))
+            frame = encode_frame_gathered(message, frame_version(message, conn.version))
             frames[conn.version] = frame
         link.post([frame])
 

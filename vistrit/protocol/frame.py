@@ -39,6 +39,7 @@ from vistrit.protocol.errors import (
     TypeByteMismatch,
     UnsupportedVersion,
 )
+from vistrit.protocol.gather import Gather
 from vistrit.protocol.messages import Message
 from vistrit.protocol.schema import EnumType
 from vistrit.protocol.spans import Annotator
@@ -85,9 +86,10 @@ def encode_frame_into(out: bytearray, message: Message, version: int = 1) -> Non
     """Append the frame for *message* to *out*, as :func:`encode_frame` makes it.
 
     What a connection sends a batch of frames with: each is encoded where it will be sent
-    from, never copied out into a ``bytes`` of its own and then joined to the others (an
-    8 MiB payload is copied once less on its way out). If the message cannot be encoded,
-    *out* is left as it was and :class:`EncodeError` is raised.
+    from, never copied out into a ``bytes`` of its own and then joined to the others. Into
+    a :class:`~vistrit.protocol.gather.Gather`, a large ``bytes`` field is not copied at
+    all, but spliced in. If the message cannot be encoded, *out* is left as it was and
+    :class:`EncodeError` is raised.
     """
     catalogue = CATALOGUES.get(version)
     cls = type(message)
@@ -100,16 +102,39 @@ def encode_frame_into(out: bytearray, message: Message, version: int = 1) -> Non
     try:
         codec.encode(message, out)
     except (TypeError, AttributeError, UnicodeError, OverflowError, EncodeError) as exc:
-        del out[start:]
+        _truncate(out, start)
         if isinstance(exc, EncodeError):
             raise
         raise EncodeError(f"{cls.WIRE_NAME}: {exc}") from None
     length = len(out) - start - HEADER_SIZE
-    if length > MAX_PAYLOAD:
+    gather = out if type(out) is Gather and out.spliced else None  # large fields, not copied
+    spliced = gather.spliced_size(start) if gather is not None else 0
+    if length + spliced > MAX_PAYLOAD:
+        _truncate(out, start)
+        raise EncodeError(
+            f"{cls.WIRE_NAME} payload is {length + spliced} bytes, over the {MAX_PAYLOAD} cap"
+        )
+    HEADER.pack_into(out, start, MAGIC, version, cls.TYPE_BYTE, length + spliced)
+    if gather is not None and spliced:  # the checksum runs over the pieces in turn
+        out += CHECKSUM.pack(gather.crc32(start + CRC_START))
+    else:
+        out += CHECKSUM.pack(zlib.crc32(memoryview(out)[start + CRC_START :]))
+
+
+def encode_frame_gathered(message: Message, version: int = 1) -> Gather:
+    """The frame for *message*, as :func:`encode_frame` makes it, in a
+    :class:`~vistrit.protocol.gather.Gather`: its large ``bytes`` fields are not copied.
+    A connection sends it as it is (``Connection.post``)."""
+    out = Gather()
+    encode_frame_into(out, message, version)
+    return out
+
+
+def _truncate(out: bytearray, start: int) -> None:
+    if type(out) is Gather:
+        out.truncate(start)
+    else:
         del out[start:]
-        raise EncodeError(f"{cls.WIRE_NAME} payload is {length} bytes, over the {MAX_PAYLOAD} cap")
-    HEADER.pack_into(out, start, MAGIC, version, cls.TYPE_BYTE, length)
-    out += CHECKSUM.pack(zlib.crc32(memoryview(out)[start + CRC_START :]))
 
 
 def parse_header(header: bytes, max_payload: int = MAX_PAYLOAD) -> tuple[Catalogue, int, int]:

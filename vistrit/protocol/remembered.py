@@ -26,7 +26,7 @@ on turns it on (:func:`enable`: a coordinator does); a worker or a client would 
 it never writes again.
 
 This module never touches sockets, clocks or logging. Read next:
-:mod:`vistrit.protocol.annotate`.
+:mod:`vistrit.protocol.gather`.
 """
 
 from __future__ import annotations

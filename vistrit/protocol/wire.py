@@ -39,6 +39,7 @@ from vistrit.protocol.errors import (
     InvalidUtf8,
     ProtocolError,
 )
+from vistrit.protocol.gather import SPLICE_AT, Gather
 from vistrit.protocol.sharing import shared_text, shared_uuid
 from vistrit.protocol.spans import Annotator
 
@@ -301,11 +302,15 @@ class Bytes(WireType):
     min_size = 8
 
     def encode(self, value: Any, out: bytearray) -> None:
-        """Append the length (u64), then the bytes."""
+        """Append the length (u64), then the bytes (a large ``bytes`` spliced into a
+        :class:`~vistrit.protocol.gather.Gather` rather than copied)."""
         if not isinstance(value, (bytes, bytearray, memoryview)):
             raise EncodeError(f"bytes expected, got {type(value).__name__}")
         out += _U64.pack(len(value))
-        out += value
+        if len(value) >= SPLICE_AT and type(out) is Gather and type(value) is bytes:
+            out.splice(value)
+        else:
+            out += value
 
     def decode(self, buf: bytes, pos: int) -> tuple[Any, int]:
         """Read the length, then that many bytes."""

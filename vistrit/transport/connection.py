@@ -21,7 +21,7 @@ and reads (the reader's deadlines). Once connected, Python's socket has none (it
 ``poll`` before every ``recv`` and ``send``): a send never waits (``MSG_DONTWAIT``), and a
 reader waits in the ``recv`` itself, bounded by the kernel (:mod:`vistrit.transport.waits`).
 
-Read next: :mod:`vistrit.transport.server`.
+Read next: :mod:`vistrit.transport.sending`.
 """
 
 from __future__ import annotations
@@ -39,7 +39,9 @@ from vistrit.protocol import MAX_PAYLOAD, Frame, FrameDecoder, Message, Protocol
 from vistrit.protocol.catalogue import frame_version
 from vistrit.protocol.errors import ErrorCode, UnsupportedVersion
 from vistrit.protocol.frame import VERSION_OFFSET, encode_frame_into
+from vistrit.protocol.gather import Gather
 from vistrit.protocol.messages import Error
+from vistrit.transport.sending import OnTheWire, Piece, advance, send_pieces
 from vistrit.transport.tls import TLSConfig, TLSLayer
 from vistrit.transport.waits import SocketWaits
 
@@ -81,19 +83,10 @@ def connect(
     return Connection(sock, name=name or f"{address[0]}:{address[1]}", tls=layer)
 
 
-class _OnTheWire:
-    """Bytes ready for the socket (already encrypted), sent as they are: the rest of a
-    partial send, kept as a view of what was encoded (copying 8 MiB costs more than
-    sending it)."""
-
-    __slots__ = ("view",)
-
-    def __init__(self, view: memoryview) -> None:
-        self.view = view
-
-
-#: What a connection's writer queue holds: messages, encoded frames, or the rest of a send.
-Outgoing = Message | bytes | _OnTheWire
+#: What a connection's writer queue holds: messages, encoded frames (``bytes``, or a
+#: :class:`~vistrit.protocol.gather.Gather` with large fields spliced in), or the rest of a
+#: send.
+Outgoing = Message | bytes | Gather | OnTheWire
 
 
 class Connection:
@@ -154,8 +147,9 @@ class Connection:
         """Send messages, in order, as one write. Raises ``ConnectionClosed`` if it cannot."""
         self.send_many(messages)
 
-    def send_many(self, messages: Iterable[Message | bytes]) -> None:
-        """Send messages (or frames already encoded, as ``bytes``) in order, as one write.
+    def send_many(self, messages: Iterable[Message | bytes | Gather]) -> None:
+        """Send messages (or frames already encoded, as ``bytes`` or a ``Gather``) in
+        order, as one write.
 
         Before :meth:`start_writer`: blocks until sent (at most ``send_timeout``). After it,
         every send is a :meth:`post`, so that nothing can overtake what is queued.
@@ -173,15 +167,14 @@ class Connection:
                 raise ConnectionClosed(f"{self.name}: connection closed")
             self._send_all(data)
 
-    def _send_all(self, data: bytes | bytearray | memoryview) -> None:
-        """Send all of *data* within ``send_timeout``, or close. Call with the send lock."""
-        pending = memoryview(data)
+    def _send_all(self, pending: list[Piece]) -> None:
+        """Send all of *pending* within ``send_timeout``, or close. Call with the send lock."""
         deadline = time.monotonic() + self.send_timeout
         while pending:
             sent = self._send_some(pending)
             if sent is None:
                 raise ConnectionClosed(f"{self.name}: send failed")
-            pending = pending[sent:]
+            pending = advance(pending, sent)
             left = deadline - time.monotonic()
             if pending and left <= 0:
                 self.close()
@@ -198,7 +191,7 @@ class Connection:
         self._writer = threading.Thread(target=self._write_loop, name=f"{self.name} writer")
         self._writer.start()
 
-    def post(self, messages: Sequence[Message | bytes]) -> None:
+    def post(self, messages: Sequence[Message | bytes | Gather]) -> None:
         """Send messages without ever blocking the caller; order is kept.
 
         If nothing is waiting for the writer thread, the bytes go out at once from this
@@ -220,48 +213,58 @@ class Connection:
                 return
             batch: Sequence[Outgoing] = messages
             if self._queued == 0:  # nothing ahead of these messages: try to send them now
-                data = self._encode(messages)
-                sent = self._send_some(data)
-                if sent is None or sent == len(data):
+                pieces = self._encode(messages)
+                sent = self._send_some(pieces) if pieces else 0
+                if sent is None or (len(pieces) == 1 and sent == len(pieces[0])):
+                    return  # failed, or all sent (the common case)
+                rest = advance(pieces, sent)
+                if not rest:
                     return
-                batch = [_OnTheWire(memoryview(data)[sent:])]  # what is left goes first
+                batch = [OnTheWire(rest)]  # what is left goes first
             self._queued += 1
             self._outgoing.put(batch)
 
-    def _send_some(self, data: bytes | bytearray | memoryview) -> int | None:
-        """Send what the socket takes now, without waiting; ``None`` if the connection failed.
-        The socket has no timeout, so ``MSG_DONTWAIT`` is one system call, never a wait.
+    def _send_some(self, pieces: list[Piece]) -> int | None:
+        """Send what the socket takes now, without waiting; ``None`` if the connection
+        failed. The socket has no timeout, so ``MSG_DONTWAIT`` is one system call, never a
+        wait. Several pieces go in one (:func:`~vistrit.transport.sending.send_pieces`).
         Call with the lock."""
         try:
-            return self._sock.send(data, socket.MSG_DONTWAIT)
+            if len(pieces) == 1:  # most sends
+                return self._sock.send(pieces[0], socket.MSG_DONTWAIT)
+            return send_pieces(self._sock, pieces)
         except (BlockingIOError, InterruptedError):
             return 0
         except OSError:
             self.close()
             return None
 
-    def _encode(self, messages: Iterable[Outgoing]) -> bytes | bytearray | memoryview:
-        """The bytes for the socket: frames encoded into one buffer (and, with TLS,
-        encrypted); what is already on its way (the rest of a partial send) is kept as it
-        is, in order, and not copied when it goes alone."""
-        out: list[bytes | bytearray | memoryview] = []
-        frames = bytearray()
+    def _encode(self, messages: Iterable[Outgoing]) -> list[Piece]:
+        """The pieces for the socket, in order (none if there is nothing to send): frames
+        encoded into one buffer, large fields spliced in (and, with TLS, encrypted); what
+        is already on its way (the rest of a partial send) is kept as it is."""
+        out: list[Piece] = []
+        frames = Gather()
         for m in messages:
-            if isinstance(m, _OnTheWire):
-                if frames:
-                    out.append(self._seal(frames))
-                    frames = bytearray()
-                out.append(m.view)
-            elif isinstance(m, bytes):
-                frames += m
-            else:
+            if isinstance(m, Message):
                 encode_frame_into(frames, m, frame_version(m, self.version))
-        if frames or not out:
-            out.append(self._seal(frames))
-        return out[0] if len(out) == 1 else b"".join(out)
+            elif isinstance(m, OnTheWire):
+                if frames:
+                    out += self._seal(frames)
+                    frames = Gather()
+                out += m.pieces
+            elif isinstance(m, Gather):
+                frames.extend_gather(m)
+            else:
+                frames += m
+        if frames:
+            out += self._seal(frames)
+        return out
 
-    def _seal(self, frames: bytearray) -> bytes | bytearray:
-        return self._tls.encrypt(frames) if self._tls is not None and frames else frames
+    def _seal(self, frames: Gather) -> list[Piece]:
+        if self._tls is None:
+            return frames.pieces() if frames.spliced else [frames]
+        return [self._tls.encrypt(piece) for piece in frames.pieces()]
 
     def _write_loop(self) -> None:
         """The writer thread: send what is queued, a batch at a time, never holding the
@@ -281,7 +284,7 @@ class Connection:
                 messages += more
                 taken += 1
             try:
-                pending = memoryview(self._encode(messages))
+                pending = self._encode(messages)
             except Exception:  # a thread boundary: an unencodable message is a bug; log it
                 log.exception("%s: writer failed", self.name)
                 self.close()
@@ -294,7 +297,7 @@ class Connection:
                 self._queued -= taken  # only now may post() send directly again
                 self._send_lock.notify_all()
 
-    def _drain(self, pending: memoryview) -> bool:
+    def _drain(self, pending: list[Piece]) -> bool:
         """Send all of *pending*; False if the connection failed or the peer stalled."""
         stalled_since = time.monotonic()
         while pending:
@@ -305,7 +308,7 @@ class Connection:
             if sent is None:
                 return False
             if sent:
-                pending = pending[sent:]
+                pending = advance(pending, sent)
                 stalled_since = time.monotonic()
                 continue
             waited = time.monotonic() - stalled_since
@@ -447,7 +450,7 @@ class Connection:
     def send_raw(self, data: bytes) -> None:
         """Send bytes as they are (the wire tracer relays frames this way)."""
         with self._send_lock:
-            self._send_all(data)
+            self._send_all([data])
 
     def refuse(self, error: ProtocolError | str, code: ErrorCode | None = None) -> None:
         """Tell the peer why it is being dropped (best effort), then close."""

@@ -92,7 +92,7 @@ class TLSLayer:
                 self._flush_quietly(sock, deadline)  # the alert tells the peer why
                 raise TLSError(_why_failed(exc, received)) from None
 
-    def encrypt(self, data: bytes | bytearray) -> bytes:
+    def encrypt(self, data: bytes | bytearray | memoryview) -> bytes:
         """The records that carry *data*, to send as they are."""
         with self._lock:
             self._ssl.write(data)

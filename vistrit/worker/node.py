@@ -40,9 +40,10 @@ from vistrit import defaults
 from vistrit.credentials import Credentials
 from vistrit.leader import Address, Refused
 from vistrit.logic.ids import short
-from vistrit.protocol import EncodeError, encode_frame
+from vistrit.protocol import EncodeError
 from vistrit.protocol import messages as m
-from vistrit.protocol.frame import MAX_PAYLOAD
+from vistrit.protocol.frame import MAX_PAYLOAD, encode_frame_gathered
+from vistrit.protocol.gather import Gather
 from vistrit.protocol.types import (
     NodeCapabilities,
     NodeState,
@@ -127,7 +128,7 @@ class Worker:
         self._stopped = threading.Event()
         self._pool: Slots | None = None
         self.error: str | None = None  # why the worker stopped, if not asked to
-        self._unsent: list[bytes] = []  # results finished while away from the coordinator
+        self._unsent: list[Gather] = []  # results finished while away from the coordinator
         self._draining = False
         self._started: set[uuid.UUID] = set()  # tasks running now (not just queued)
         self._news = HeldNews()
@@ -290,14 +291,14 @@ class Worker:
             commands=tuple(sorted(self.allow_commands)),
         )
 
-    def on_rejoined(self, conn: Connection) -> list[m.Message | bytes]:
+    def on_rejoined(self, conn: Connection) -> list[m.Message | Gather]:
         """Joined again: say what it can run, report every task still held, then the
         results sent late."""
         offer = self.offer(conn)
         held = list(self._running)
         unsent, self._unsent = self._unsent, []
         now = int(time.time())
-        backlog: list[m.Message | bytes] = [
+        backlog: list[m.Message | Gather] = [
             m.TaskStatus(
                 task_id=task_id,
                 worker_id=self.id,
@@ -415,10 +416,10 @@ class Worker:
                 return  # stopped by our own shutdown: the coordinator gives it to another
 
             try:  # encoded here, so that a result that cannot be sent fails only its task
-                report = encode_frame(self._report(task, outcome, started), conn.version)
+                report = encode_frame_gathered(self._report(task, outcome, started), conn.version)
             except EncodeError as exc:  # e.g. an error text that is not valid Unicode
                 failure = Outcome(False, error=f"cannot send the result: {exc}")
-                report = encode_frame(self._report(task, failure, started), conn.version)
+                report = encode_frame_gathered(self._report(task, failure, started), conn.version)
             with self._lock:
                 conn = self.session.conn  # the connection of now: maybe a new one
                 assert conn is not None
