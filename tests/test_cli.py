@@ -146,7 +146,9 @@ def test_bench_dashboard_measures_w1_with_the_dashboard_open(tmp_path: Path) -> 
 
 
 @pytest.mark.timeout(300)
-def test_bench_curves_measure_tasks_workers_clients_and_a_backlog(tmp_path: Path) -> None:
+def test_bench_curves_measure_tasks_workers_prefetch_clients_and_a_backlog(
+    tmp_path: Path,
+) -> None:
     run = vistrit(
         "bench", "curves", "--repeats", "1", "--tasks", "200", "--round-trips", "64", "--json",
         cwd=tmp_path, timeout=280,
@@ -160,6 +162,9 @@ def test_bench_curves_measure_tasks_workers_clients_and_a_backlog(tmp_path: Path
     assert figures["tasks_2000_cpu_us"] > 0
     for count in (1, 2, 4, 8, 16):
         assert figures[f"workers_{count}_per_s"] > 0
+    assert row["settings"]["prefetch"] == [0, 1, 2, 4, 16]
+    for depth in (0, 1, 2, 4, 16):
+        assert figures[f"prefetch_{depth}_per_s"] > 0 and figures[f"prefetch_{depth}_cpu_us"] >= 0
     for count in (1, 4, 16):
         p50, p99 = figures[f"clients_{count}_p50_us"], figures[f"clients_{count}_p99_us"]
         assert 0 < p50 <= p99

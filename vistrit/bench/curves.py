@@ -5,6 +5,10 @@
   (every task stays remembered, within the retention);
 * **workers**: W1 (10,000 tasks) on 1, 2, 4, 8 and 16 one-slot workers: tasks per second
   and the coordinator's CPU per task (what placement costs as workers are added);
+* **prefetch**: W1 (10,000 tasks, 2 one-slot workers) with the coordinator's
+  ``--prefetch`` at 0, 1 (the default), 2, 4 and 16: tasks per second and the
+  coordinator's CPU per task (what a worker's queue buys short tasks; its price is in
+  the ordering, :doc:`scheduling`);
 * **clients**: 1, 4 and 16 clients at once, each with its own connection, doing
   sequential submit-and-wait round trips on 2 workers of 4 slots: round trips per second
   in all, p50 and p99;
@@ -40,6 +44,7 @@ from vistrit.demo import ProcessGroup, wait_for_workers
 
 TASK_COUNTS = (1_000, 10_000, 100_000)
 WORKER_COUNTS = (1, 2, 4, 8, 16)
+PREFETCH_DEPTHS = (0, 1, 2, 4, 16)
 CLIENT_COUNTS = (1, 4, 16)
 BACKLOG = 100_000
 
@@ -70,6 +75,24 @@ def workers_curve(counts: tuple[int, ...] = WORKER_COUNTS, tasks: int = 10_000) 
             cpu = cpu_seconds(pids[0])
             figures[f"workers_{count}_per_s"] = tasks / w1_seconds(client, tasks, warm=False)
             figures[f"workers_{count}_cpu_us"] = (cpu_seconds(pids[0]) - cpu) / tasks * 1e6
+    return figures
+
+
+def prefetch_curve(
+    depths: tuple[int, ...] = PREFETCH_DEPTHS, tasks: int = 10_000, workers: int = 2
+) -> dict[str, float]:
+    """W1 with the coordinator's ``--prefetch`` at each depth in *depths*: rate and CPU
+    per task."""
+    figures = {}
+    for depth in depths:
+        pids: list[int] = []
+        with local_cluster(
+            workers, pids=pids, coordinator_args=("--prefetch", str(depth))
+        ) as client:
+            w1_seconds(client, 1_000)
+            cpu = cpu_seconds(pids[0])
+            figures[f"prefetch_{depth}_per_s"] = tasks / w1_seconds(client, tasks, warm=False)
+            figures[f"prefetch_{depth}_cpu_us"] = (cpu_seconds(pids[0]) - cpu) / tasks * 1e6
     return figures
 
 
@@ -149,9 +172,11 @@ def curves(tasks: int = 10_000, round_trips: int = 1_000) -> Figures:
     figures = {
         **tasks_curve(counts),
         **workers_curve(tasks=tasks),
+        **prefetch_curve(tasks=tasks),
         **clients_curve(round_trips=round_trips),
         **backlog(tasks * 10),
     }
     settings = {"tasks": list(counts), "workers": list(WORKER_COUNTS),
-                "clients": list(CLIENT_COUNTS), "backlog": tasks * 10}  # fmt: skip
+                "prefetch": list(PREFETCH_DEPTHS), "clients": list(CLIENT_COUNTS),
+                "backlog": tasks * 10}  # fmt: skip
     return Figures("scaling curves", figures, settings)

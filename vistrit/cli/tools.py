@@ -97,7 +97,7 @@ def add_commands(commands: Any) -> None:
         "unauthenticated v1 one); memory the coordinator's resident memory per "
         "remembered task, and what ten 8 MiB calls leave held; dashboard W1 without the "
         "dashboard and with it open; curves how the figures scale with tasks (1k-100k), "
-        "workers (1-16), clients (1-16) and a 100k backlog; instructions the "
+        "workers (1-16), prefetch (0-16), clients (1-16) and a 100k backlog; instructions the "
         "coordinator's instructions per W1 task and per W2 round trip, counted by "
         "valgrind where it is installed (a figure the machine's noise hardly moves); "
         "peers W1, W2 and W4 on "
