@@ -36,6 +36,11 @@ def result(data: bytes, error: str | None = None) -> m.TaskResultMessage:
     return m.TaskResultMessage(result=dataclasses.replace(RESULT, data=data, error=error))
 
 
+def whole(gather: Gather) -> bytes:
+    """The frames as one ``bytes``: its pieces, joined."""
+    return b"".join(gather.pieces())
+
+
 def spliced_objects(gather: Gather) -> list[bytes]:
     return [data for _, data in gather.spliced]
 
@@ -65,8 +70,7 @@ def test_frames_gathered_are_the_bytes_encode_frame_makes(
         expected += encode_frame(message, 4)
         if size >= SPLICE_AT:
             large.append(data)
-    assert gather.joined() == expected
-    assert b"".join(gather.pieces()) == expected
+    assert whole(gather) == expected
     # Each large field is the very object given, not a copy; nothing else is spliced.
     assert [id(data) for data in spliced_objects(gather)] == [id(data) for data in large]
     assert len(gather) == len(expected) - sum(len(data) for data in large)
@@ -92,7 +96,7 @@ def test_a_frame_that_cannot_be_encoded_leaves_the_gather_as_it_was() -> None:
     with pytest.raises(EncodeError):
         encode_frame_into(gather, result(b"b" * SPLICE_AT, error="\ud800"), 4)
     assert (bytes(gather), list(gather.spliced)) == before
-    assert gather.joined() == encode_frame(first, 4)
+    assert whole(gather) == encode_frame(first, 4)
 
 
 def test_the_cap_counts_the_spliced_bytes() -> None:
@@ -107,10 +111,10 @@ def test_a_gathered_frame_decodes_and_its_checksum_is_checked() -> None:
     frame = encode_frame_gathered(result(data), 4)
     assert spliced_objects(frame) == [data]
     decoder = FrameDecoder()
-    decoder.feed(frame.joined())
+    decoder.feed(whole(frame))
     decoded = decoder.next_message()
     assert isinstance(decoded, m.TaskResultMessage) and decoded.result.data == data
-    damaged = bytearray(frame.joined())
+    damaged = bytearray(whole(frame))
     damaged[len(damaged) // 2] ^= 1  # a bit of the spliced field
     decoder = FrameDecoder()
     decoder.feed(bytes(damaged))
@@ -125,7 +129,7 @@ def test_gathers_join_with_their_spliced_fields_kept() -> None:
     both += b"small frames first"
     both.extend_gather(first)
     both.extend_gather(second)
-    assert both.joined() == b"small frames first" + first.joined() + second.joined()
+    assert whole(both) == b"small frames first" + whole(first) + whole(second)
     assert [id(x) for x in spliced_objects(both)] == [id(one), id(two)]
 
 

@@ -87,9 +87,5 @@ class Gather(bytearray):
             out.append(view[start:])
         return out
 
-    def joined(self) -> bytes:
-        """The whole as one ``bytes`` (a copy: for what cannot take pieces)."""
-        return b"".join(self.pieces())
-
 
 __all__ = ["SPLICE_AT", "Gather"]
