@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -264,6 +265,37 @@ def test_bench_cluster_workloads_print_one_json_line_each(tmp_path: Path) -> Non
     assert 0 < rows["latency"]["figures"]["p50_us"] <= rows["latency"]["figures"]["p99_us"]
     assert rows["scaling"]["figures"]["speedup"] > 0
     assert rows["payload"]["figures"]["mb_per_s"] > 0
+    for name, unit in (("latency", "us_per_round_trip"), ("payload", "ms_per_call")):
+        cpu = {key: value for key, value in rows[name]["figures"].items() if "_cpu_" in key}
+        assert set(cpu) == {f"{role}_cpu_{unit}" for role in ("coordinator", "workers", "client")}
+        assert min(cpu.values()) >= 0 and cpu[f"client_cpu_{unit}"] > 0  # (/proc counts ticks)
+
+
+@pytest.mark.timeout(60)
+def test_cpu_meter_counts_each_role_s_processes_apart() -> None:
+    from vistrit.bench.base import CpuMeter
+
+    burn = (
+        "import sys, time\n"
+        "while time.process_time() < 0.3: pass\n"
+        "print('done', flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", burn], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    ) as busy:
+        try:
+            meter = CpuMeter([busy.pid], [])
+            meter.start()
+            assert busy.stdout is not None and busy.stdout.readline() == "done\n"
+            figures = meter.per(2, 1e-3, "ms_per_half")
+        finally:
+            busy.kill()
+            busy.wait(10)
+    # about 300 ms burnt in all, most of it after start(): half of it per "half"
+    assert 50 <= figures["coordinator_cpu_ms_per_half"] <= 200
+    assert figures["workers_cpu_ms_per_half"] == 0
+    assert figures["client_cpu_ms_per_half"] < figures["coordinator_cpu_ms_per_half"]
 
 
 def test_usage_errors_exit_2(tmp_path: Path) -> None:

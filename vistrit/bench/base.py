@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from vistrit.bench.floor import cpu_seconds
 from vistrit.client import VistritClient
 from vistrit.demo import ProcessGroup, wait_for_workers
 from vistrit.transport import TLSConfig
@@ -54,10 +55,12 @@ def local_cluster(
     pids: list[int] | None = None,
     urls: list[str] | None = None,
     groups: list[ProcessGroup] | None = None,
+    worker_pids: list[int] | None = None,
 ) -> Iterator[VistritClient]:
     """A coordinator (or a cluster of *coordinators*, each with a journal) and *workers*
     worker processes on 127.0.0.1, and a client to them; every connection TLS with *tls*.
-    The coordinators' process ids are added to *pids*, if given; with *urls*, the
+    The coordinators' process ids are added to *pids*, if given, the workers' to
+    *worker_pids*; with *urls*, the
     coordinator serves its dashboard, whose URL is added there; with *groups*, the
     processes' group is, so that the caller may start more workers."""
     if urls is not None:
@@ -77,7 +80,9 @@ def local_cluster(
                 urls.append(group.first_line(started[1], "dashboard").rsplit(" ", 1)[-1])
             for number in range(workers):
                 options = ("--slots", str(slots), *WORKER_OPTIONS, *tls_args(tls))
-                group.start_worker(addresses, f"bench-{number + 1}", *options)
+                worker = group.start_worker(addresses, f"bench-{number + 1}", *options)
+                if worker_pids is not None:
+                    worker_pids.append(worker.pid)
             with VistritClient(addresses, tls=tls) as client:
                 wait_for_workers(client, workers)
                 yield client
@@ -99,6 +104,34 @@ def start_cluster(
     )
     addresses = ",".join(address for _, address in started.values())
     return addresses, {rank: process for rank, (process, _) in started.items()}
+
+
+class CpuMeter:
+    """The CPU time (user + system, from ``/proc``) that the coordinators, the workers
+    (each role summed over its processes) and this process (the client, every thread)
+    use between :meth:`start` and :meth:`per`."""
+
+    def __init__(self, coordinators: list[int], workers: list[int]) -> None:
+        self.roles = {"coordinator": coordinators, "workers": workers}
+        self.started: dict[str, float] = {}
+
+    def used(self) -> dict[str, float]:
+        """Each role's CPU seconds so far."""
+        used = {role: sum(map(cpu_seconds, pids)) for role, pids in self.roles.items()}
+        return {**used, "client": time.process_time()}
+
+    def start(self) -> None:
+        """Start counting from now."""
+        self.started = self.used()
+
+    def per(self, count: int, unit: float, name: str) -> dict[str, float]:
+        """Each role's CPU since :meth:`start`, divided by *count* and by *unit* seconds:
+        ``{"coordinator_cpu_<name>": ..., "workers_cpu_<name>": ..., "client_cpu_<name>":
+        ...}``."""
+        used = self.used()
+        return {
+            f"{role}_cpu_{name}": (used[role] - self.started[role]) / count / unit for role in used
+        }
 
 
 def w1_seconds(

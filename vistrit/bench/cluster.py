@@ -6,11 +6,12 @@ coordinator``/``worker``, with ``--tasks vistrit.bench.tasks``), drives them fro
 
 * **W1 throughput** - N echo tasks of 16 bytes submitted at once by one client, on 2
   workers of 1 slot; tasks per second until every result is back.
-* **W2 latency** - N sequential submit-and-wait round trips on 1 worker; p50 and p99.
+* **W2 latency** - N sequential submit-and-wait round trips on 1 worker; p50 and p99, and
+  the CPU a round trip costs each process.
 * **W3 CPU scaling** - 32 tasks of about 50 ms of pure-Python CPU, on 1 worker and then on
   2; the speedup (time on 1 / time on 2).
 * **W4 payload** - 20 echo tasks of 8 MiB; megabytes per second of task data sent out and
-  back.
+  back, and the CPU a call costs each process.
 
 More, on request: **memory** (the coordinator's resident memory per remembered task, over
 two bursts of twice ``--tasks`` finished echo tasks), **handshake** (what joining costs: a v4
@@ -44,6 +45,7 @@ from vistrit.addresses import parse_address
 from vistrit.bench import curves, instructions, peers
 from vistrit.bench.base import (
     WORKER_OPTIONS,
+    CpuMeter,
     Figures,
     local_cluster,
     start_cluster,
@@ -135,15 +137,23 @@ def memory(tasks: int = 20_000, workers: int = 2, large: int = 10) -> Figures:
 
 
 def latency(round_trips: int = 1_000, tls: TLSConfig | None = None) -> Figures:
-    """W2: sequential submit-and-wait round trips on one worker; p50, p99 and mean."""
-    with local_cluster(1, tls=tls) as client:
-        samples = sorted(timed_round_trips(client, round_trips))
+    """W2: sequential submit-and-wait round trips on one worker; p50, p99 and mean, and
+    the CPU time a round trip costs the coordinator, the worker and the client."""
+    pids: list[int] = []
+    worker_pids: list[int] = []
+    with local_cluster(1, tls=tls, pids=pids, worker_pids=worker_pids) as client:
+        timed_round_trips(client, 0)  # the warm-up alone
+        meter = CpuMeter(pids, worker_pids)
+        meter.start()
+        samples = sorted(timed_round_trips(client, round_trips, warm=0))
+        cpu = meter.per(round_trips, 1e-6, "us_per_round_trip")
     return Figures(
         "W2 latency",
         {
             "p50_us": samples[len(samples) // 2] * 1e6,
             "p99_us": samples[int(len(samples) * 0.99) - 1] * 1e6,
             "mean_us": statistics.fmean(samples) * 1e6,
+            **cpu,
         },
         {"round_trips": round_trips, "workers": 1, "tls": bool(tls)},
     )
@@ -220,18 +230,25 @@ def scaling(tasks: int = 32) -> Figures:
 
 
 def payload(tasks: int = 20, size: int = 8 * 1024 * 1024, workers: int = 2) -> Figures:
-    """W4: echo tasks of large payloads; megabytes per second."""
+    """W4: echo tasks of large payloads; megabytes per second, and the CPU time a call
+    costs the coordinator, the workers (together) and the client."""
     data = bytes(range(256)) * (size // 256)
-    with local_cluster(workers) as client:
+    pids: list[int] = []
+    worker_pids: list[int] = []
+    with local_cluster(workers, pids=pids, worker_pids=worker_pids) as client:
         client.submit("echo", data).result(60)
+        meter = CpuMeter(pids, worker_pids)
+        meter.start()
         started = time.perf_counter()
         futures = [client.submit("echo", data) for _ in range(tasks)]
         results = client.gather(futures, 600)
         elapsed = time.perf_counter() - started
-    assert all(len(r) == size for r in results)
+        cpu = meter.per(tasks, 1e-3, "ms_per_call")
+    if not all(len(r) == size for r in results):
+        raise RuntimeError("an echo of a large payload came back with the wrong size")
     return Figures(
         "W4 payload",
-        {"mb_per_s": tasks * size / elapsed / 1e6, "seconds": elapsed},
+        {"mb_per_s": tasks * size / elapsed / 1e6, "seconds": elapsed, **cpu},
         {"tasks": tasks, "bytes": size, "workers": workers},
     )
 
