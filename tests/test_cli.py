@@ -303,6 +303,10 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     assert vistrit("frobnicate", cwd=tmp_path).returncode == 2
     version = vistrit("--version", cwd=tmp_path)
     assert version.returncode == 0 and version.stdout.startswith("vistrit ")
+    for option in ("--prefetch", "--quick-prefetch"):  # a queue deeper than a worker takes
+        run = vistrit("coordinator", "--bind", "127.0.0.1:0", option, "17", cwd=tmp_path)
+        name = option[2:].replace("-", "_")
+        assert run.returncode == 2 and f"{name} must be between 0 and 16" in run.stderr
 
 
 def test_decode_reads_binary_frames_from_a_file(tmp_path: Path) -> None:

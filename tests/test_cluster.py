@@ -13,6 +13,7 @@ import pytest
 from nodes import ORDER, Cluster, gate, heartbeat, join_raw, wait_until
 
 from vistrit.client import TaskError, TaskNotFound, TaskRejected
+from vistrit.defaults import QUICK_RUNS
 from vistrit.protocol import messages as m
 from vistrit.protocol.types import NodeState, TaskState
 
@@ -166,6 +167,40 @@ def test_capacity_is_never_exceeded_and_one_task_is_prefetched(cluster: Cluster)
     assert [w.state for w in client.workers()] == [NodeState.Busy]
     gate("capacity").set()
     assert client.gather(futures, 10) == ["capacity"] * 5
+
+
+@pytest.mark.parametrize(
+    ("cluster", "queued"),
+    [({}, 4), ({"quick_prefetch": 0}, 1), ({"prefetch": 0}, 0)],
+    indirect=["cluster"],
+)
+def test_a_worker_whose_runs_are_quick_is_given_a_deeper_queue(
+    cluster: Cluster, queued: int
+) -> None:
+    worker = cluster.add_worker(slots=1)
+    client = cluster.client()
+    assert cluster.coordinator.core is not None
+    entry = cluster.coordinator.core.registry.get(worker.id)
+    assert entry is not None
+    gate("open").set()
+    for _ in range(QUICK_RUNS + 1):  # (the first run is told Running: not quick)
+        assert client.submit("test-gate", "open").result(10) == "open"
+    for _ in range(50):  # a run over a millisecond (a busy machine) starts the count again
+        if entry.capacity == 1 + queued:
+            break
+        client.submit("test-gate", "open").result(10)
+    assert entry.capacity == 1 + queued
+    futures = client.map("test-gate", ["deep"] * 7)  # one batch: placed at once
+    wait_until(lambda: worker.running == 1 + queued, what="the queue to fill")
+    # The first runs on: its status (held back, as its function was quick) goes with the
+    # next heartbeat, and its worker's queue is back to --prefetch; what is queued stays.
+    wait_until(lambda: running(cluster, futures[0]), what="its Running status")
+    assert entry.capacity == 1 + min(queued, 1)
+    assert worker.running == 1 + queued
+    states = [client.status(f.task_id).state for f in futures]
+    assert states.count("Scheduled") == queued and states.count("Pending") == 6 - queued
+    gate("deep").set()
+    assert client.gather(futures, 10) == ["deep"] * 7
 
 
 def ran_on(cluster: Cluster, futures: list[concurrent.futures.Future[object]]) -> list[str]:

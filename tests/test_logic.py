@@ -79,7 +79,12 @@ class World:
         return task.id, self.send(peer, m.TaskSubmit(task=task, request_id=uuid.uuid4()))
 
     def result(
-        self, worker: Peer, task_id: uuid.UUID, ok: bool = True, data: bytes = b"6"
+        self,
+        worker: Peer,
+        task_id: uuid.UUID,
+        ok: bool = True,
+        data: bytes = b"6",
+        duration_ms: int = 1,
     ) -> Outbox:
         result = TaskResult(
             task_id=task_id,
@@ -87,7 +92,7 @@ class World:
             data=data if ok else None,
             error=None if ok else "boom",
             exit_code=None,
-            duration_ms=1,
+            duration_ms=duration_ms,
             worker_id=worker.id,
             stdout=None,
             stderr=None,

@@ -129,8 +129,21 @@ MAX_TAGS = 32
 MAX_SLOTS = 64
 
 #: The most tasks a Vistrit worker accepts beyond its slots (the coordinator's
-#: ``--prefetch`` may be at most this).
+#: ``--prefetch`` and ``--quick-prefetch`` may be at most this).
 MAX_PREFETCH = 16
+
+#: How many tasks the coordinator gives a worker beyond its slots while the worker's runs
+#: are quick (``--quick-prefetch``; it never goes below ``--prefetch``, and with
+#: ``--prefetch 0`` nothing is queued at all). A task that takes a few tens of
+#: microseconds is over before the coordinator has turned the last result into the next
+#: assignment, so with one task queued the worker idles while it does; with four queued,
+#: a task is waiting. The price is ``PREFETCH``'s, and small: what is queued is quick. A worker's
+#: runs are quick after ``QUICK_RUNS`` results in a row that each took under a
+#: millisecond; its queue is back to ``--prefetch`` at the first sign of a longer run (a
+#: result that took longer, or a Running status: a v4 worker says that a task runs only
+#: when it is not over at once; :mod:`vistrit.worker.news`).
+QUICK_PREFETCH = 4
+QUICK_RUNS = 8
 
 #: The largest number of bytes asked of one ``recv()``. Many frames arrive in one call.
 #: Below the C allocator's 128 KiB threshold for ``mmap``: a larger buffer, allocated for
@@ -207,6 +220,7 @@ class Policy:
     retention: float = RESULT_RETENTION
     retain_bytes: int = RETAIN_BYTES
     prefetch: int = PREFETCH
+    quick_prefetch: int = QUICK_PREFETCH
     heartbeat_timeout: float = HEARTBEAT_TIMEOUT
     retry_backoff: float = RETRY_BACKOFF
     retry_backoff_max: float = RETRY_BACKOFF_MAX
@@ -218,6 +232,8 @@ class Policy:
     def __post_init__(self) -> None:
         if not 0 <= self.prefetch <= MAX_PREFETCH:
             raise ValueError(f"prefetch must be between 0 and {MAX_PREFETCH}")
+        if not 0 <= self.quick_prefetch <= MAX_PREFETCH:
+            raise ValueError(f"quick_prefetch must be between 0 and {MAX_PREFETCH}")
         if self.max_slots < 1:
             raise ValueError("max_slots must be at least 1")
         if self.heartbeat_timeout <= 0 or self.retry_backoff <= 0 or self.retention <= 0:

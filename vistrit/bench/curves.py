@@ -5,8 +5,9 @@
   (every task stays remembered, within the retention);
 * **workers**: W1 (10,000 tasks) on 1, 2, 4, 8 and 16 one-slot workers: tasks per second
   and the coordinator's CPU per task (what placement costs as workers are added);
-* **prefetch**: W1 (10,000 tasks, 2 one-slot workers) with the coordinator's
-  ``--prefetch`` at 0, 1 (the default), 2, 4 and 16: tasks per second and the
+* **prefetch**: W1 (10,000 tasks, 2 one-slot workers) with each worker's queue held at
+  0, 1, 2, 4 and 16 tasks (``--prefetch`` and ``--quick-prefetch`` both at that depth; by
+  default a worker queues 1, and 4 once its runs are quick): tasks per second and the
   coordinator's CPU per task (what a worker's queue buys short tasks; its price is in
   the ordering, :doc:`scheduling`);
 * **clients**: 1, 4 and 16 clients at once, each with its own connection, doing
@@ -81,14 +82,13 @@ def workers_curve(counts: tuple[int, ...] = WORKER_COUNTS, tasks: int = 10_000) 
 def prefetch_curve(
     depths: tuple[int, ...] = PREFETCH_DEPTHS, tasks: int = 10_000, workers: int = 2
 ) -> dict[str, float]:
-    """W1 with the coordinator's ``--prefetch`` at each depth in *depths*: rate and CPU
-    per task."""
+    """W1 with each worker's queue held at each depth in *depths*, quick runs or not:
+    rate and CPU per task."""
     figures = {}
     for depth in depths:
         pids: list[int] = []
-        with local_cluster(
-            workers, pids=pids, coordinator_args=("--prefetch", str(depth))
-        ) as client:
+        options = ("--prefetch", str(depth), "--quick-prefetch", str(depth))
+        with local_cluster(workers, pids=pids, coordinator_args=options) as client:
             w1_seconds(client, 1_000)
             cpu = cpu_seconds(pids[0])
             figures[f"prefetch_{depth}_per_s"] = tasks / w1_seconds(client, tasks, warm=False)

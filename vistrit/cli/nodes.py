@@ -79,6 +79,14 @@ def add_commands(commands: Any) -> None:
         f"strict priority order; at most {defaults.MAX_PREFETCH})",
     )
     coordinator.add_argument(
+        "--quick-prefetch",
+        type=non_negative_int,
+        default=defaults.QUICK_PREFETCH,
+        help="tasks queued on a worker beyond its slots while its runs are quick: "
+        f"{defaults.QUICK_RUNS} in a row under a millisecond each (default %(default)s; "
+        f"never fewer than --prefetch; at most {defaults.MAX_PREFETCH})",
+    )
+    coordinator.add_argument(
         "--max-slots",
         type=positive_int,
         default=defaults.MAX_SLOTS,
@@ -283,6 +291,7 @@ def run_coordinator(args: argparse.Namespace, out: TextIO) -> int:
             retention=args.retention,
             retain_bytes=args.retain_bytes,
             prefetch=args.prefetch,
+            quick_prefetch=args.quick_prefetch,
             heartbeat_timeout=args.heartbeat_timeout,
             retry_backoff=args.retry_backoff,
             retry_backoff_max=max(args.retry_backoff, defaults.RETRY_BACKOFF_MAX),

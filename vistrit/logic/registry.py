@@ -15,7 +15,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from vistrit.defaults import MAX_SLOTS
+from vistrit.defaults import MAX_SLOTS, QUICK_RUNS
 from vistrit.logic.ids import short
 from vistrit.logic.placement import FreeWorkers
 from vistrit.protocol.types import NodeInfo, NodeState, TaskPayload
@@ -70,6 +70,14 @@ class WorkerEntry:
 
     #: Tasks held beyond the slots (see ``defaults.PREFETCH``); 0 for v1 workers.
     prefetch: int = 0
+    #: Tasks held beyond the slots while its runs are quick (``defaults.QUICK_PREFETCH``;
+    #: never fewer than ``prefetch``, and none if that is 0).
+    quick_prefetch: int = 0
+    #: Its results in a row that each took under a millisecond (see :meth:`ran`).
+    quick_runs: int = 0
+    #: Tasks it may hold beyond its slots now: ``prefetch``, or, while its runs are quick,
+    #: ``quick_prefetch``.
+    depth: int = field(init=False)
     #: The most slots believed, whatever the worker claims (see ``defaults.MAX_SLOTS``).
     max_slots: int = MAX_SLOTS
     #: What it offers to run, by kind (``function``, ``reduce``, ``module``, ``command``),
@@ -87,17 +95,32 @@ class WorkerEntry:
             return kind != "module"  # an older worker cannot read a Call
         return name in self.offer.get(kind, frozenset())
 
-    # Its NodeInfo, prefetch and max_slots never change: slots and capacity are worked out
-    # once, not at every placement (each is read several times a task).
+    def __post_init__(self) -> None:
+        self.depth = self.prefetch
+        if self.prefetch:
+            self.quick_prefetch = max(self.prefetch, self.quick_prefetch)
+        else:
+            self.quick_prefetch = 0  # no prefetch: strict priority order, quick or not
+
+    # Its NodeInfo and max_slots never change: slots are worked out once, not at every
+    # placement (they are read several times a task).
     @cached_property
     def slots(self) -> int:
         """How many tasks the worker runs at once: as it claims, within ``max_slots``."""
         return max(1, min(self.max_slots, self.info.capabilities.max_concurrent_tasks))
 
-    @cached_property
+    @property
     def capacity(self) -> int:
         """How many tasks the worker may hold: its slots, plus what it prefetches."""
-        return self.slots + self.prefetch
+        return self.slots + self.depth
+
+    def ran(self, quick: bool) -> None:
+        """The worker reported a run: *quick* (a result that took under a millisecond) or
+        not (a longer one, or a Running status). ``QUICK_RUNS`` quick runs in a row deepen
+        its queue to ``quick_prefetch``; any other run takes it back to ``prefetch`` (what
+        is queued there already stays)."""
+        self.quick_runs = self.quick_runs + 1 if quick else 0
+        self.depth = self.quick_prefetch if self.quick_runs >= QUICK_RUNS else self.prefetch
 
     @cached_property
     def tags(self) -> frozenset[str]:
@@ -155,7 +178,12 @@ class Registry:
         self.changes = 0
 
     def add(
-        self, info: NodeInfo, now: float, prefetch: int = 0, needs_offer: bool = False
+        self,
+        info: NodeInfo,
+        now: float,
+        prefetch: int = 0,
+        needs_offer: bool = False,
+        quick_prefetch: int = 0,
     ) -> WorkerEntry:
         """A worker joined: remember it (not eligible until its first heartbeat, nor, with
         *needs_offer* (v4), until it says what it offers)."""
@@ -167,6 +195,7 @@ class Registry:
             joined=self._joined,
             last_seen=now,
             prefetch=prefetch,
+            quick_prefetch=quick_prefetch,
             max_slots=self.max_slots,
             needs_offer=needs_offer,
         )
@@ -195,6 +224,15 @@ class Registry:
         if entry is not None:
             entry.running.discard(task_id)
             self.free.update(entry)
+
+    def ran(self, worker_id: uuid.UUID, quick: bool) -> None:
+        """The worker reported a run, quick or not (:meth:`WorkerEntry.ran`)."""
+        entry = self.workers.get(worker_id)
+        if entry is not None and entry.quick_prefetch > entry.prefetch:
+            depth = entry.depth
+            entry.ran(quick)
+            if entry.depth != depth:
+                self.free.update(entry)  # its free slots changed with its depth
 
     def offered(self, entry: WorkerEntry, offer: dict[str, frozenset[str]]) -> None:
         """The worker said what it runs (``WorkerOffer``)."""
