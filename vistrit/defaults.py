@@ -137,8 +137,8 @@ MAX_PREFETCH = 16
 #: ``--prefetch 0`` nothing is queued at all). A task that takes a few tens of
 #: microseconds is over before the coordinator has turned the last result into the next
 #: assignment, so with one task queued the worker idles while it does; with four queued,
-#: a task is waiting. The price is ``PREFETCH``'s, and small: what is queued is quick. A worker's
-#: runs are quick after ``QUICK_RUNS`` results in a row that each took under a
+#: a task is waiting. The price is ``PREFETCH``'s, and small: what is queued is quick. A
+#: worker's runs are quick after ``QUICK_RUNS`` results in a row that each took under a
 #: millisecond; its queue is back to ``--prefetch`` at the first sign of a longer run (a
 #: result that took longer, or a Running status: a v4 worker says that a task runs only
 #: when it is not over at once; :mod:`vistrit.worker.news`).
