@@ -83,9 +83,9 @@ def test_an_update_while_placing_counts_what_is_being_placed() -> None:
 
 
 def test_quick_runs_deepen_a_worker_s_queue_and_any_other_run_takes_it_back() -> None:
-    registry = Registry()
+    registry = Registry(quick_prefetch=4)
     hello = node(NodeType.Worker, "w", 1)
-    entry = registry.add(hello.node_info, 0.0, prefetch=1, quick_prefetch=4)
+    entry = registry.add(hello.node_info, 0.0, prefetch=1)
     registry.heartbeat(entry.id, NodeState.Ready, 0.0)
     for _ in range(QUICK_RUNS - 1):
         registry.ran(entry.id, quick=True)
@@ -111,9 +111,9 @@ def test_quick_runs_deepen_a_worker_s_queue_and_any_other_run_takes_it_back() ->
 def test_a_queue_deepens_only_from_a_prefetch_and_never_becomes_shallower(
     prefetch: int, quick_prefetch: int, capacity: int
 ) -> None:
-    registry = Registry()
+    registry = Registry(quick_prefetch=quick_prefetch)
     hello = node(NodeType.Worker, "w", 1)
-    entry = registry.add(hello.node_info, 0.0, prefetch=prefetch, quick_prefetch=quick_prefetch)
+    entry = registry.add(hello.node_info, 0.0, prefetch=prefetch)
     for _ in range(QUICK_RUNS):
         registry.ran(entry.id, quick=True)
     assert entry.capacity == capacity  # prefetch 0 is strict priority order, quick or not

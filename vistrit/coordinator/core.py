@@ -78,7 +78,7 @@ class CoordinatorCore:
         self._handed_back: set[uuid.UUID] = set()  # workers that said a graceful goodbye
         self.started_at = started_at
         self.store = TaskStore()
-        self.registry = Registry(policy.max_slots)
+        self.registry = Registry(policy.max_slots, policy.quick_prefetch)
         self.scheduler = Scheduler(policy.strategy, rng)
         self.liveness = Liveness(policy, rng.random if rng is not None else None)
         self.peers: dict[uuid.UUID, Peer] = {}
@@ -104,13 +104,7 @@ class CoordinatorCore:
             self.peers[peer.id] = peer
             if peer.kind == NodeType.Worker:
                 prefetch = self.policy.prefetch if peer.version >= 2 else 0
-                self.registry.add(
-                    hello.node_info,
-                    now,
-                    prefetch,
-                    needs_offer=peer.version >= 4,
-                    quick_prefetch=self.policy.quick_prefetch,
-                )
+                self.registry.add(hello.node_info, now, prefetch, needs_offer=peer.version >= 4)
         return ack, peer
 
     def leave(self, peer_id: uuid.UUID, now: float) -> Outbox:
@@ -308,7 +302,7 @@ class CoordinatorCore:
         run one it was thought to have lost, and gets it back."""
         if not isinstance(status.state, TaskState.Running):
             return []
-        self.registry.ran(peer.id, quick=False)  # a run it tells of is not over at once
+        self.registry.ran(peer.id, quick=False)  # a run told of is not quick
         record = self._held_by(peer, status.task_id) or self._reclaim(peer, status.task_id, now)
         if record is None:
             return []
@@ -332,7 +326,7 @@ class CoordinatorCore:
     def on_result(self, peer: Peer, report: m.TaskResultMessage, now: float) -> Outbox:
         """A worker finished an attempt: complete the task, retry it, or fail it."""
         result = report.result
-        self.registry.ran(peer.id, quick=result.duration_ms == 0)  # under a millisecond
+        self.registry.ran(peer.id, quick=result.duration_ms == 0)
         self.registry.release(peer.id, result.task_id)  # free, whatever the task's fate
         record = self._held_by(peer, result.task_id)
         if record is None:

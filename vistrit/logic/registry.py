@@ -160,8 +160,9 @@ class WorkerEntry:
 class Registry:
     """Workers by id, in the order they joined."""
 
-    def __init__(self, max_slots: int = MAX_SLOTS) -> None:
+    def __init__(self, max_slots: int = MAX_SLOTS, quick_prefetch: int = 0) -> None:
         self.max_slots = max_slots  # the most slots believed of any worker
+        self.quick_prefetch = quick_prefetch  # a prefetching worker's, while its runs are quick
         self.workers: dict[uuid.UUID, WorkerEntry] = {}
         self._joined = 0
         #: The workers that left most recently, with when: ``(entry, left_at)``, oldest first.
@@ -178,12 +179,7 @@ class Registry:
         self.changes = 0
 
     def add(
-        self,
-        info: NodeInfo,
-        now: float,
-        prefetch: int = 0,
-        needs_offer: bool = False,
-        quick_prefetch: int = 0,
+        self, info: NodeInfo, now: float, prefetch: int = 0, needs_offer: bool = False
     ) -> WorkerEntry:
         """A worker joined: remember it (not eligible until its first heartbeat, nor, with
         *needs_offer* (v4), until it says what it offers)."""
@@ -195,7 +191,7 @@ class Registry:
             joined=self._joined,
             last_seen=now,
             prefetch=prefetch,
-            quick_prefetch=quick_prefetch,
+            quick_prefetch=self.quick_prefetch,
             max_slots=self.max_slots,
             needs_offer=needs_offer,
         )
