@@ -59,7 +59,8 @@ def local_cluster(
 ) -> Iterator[VistritClient]:
     """A coordinator (or a cluster of *coordinators*, each with a journal) and *workers*
     worker processes on 127.0.0.1, and a client to them; every connection TLS with *tls*.
-    The coordinators' process ids are added to *pids*, if given, the workers' to
+    The coordinators' process ids are added to *pids*, if given (in the order of their
+    ids, 1 first), the workers' to
     *worker_pids*; with *urls*, the
     coordinator serves its dashboard, whose URL is added there; with *groups*, the
     processes' group is, so that the caller may start more workers."""
@@ -107,12 +108,12 @@ def start_cluster(
 
 
 class CpuMeter:
-    """The CPU time (user + system, from ``/proc``) that the coordinators, the workers
-    (each role summed over its processes) and this process (the client, every thread)
-    use between :meth:`start` and :meth:`per`."""
+    """The CPU time (user + system, from ``/proc``) that each role's processes (say
+    ``coordinator=[pid]``, ``workers=[pid, pid]``: each role summed over its processes) and
+    this process (the ``client``, every thread) use between :meth:`start` and :meth:`per`."""
 
-    def __init__(self, coordinators: list[int], workers: list[int]) -> None:
-        self.roles = {"coordinator": coordinators, "workers": workers}
+    def __init__(self, **roles: list[int]) -> None:
+        self.roles = roles
         self.started: dict[str, float] = {}
 
     def used(self) -> dict[str, float]:
@@ -126,8 +127,7 @@ class CpuMeter:
 
     def per(self, count: int, unit: float, name: str) -> dict[str, float]:
         """Each role's CPU since :meth:`start`, divided by *count* and by *unit* seconds:
-        ``{"coordinator_cpu_<name>": ..., "workers_cpu_<name>": ..., "client_cpu_<name>":
-        ...}``."""
+        ``{"<role>_cpu_<name>": ...}`` for each role given, and ``"client_cpu_<name>"``."""
         used = self.used()
         return {
             f"{role}_cpu_{name}": (used[role] - self.started[role]) / count / unit for role in used

@@ -19,8 +19,8 @@ authenticated join against a v1 unauthenticated one), **detection** (how soon a 
 frozen worker's task runs again), **journal** (what ``--data-dir`` costs W1 and W2 in each
 ``--fsync`` mode), **failover** (three coordinators; the leader is killed mid-run: the
 time to the first task the new leader accepts, and to the end of the interrupted run),
-**replication** (W1 with one coordinator and with three, each with a journal, and what
-the three cost in per cent),
+**replication** (W1 with one coordinator and with three, each with a journal, what the
+three cost in per cent, and the CPU a task of each process: the leader, its followers),
 **dashboard** (W1 without the dashboard, and with it open: :mod:`vistrit.bench.poller`),
 **curves** (how the figures move with tasks, workers, clients and a backlog:
 :mod:`vistrit.bench.curves`), **instructions** (the coordinator's instructions per W1
@@ -144,7 +144,7 @@ def latency(round_trips: int = 1_000, tls: TLSConfig | None = None) -> Figures:
     worker_pids: list[int] = []
     with local_cluster(1, tls=tls, pids=pids, worker_pids=worker_pids) as client:
         timed_round_trips(client, 0)  # the warm-up alone
-        meter = CpuMeter(pids, worker_pids)
+        meter = CpuMeter(coordinator=pids, workers=worker_pids)
         meter.start()
         samples = sorted(timed_round_trips(client, round_trips, warm=0))
         cpu = meter.per(round_trips, 1e-6, "us_per_round_trip")
@@ -238,7 +238,7 @@ def payload(tasks: int = 20, size: int = 8 * 1024 * 1024, workers: int = 2) -> F
     worker_pids: list[int] = []
     with local_cluster(workers, pids=pids, worker_pids=worker_pids) as client:
         client.submit("echo", data).result(60)
-        meter = CpuMeter(pids, worker_pids)
+        meter = CpuMeter(coordinator=pids, workers=worker_pids)
         meter.start()
         started = time.perf_counter()
         futures = [client.submit("echo", data) for _ in range(tasks)]
@@ -349,19 +349,46 @@ def failover_once(tasks: int = 2_000) -> tuple[float, float]:
 def replication_cost(tasks: int = 5_000, workers: int = 2) -> Figures:
     """W1 throughput with one coordinator and with three (each with a journal, fsync
     always): what waiting for the followers' copies costs, in per cent of the first (each
-    repeat's own, so that the median is of the costs, not of the two rates apart)."""
-    figures = {}
-    with (
-        tempfile.TemporaryDirectory() as directory,
-        local_cluster(workers, coordinator_args=("--data-dir", directory)) as client,
-    ):
-        figures["tasks_per_s_1_coordinator"] = tasks / w1_seconds(client, tasks)
-    with local_cluster(workers, coordinators=3) as client:
-        figures["tasks_per_s_3_coordinators"] = tasks / w1_seconds(client, tasks)
+    repeat's own, so that the median is of the costs, not of the two rates apart). And
+    where the CPU goes, in µs a task: the coordinator alone, or the leader and its two
+    followers together; the workers and the client, in each run."""
+    figures: dict[str, float] = {}
+    for count in (1, 3):
+        pids: list[int] = []
+        worker_pids: list[int] = []
+        with tempfile.TemporaryDirectory() as directory:
+            # one coordinator journals here; three, each in the cluster's own directory
+            journal = ("--data-dir", directory) if count == 1 else ()
+            with local_cluster(
+                workers,
+                coordinator_args=journal,
+                coordinators=count,
+                pids=pids,
+                worker_pids=worker_pids,
+            ) as client:
+                w1_seconds(client, 0)  # the warm-up alone
+                meter = CpuMeter(**coordinator_roles(client, pids), workers=worker_pids)
+                meter.start()
+                rate = f"tasks_per_s_{count}_coordinator" + ("s" if count > 1 else "")
+                figures[rate] = tasks / w1_seconds(client, tasks, warm=False)
+                figures.update(meter.per(tasks, 1e-6, f"us_per_task_{count}"))
     figures["cost_percent"] = 100 * (
         1 - figures["tasks_per_s_3_coordinators"] / figures["tasks_per_s_1_coordinator"]
     )
     return Figures("replication cost", figures, {"tasks": tasks, "workers": workers})
+
+
+def coordinator_roles(client: VistritClient, pids: list[int]) -> dict[str, list[int]]:
+    """A lone coordinator's process as ``coordinator``; of a cluster's (*pids* in the order
+    of their ids), the one *client* is told leads as ``leader``, the others as
+    ``followers``."""
+    if len(pids) == 1:
+        return {"coordinator": pids}
+    leader = client.cluster_status().leader_id
+    if leader is None:
+        raise RuntimeError("a cluster of coordinators without a leader")
+    followers = [pid for rank, pid in enumerate(pids, 1) if rank != leader.int]
+    return {"leader": [pids[leader.int - 1]], "followers": followers}
 
 
 def dashboard_cost(tasks: int = 10_000, workers: int = 2) -> Figures:
