@@ -60,10 +60,9 @@ def local_cluster(
     """A coordinator (or a cluster of *coordinators*, each with a journal) and *workers*
     worker processes on 127.0.0.1, and a client to them; every connection TLS with *tls*.
     The coordinators' process ids are added to *pids*, if given (in the order of their
-    ids, 1 first), the workers' to
-    *worker_pids*; with *urls*, the
-    coordinator serves its dashboard, whose URL is added there; with *groups*, the
-    processes' group is, so that the caller may start more workers."""
+    ids, 1 first), the workers' to *worker_pids*; with *urls*, the coordinator serves its
+    dashboard, whose URL is added there; with *groups*, the processes' group is, so that
+    the caller may start more workers."""
     if urls is not None:
         coordinator_args = (*coordinator_args, "--dashboard", "127.0.0.1:0")
     group = ProcessGroup()
