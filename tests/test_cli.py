@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import vector
@@ -132,6 +133,28 @@ def test_bench_replication_compares_one_coordinator_with_three(tmp_path: Path) -
     # the leader, which the client and workers talk to, works harder than a follower (about
     # three times, so that /proc's 10 ms ticks cannot turn it round over 1,000 tasks)
     assert figures["leader_cpu_us_per_task_3"] > figures["followers_cpu_us_per_task_3"] / 2
+
+
+@pytest.mark.timeout(30)
+def test_bench_takes_the_leader_only_from_among_its_own_coordinators() -> None:
+    import uuid
+    from types import SimpleNamespace
+
+    from vistrit.bench.cluster import coordinator_roles
+
+    def told(leader: uuid.UUID | None) -> Any:
+        status = SimpleNamespace(leader_id=leader)
+        return SimpleNamespace(cluster_status=lambda: status)
+
+    pids = [101, 102, 103]  # coordinators 1, 2 and 3
+    assert coordinator_roles(told(uuid.UUID(int=2)), pids) == {
+        "leader": [102],
+        "followers": [101, 103],
+    }
+    assert coordinator_roles(told(None), [101]) == {"coordinator": [101]}
+    for leader in (None, uuid.UUID(int=0), uuid.UUID(int=4)):  # none, or not one of ours
+        with pytest.raises(RuntimeError, match="no leader among coordinators 1 to 3"):
+            coordinator_roles(told(leader), pids)
 
 
 def test_bench_journal_measures_w1_and_w2_in_each_fsync_mode(tmp_path: Path) -> None:

@@ -385,8 +385,8 @@ def coordinator_roles(client: VistritClient, pids: list[int]) -> dict[str, list[
     if len(pids) == 1:
         return {"coordinator": pids}
     leader = client.cluster_status().leader_id
-    if leader is None:
-        raise RuntimeError("a cluster of coordinators without a leader")
+    if leader is None or not 1 <= leader.int <= len(pids):
+        raise RuntimeError(f"no leader among coordinators 1 to {len(pids)}: {leader}")
     followers = [pid for rank, pid in enumerate(pids, 1) if rank != leader.int]
     return {"leader": [pids[leader.int - 1]], "followers": followers}
 
